@@ -1,0 +1,3 @@
+from capcast.cli import main
+
+main()

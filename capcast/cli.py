@@ -1,0 +1,82 @@
+"""The command line: a thin shell over the library. Parse, call, render; nothing else.
+
+Every user mistake surfaces as a :class:`capcast.errors.CapcastError`, printed as one line on
+stderr with exit status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from capcast.errors import CapcastError
+
+app = typer.Typer(
+    name="capcast",
+    help="Forecast a large model's benchmark scores from evaluations of its small siblings.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+class State:
+    plugins_dir: Optional[Path] = None
+
+
+state = State()
+
+
+def registry():
+    """The plugin registry, loaded once per CLI invocation with the global --plugins-dir."""
+    from capcast.plugins import load_registry
+
+    if not hasattr(state, "_registry"):
+        state._registry = load_registry(state.plugins_dir)
+        for broken in state._registry.broken:
+            err_console.print(f"[yellow]warning:[/] plugin {broken.name} ({broken.source}) is broken: {broken.error}")
+    return state._registry
+
+
+@app.callback()
+def _global_options(
+    plugins_dir: Optional[Path] = typer.Option(
+        None, "--plugins-dir", envvar="CAPCAST_PLUGINS_DIR", help="Folder of *.py plugin files to load."
+    ),
+) -> None:
+    state.plugins_dir = plugins_dir
+
+
+@app.command("plugins")
+def plugins_command() -> None:
+    """List plugins, the tasks and laws they register, and any broken plugin with its error."""
+    from capcast.plugins import load_registry
+
+    reg = load_registry(state.plugins_dir)
+    table = Table(title="capcast plugins")
+    for col in ("plugin", "source", "status", "tasks", "laws"):
+        table.add_column(col)
+    for info in reg.plugins:
+        table.add_row(info.name, info.source, "ok", ", ".join(info.tasks), ", ".join(info.laws))
+    for broken in reg.broken:
+        table.add_row(broken.name, broken.source, f"[red]broken[/]: {broken.error}", "", "")
+    Console(width=200).print(table)
+
+
+# Commands of the other rooms register themselves on `app` when their modules are imported.
+from capcast import commands  # noqa: E402,F401
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    try:
+        app(args=argv, prog_name="capcast")
+    except CapcastError as exc:
+        err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)

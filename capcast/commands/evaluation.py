@@ -1,0 +1,1 @@
+"""CLI commands for evaluation (see capcast/commands/__init__.py)."""

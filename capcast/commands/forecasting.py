@@ -1,0 +1,1 @@
+"""CLI commands for forecasting (see capcast/commands/__init__.py)."""

@@ -1,0 +1,1 @@
+"""CLI commands for reference (see capcast/commands/__init__.py)."""

@@ -1,0 +1,1 @@
+"""CLI commands for sampling (see capcast/commands/__init__.py)."""

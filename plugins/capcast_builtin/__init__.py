@@ -1,0 +1,1 @@
+"""Plugins that ship with capcast, registered through the same hooks as third-party ones."""

@@ -1,0 +1,1 @@
+"""Built-in laws (filled by the forecast room)."""

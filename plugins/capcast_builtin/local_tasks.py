@@ -1,0 +1,1 @@
+"""Built-in local tasks (filled by the evaluation room)."""

@@ -1,0 +1,1 @@
+"""Task files and data generators shipped with capcast (installed as ``capcast_tasks``)."""
