@@ -1,1 +1,186 @@
-"""CLI commands for forecasting (see capcast/commands/__init__.py)."""
+"""CLI commands for forecasting: ``capcast forecast`` and ``capcast backtest``.
+
+Thin shells over :mod:`capcast.forecast` and :mod:`capcast.backtest`; heavy imports happen inside
+the commands so ``capcast --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from capcast.cli import app, console, err_console, registry
+from capcast.errors import CapcastError
+
+FORMATS = ("table", "json", "csv")
+
+
+def _split(value: Optional[str]) -> Optional[list[str]]:
+    if value is None:
+        return None
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    return items or None
+
+
+def _pct(x: Optional[float]) -> str:
+    return "" if x is None else f"{100 * x:.1f}"
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise CapcastError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
+
+
+def load_scores_for_forecast(family: Optional[Path], scores: Optional[Path], store: Optional[Path],
+                             tasks: Optional[list[str]], limit: Optional[int], device: Optional[str]):
+    """The scores table and (for a family spec) its target, running missing evaluations first."""
+    from capcast.table import read_scores
+
+    sources = [s for s in (family, scores) if s is not None]
+    if len(sources) != 1:
+        raise CapcastError("give exactly one of FAMILY.yaml or --scores FILE (with a family, --store names the record store)")
+    if scores is not None:
+        return read_scores(scores), None
+    from capcast.evaluate import evaluate_family
+    from capcast.family import load_family
+    from capcast.scores import scores_from_store
+
+    if not tasks:
+        raise CapcastError("forecasting a family needs --tasks (the tasks to evaluate and forecast)")
+    spec = load_family(family)
+    store_dir = store or Path("capcast-store")
+    evaluate_family(family, tasks, store_dir, limit=limit, device=device, registry=registry(), console=err_console)
+    table = scores_from_store(store_dir)
+    table = table[table["family"] == spec.family]
+    return read_scores(table), spec.target
+
+
+@app.command("forecast")
+def forecast_command(
+    family: Optional[Path] = typer.Argument(None, help="Family spec YAML: evaluate what is missing, then forecast its target."),
+    scores: Optional[Path] = typer.Option(None, "--scores", help="Scores table (CSV or Parquet) instead of a family."),
+    samples: Optional[Path] = typer.Option(None, "--samples", help="Samples table (per-instance n_samples, n_correct) instead of a family: forecasts pass_rate."),
+    store: Optional[Path] = typer.Option(None, "--store", help="Record store folder for FAMILY.yaml (default capcast-store)."),
+    target: Optional[str] = typer.Option(None, "--target", help="Model in the table to forecast (never used for fitting)."),
+    target_params: Optional[float] = typer.Option(None, "--target-params", help="Target parameter count."),
+    target_tokens: Optional[float] = typer.Option(None, "--target-tokens", help="Target training tokens."),
+    target_flops: Optional[float] = typer.Option(None, "--target-flops", help="Target training compute (FLOPs)."),
+    tasks: Optional[str] = typer.Option(None, "--tasks", "-t", help="Comma-separated tasks (default: every task with --metric)."),
+    metric: str = typer.Option("acc", "--metric", help="Score metric to forecast."),
+    method: str = typer.Option("auto", "--method", help="Law: auto, sigmoid, ladder, loss-error, linear, logit-linear, passuntil, passuntil_compute, passuntil_instance (--samples) or a plugin's."),
+    interval: float = typer.Option(0.9, "--interval", help="Prediction interval level."),
+    max_step: Optional[int] = typer.Option(None, "--max-step", help="Fit only checkpoints up to this training step."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table, json or csv."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Write one PNG per task into this folder."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="With FAMILY.yaml: evaluate only N items per task."),
+    device: Optional[str] = typer.Option(None, "--device", help="With FAMILY.yaml: cpu or cuda."),
+) -> None:
+    """Forecast the target's scores, with prediction intervals, from the smaller checkpoints."""
+    from capcast.forecast import rows_frame, run_forecasts
+    from capcast.laws.base import Target
+
+    _check_format(fmt)
+    task_list = _split(tasks)
+    if samples is not None:  # PassUntil counts: see capcast.passuntil_forecast
+        if family is not None or scores is not None:
+            raise CapcastError("give one of FAMILY.yaml, --scores FILE or --samples FILE")
+        table, spec_target, metric = None, None, "pass_rate"
+    else:
+        table, spec_target = load_scores_for_forecast(family, scores, store, task_list, limit, device)
+    explicit = any(v is not None for v in (target_params, target_tokens, target_flops))
+    if target and explicit:
+        raise CapcastError("give --target NAME or --target-params/--target-tokens/--target-flops, not both")
+    for name, value in (("--target-params", target_params), ("--target-tokens", target_tokens), ("--target-flops", target_flops)):
+        if value is not None and not value > 0:
+            raise CapcastError(f"{name} must be positive (got {value:g})")
+    if explicit:
+        if target_flops is None and (target_params is None or target_tokens is None):
+            raise CapcastError("give both --target-params and --target-tokens, or --target-flops")
+        resolved = Target(name="target", params=target_params, tokens=target_tokens, flops=target_flops)
+    elif target:
+        resolved = target
+    elif spec_target is not None:
+        resolved = Target(name=spec_target.name, params=spec_target.params, tokens=spec_target.tokens, flops=spec_target.flops)
+    else:
+        raise CapcastError("no target: pass --target NAME (a model in the table) or --target-params N --target-tokens D")
+    if samples is not None:
+        from capcast.passuntil_forecast import forecast_samples
+
+        results = forecast_samples(samples, resolved, task_list, method, interval, max_step, registry())
+    else:
+        results = run_forecasts(table, resolved, task_list, metric, method, interval, max_step, registry())
+    rows = [r.row for r in results]
+    if plot is not None:
+        from capcast.plotting import plot_forecasts
+
+        written = plot_forecasts(results, plot, interval)
+        err_console.print(f"wrote {len(written)} plot(s) to {plot}")
+    if fmt == "json":
+        print(json.dumps({"interval": interval, "rows": [r.to_dict() for r in rows]}, indent=2))
+    elif fmt == "csv":
+        rows_frame(rows).to_csv(sys.stdout, index=False)
+    else:
+        _render_forecast_table(rows, interval)
+
+
+def _render_forecast_table(rows, interval: float) -> None:
+    title = f"forecast of {rows[0].model or 'target'} ({int(interval * 100)}% intervals, points)" if rows else "forecast"
+    table = Table(title=title)
+    for col in ("family", "task", "metric", "law", "forecast", "lower", "upper", "actual", "status"):
+        table.add_column(col, justify="right" if col in ("forecast", "lower", "upper", "actual") else "left")
+    for r in rows:
+        table.add_row(r.family or "", r.task, r.metric, r.law, _pct(r.forecast), _pct(r.lower), _pct(r.upper), _pct(r.actual), r.status)
+    wide = Console(width=max(console.width, 150), file=console.file)
+    wide.print(table)
+    for r in rows:  # why: the reason behind every answer, a number or not
+        if r.reason:
+            wide.print(f"{r.family or ''} {r.task}: {r.reason}".strip(), highlight=False, markup=False)
+
+
+@app.command("backtest")
+def backtest_command(
+    scores: Optional[Path] = typer.Option(None, "--scores", help="Scores table (CSV or Parquet) with the large models included."),
+    samples: Optional[Path] = typer.Option(None, "--samples", help="Samples table instead of --scores (forecasts pass_rate; methods passuntil, passuntil_instance, ...)."),
+    holdout_largest: int = typer.Option(1, "--holdout-largest", help="Hold out the K largest model sizes of each family."),
+    methods: str = typer.Option("auto", "--methods", "--method", help="Comma-separated laws to compare."),
+    tasks: Optional[str] = typer.Option(None, "--tasks", "-t", help="Comma-separated tasks (default: every task with --metric)."),
+    metric: str = typer.Option("acc", "--metric", help="Score metric to forecast."),
+    interval: float = typer.Option(0.9, "--interval", help="Prediction interval level."),
+    max_step: Optional[int] = typer.Option(None, "--max-step", help="Fit only checkpoints up to this training step."),
+    all_steps: bool = typer.Option(False, "--all-steps", help="Forecast every checkpoint of the held-out models."),
+    families: Optional[str] = typer.Option(None, "--families", help="Comma-separated families (default: all)."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table, json or csv (csv: the rows)."),
+) -> None:
+    """Hide each family's largest models, forecast them from the rest, and score every method."""
+    from capcast.backtest import backtest_scores
+
+    _check_format(fmt)
+    if (scores is None) == (samples is None):
+        raise CapcastError("give exactly one of --scores FILE or --samples FILE")
+    if samples is not None:
+        from capcast.passuntil_forecast import backtest_samples
+
+        report = backtest_samples(samples, holdout_largest, _split(methods) or ["passuntil"], _split(tasks), interval,
+                                  max_step, registry(), families=_split(families))
+    else:
+        report = backtest_scores(scores, holdout_largest, _split(methods) or ["auto"], _split(tasks), metric, interval,
+                                 max_step, all_steps, registry(), families=_split(families))
+    if fmt == "json":
+        print(json.dumps(report.to_dict(), indent=2))
+        return
+    if fmt == "csv":
+        report.frame().to_csv(sys.stdout, index=False)
+        return
+    table = Table(title=f"backtest: {holdout_largest} largest size(s) held out, {int(interval * 100)}% intervals")
+    for col in ("method", "MAE (pts)", "max error", "coverage", "forecasts", "not predictable", "failed"):
+        table.add_column(col, justify="left" if col == "method" else "right")
+    for name, s in report.methods.items():
+        table.add_row(name, "" if s.mae is None else f"{s.mae:.2f}", "" if s.max_error is None else f"{s.max_error:.2f}",
+                      "" if s.coverage is None else f"{100 * s.coverage:.0f}%", str(s.n), str(s.unpredictable), str(s.failed))
+    console.print(table)

@@ -1,0 +1,160 @@
+"""Forecast accuracy of every law on real published results (Pythia, OpenLM); writes a report.
+
+    python benchmarks/forecast_accuracy.py            # writes benchmarks/forecast_accuracy.md
+    CAPCAST_SHARED_DATA=/path/to/data python benchmarks/forecast_accuracy.py
+
+1. Pythia (zero-shot): fit on 70m-1.4b, every checkpoint; forecast 6.9b and 12b at step 143000 on
+   9 tasks (ARC-C with acc_norm, MMLU = mean of 57 subjects) = 18 forecasts. Same for the
+   deduplicated suite.
+2. Extrapolation distance: fit up to 410m / 1b / 1.4b / 2.8b, forecast 6.9b and 12b.
+3. OpenLM (Gadre et al.): per training set, fit on runs up to 1.4B, forecast the 6.9B run on all
+   46 tasks; compare with the paper's relative errors (methods.md section 5).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from readers import read_openlm, read_pythia  # noqa: E402
+
+from capcast.backtest import backtest_scores, score_rows  # noqa: E402
+from capcast.plugins import load_registry  # noqa: E402
+
+LAWS = ("auto", "sigmoid", "ladder", "loss-error", "logit-linear", "linear")
+PYTHIA_TASKS = {"arc_easy": "acc", "arc_challenge": "acc_norm", "lambada_openai": "acc", "piqa": "acc", "sciq": "acc",
+                "winogrande": "acc", "wsc": "acc", "logiqa": "acc", "mmlu": "acc"}
+PYTHIA_FIT = ["70m", "160m", "410m", "1b", "1.4b"]
+PYTHIA_TARGETS = ["6.9b", "12b"]
+# Gadre et al.'s 17-task split (their scaling/constants.py SUBSET), in this table's task names.
+GADRE_17 = ["arc_easy", "bigbench_cs_algorithms", "bigbench_dyck_languages", "bigbench_novel_concepts",
+            "bigbench_operators", "bigbench_qa_wikidata", "boolq", "commonsense_qa", "copa", "coqa",
+            "hellaswag_zeroshot", "hellaswag", "lambada_openai", "piqa", "pubmed_qa_labeled", "squad", "winogrande"]
+REGISTRY = load_registry()
+
+
+def pythia_rows(frame: pd.DataFrame, family: str, fit_sizes: list[str], targets: list[str], laws=LAWS) -> list[dict]:
+    suffix = family.removeprefix("pythia")
+    keep = [f"pythia-{s}{suffix}" for s in fit_sizes + targets]
+    sub = frame[(frame["family"] == family) & frame["model"].isin(keep)]
+    rows: list[dict] = []
+    for metric in sorted(set(PYTHIA_TASKS.values())):
+        tasks = [t for t, m in PYTHIA_TASKS.items() if m == metric]
+        rows += backtest_scores(sub, holdout_largest=len(targets), methods=laws, tasks=tasks, metric=metric,
+                                registry=REGISTRY).rows
+    return rows
+
+
+def method_table(rows: list[dict], laws=LAWS) -> str:
+    out = ["| law | MAE (pts) | max error | 90% coverage | numeric forecasts | tasks with a number | not predictable |",
+           "|---|---|---|---|---|---|---|"]
+    for law in laws:
+        mine = [r for r in rows if r["method"] == law]
+        s = score_rows(mine)
+        tasks = len({r["task"] for r in mine if r["status"] == "ok"})
+        all_tasks = len({r["task"] for r in mine})
+        fmt = (lambda v, f: "-" if v is None else f.format(v))
+        out.append(f"| {law} | {fmt(s.mae, '{:.2f}')} | {fmt(s.max_error, '{:.1f}')} | {fmt(None if s.coverage is None else 100 * s.coverage, '{:.0f}%')} "
+                   f"| {s.n} | {tasks}/{all_tasks} | {s.unpredictable} |")
+    return "\n".join(out)
+
+
+def detail_table(rows: list[dict], law: str = "auto") -> str:
+    out = ["| model | task | metric | law | forecast | interval | actual | error | status |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if r["method"] != law:
+            continue
+        if r["status"] == "ok":
+            out.append(f"| {r['model']} | {r['task']} | {r['metric']} | {r['law']} | {100 * r['forecast']:.1f} | "
+                       f"{100 * r['lower']:.1f}-{100 * r['upper']:.1f} | {100 * r['actual']:.1f} | {100 * abs(r['forecast'] - r['actual']):.1f} | ok |")
+        else:
+            out.append(f"| {r['model']} | {r['task']} | {r['metric']} | {r['law']} | - | - | {100 * r['actual']:.1f} | - | {r['status']}: {r['reason'][:90]} |")
+    return "\n".join(out)
+
+
+def openlm_section(frame: pd.DataFrame) -> tuple[str, list[dict]]:
+    rows = []
+    lines = []
+    for family in sorted(frame["family"].unique()):
+        sub = frame[frame["family"] == family]
+        rows += backtest_scores(sub, holdout_largest=1, methods=LAWS, metric="acc", registry=REGISTRY).rows
+    lines.append("All 46 tasks x 3 training sets (6.9B held out, fit on 0.011B-1.4B runs):\n")
+    lines.append(method_table(rows))
+    # Gadre et al. compare top-1 *error* (1 - acc) relatively: |pred - true| / true.
+    lines.append("\nRelative error on top-1 error, as Gadre et al. report it (their numbers: 17-task average "
+                 "C4 0.14%, RedPajama 0.05%, RefinedWeb 2.94%; single tasks 1.92% (OpenBookQA, RefinedWeb) "
+                 "to 81.96% (HellaSwag, RefinedWeb)):\n")
+    lines.append("| law | training set | 17-task avg error: predicted | actual | relative error | tasks forecast | "
+                 "OpenBookQA rel. err | HellaSwag rel. err | median single-task rel. err |")
+    lines.append("|---|---|---|---|---|---|---|---|---|")
+    for law in ("auto", "loss-error", "ladder", "sigmoid"):
+        for family in sorted(frame["family"].unique()):
+            mine = [r for r in rows if r["method"] == law and r["family"] == family]
+            by_task = {r["task"]: r for r in mine}
+            subset = [by_task[t] for t in GADRE_17 if t in by_task and by_task[t]["status"] == "ok"]
+            pred = np.mean([1 - r["forecast"] for r in subset]) if subset else np.nan
+            true = np.mean([1 - r["actual"] for r in subset]) if subset else np.nan
+
+            def rel(task):
+                r = by_task.get(task)
+                if not r or r["status"] != "ok":
+                    return "-"
+                return f"{100 * abs(r['forecast'] - r['actual']) / (1 - r['actual']):.1f}%"
+
+            singles = [abs(r["forecast"] - r["actual"]) / (1 - r["actual"]) for r in mine if r["status"] == "ok"]
+            lines.append(f"| {law} | {family} | {100 * pred:.2f} | {100 * true:.2f} | {100 * abs(pred - true) / true:.2f}% | "
+                         f"{len(subset)}/17 | {rel('openbook_qa')} | {rel('hellaswag')} | "
+                         f"{100 * np.median(singles):.1f}% |")
+    return "\n".join(lines), rows
+
+
+def main(out: Path) -> None:
+    started = time.perf_counter()
+    pythia = read_pythia(deduped=True)
+    parts = ["# Forecast accuracy on real results", "",
+             "Written by `python benchmarks/forecast_accuracy.py` (reads `../shared/data` in place; "
+             "`CAPCAST_SHARED_DATA` overrides). Errors are absolute, in accuracy points; coverage is the share of "
+             "numeric forecasts whose 90% interval holds the actual score.", ""]
+
+    headline = pythia_rows(pythia, "pythia", PYTHIA_FIT, PYTHIA_TARGETS)
+    parts += ["## Pythia: fit 70m-1.4b (all checkpoints), forecast 6.9b and 12b at step 143000 (18 forecasts)", "",
+              "Targets: auto <= 2.5 points MAE, >= 80% coverage, numbers for >= 7 of 9 tasks. Baselines from the data "
+              "README: line in log-params 5.3, logit-linear above chance 4.6 (both on all 18 forecasts).", "",
+              method_table(headline), "", "Per forecast (auto):", "", detail_table(headline), ""]
+    # the README's baselines count all 18 forecasts, so report the naive fits without the signal check too
+    naive = []
+    for r in headline:
+        if r["method"] in ("linear", "logit-linear") and r["status"] == "ok":
+            naive.append(abs(r["forecast"] - r["actual"]) * 100)
+    deduped = pythia_rows(pythia, "pythia-deduped", PYTHIA_FIT, PYTHIA_TARGETS)
+    parts += ["## Pythia deduped (same protocol, independent training runs)", "", method_table(deduped), ""]
+
+    parts += ["## Error vs extrapolation distance (Pythia, forecast 6.9b and 12b)", "",
+              "| fit up to | decades of params to 12b | " + " | ".join(f"{law} MAE / cov / n" for law in LAWS) + " |",
+              "|---|---|" + "---|" * len(LAWS)]
+    sizes = ["70m", "160m", "410m", "1b", "1.4b", "2.8b"]
+    params = {"410m": 302_311_424, "1b": 805_736_448, "1.4b": 1_208_602_624, "2.8b": 2_517_652_480}
+    for cutoff in ("410m", "1b", "1.4b", "2.8b"):
+        fit = sizes[: sizes.index(cutoff) + 1]
+        rows = pythia_rows(pythia, "pythia", fit, PYTHIA_TARGETS)
+        cells = []
+        for law in LAWS:
+            s = score_rows(r for r in rows if r["method"] == law)
+            cells.append("-" if s.mae is None else f"{s.mae:.2f} / {100 * s.coverage:.0f}% / {s.n}")
+        parts.append(f"| {cutoff} | {np.log10(11_327_027_200 / params[cutoff]):.2f} | " + " | ".join(cells) + " |")
+    parts.append("")
+
+    openlm_text, _ = openlm_section(read_openlm())
+    parts += ["## OpenLM (Gadre et al. 2024): fit runs up to 1.4B, forecast the 6.9B run", "", openlm_text, ""]
+    parts += [f"Total time: {time.perf_counter() - started:.0f} s on this machine (2 shared CPU cores)."]
+    out.write_text("\n".join(parts) + "\n")
+    print("\n".join(parts))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).with_name("forecast_accuracy.md"))

@@ -1,0 +1,197 @@
+"""Forecast a target model's scores from a scores table: the library behind ``capcast forecast``.
+
+    rows = forecast_scores(scores_df, target="pythia-12b", tasks=["arc_easy"], metric="acc")
+    rows = forecast_scores(scores_df, Target(name="big", params=7e9, tokens=2e12))
+
+Every requested task yields one :class:`ForecastRow`: ``ok`` with a number and an interval,
+``not predictable yet`` with the reason (no signal above chance, interval too wide, data that
+cannot support the law), or ``failed`` when a (third-party) law crashed. No task is dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from capcast.errors import CapcastError
+from capcast.laws.base import LawFit, NotPredictable, Series, Target
+from capcast.laws.signal import check_signal
+from capcast.table import build_series, read_scores, tasks_with_metric
+
+STATUS_OK = "ok"
+STATUS_UNPREDICTABLE = "not predictable yet"
+STATUS_FAILED = "failed"
+MAX_INTERVAL_WIDTH = 0.3  # a 90% interval wider than 30 points says nothing useful
+
+
+@dataclass(frozen=True)
+class ForecastRow:
+    family: str | None
+    model: str | None  # target name, or None
+    task: str
+    metric: str
+    law: str
+    forecast: float | None
+    lower: float | None
+    upper: float | None
+    actual: float | None
+    status: str  # "ok" | "not predictable yet" | "failed"
+    reason: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ForecastResult:
+    """A row plus what produced it (for plots and backtests)."""
+
+    row: ForecastRow
+    series: Series | None
+    fit: LawFit | None
+    target: Target
+
+
+def _nan_to_none(x: float | None) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+def fit_frame_for(frame: pd.DataFrame, max_step: int | None) -> pd.DataFrame:
+    if max_step is None:
+        return frame
+    return frame[frame["step"].isna() | (frame["step"] <= max_step)]
+
+
+def resolve_target(frame: pd.DataFrame, target: str | Target) -> tuple[Target, str | None, pd.DataFrame]:
+    """(Target, its family, the table rows of the target model) for a name or an explicit Target."""
+    if isinstance(target, Target):
+        if target.compute is None:
+            raise CapcastError("target needs params and tokens, or flops; pass --target-params N --target-tokens D or --target-flops C")
+        rows = frame[frame["model"] == target.name] if target.name else frame.iloc[0:0]
+        return target, None, rows
+    rows = frame[frame["model"] == target]
+    if rows.empty:
+        known = ", ".join(sorted(frame["model"].unique())[:12])
+        raise CapcastError(f"target {target!r} is not a model in the scores table; use one of: {known}")
+    families = rows["family"].unique()
+    if len(families) > 1:
+        raise CapcastError(f"target {target!r} appears in several families ({', '.join(families)}); rename it in one of them")
+    last = rows[rows["tokens"] == rows["tokens"].max()].iloc[0]
+    resolved = Target(name=target, params=float(last["params"]), tokens=float(last["tokens"]), flops=float(last["flops"]))
+    return resolved, str(families[0]), rows
+
+
+def actual_value(target_rows: pd.DataFrame, task: str, metric: str, tokens: float | None = None) -> float | None:
+    rows = target_rows[(target_rows["task"] == task) & (target_rows["metric"] == metric)]
+    if rows.empty:
+        return None
+    rows = rows[rows["tokens"] == (rows["tokens"].max() if tokens is None else tokens)]
+    return None if rows.empty else float(rows["value"].iloc[0])
+
+
+def check_fitting_frame(fit: pd.DataFrame, family: str | None) -> None:
+    where = f"family {family!r}" if family else "the scores table"
+    if fit.empty:
+        raise CapcastError(f"{where} has no checkpoints left to fit; lower --max-step or add smaller models")
+    if fit["params"].nunique() < 2:
+        raise CapcastError(f"{where} has a single fitting model size; a forecast needs at least 2 sizes (3+ for cross-validation)")
+
+
+def fit_law(series: Series, law) -> tuple[LawFit | None, str, str]:
+    """(fit, status, reason): the signal check, then the law's fit; never raises on a law's failure."""
+    try:
+        if len(series) and np.all((series.value >= 0) & (series.value <= 1)):
+            check_signal(series)
+        return law.fit(series), STATUS_OK, ""
+    except NotPredictable as exc:
+        return None, STATUS_UNPREDICTABLE, str(exc)
+    except CapcastError:
+        raise
+    except Exception as exc:  # a broken law must not take the other tasks down
+        return None, STATUS_FAILED, f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
+def predict_row(series: Series, law_name: str, fitted: tuple[LawFit | None, str, str], target: Target,
+                interval: float, actual: float | None, family: str | None,
+                max_width: float = MAX_INTERVAL_WIDTH) -> ForecastRow:
+    """One forecast row for ``target`` from a fitted law (or the reason there is none)."""
+    fit, status, reason = fitted
+
+    def row(law, status, reason, pred=None):
+        return ForecastRow(
+            family=family, model=target.name, task=series.task, metric=series.metric, law=law,
+            forecast=None if pred is None else pred.mean, lower=None if pred is None else pred.lower,
+            upper=None if pred is None else pred.upper, actual=_nan_to_none(actual), status=status, reason=reason,
+        )
+
+    if fit is None:
+        return row(law_name, status, reason)
+    law_name = getattr(fit, "law", law_name)
+    try:
+        pred = fit.predict(target, level=interval)
+    except NotPredictable as exc:
+        return row(law_name, STATUS_UNPREDICTABLE, str(exc))
+    except Exception as exc:
+        return row(law_name, STATUS_FAILED, f"{type(exc).__name__}: {exc}".splitlines()[0])
+    if not all(np.isfinite([pred.mean, pred.lower, pred.upper])):
+        return row(law_name, STATUS_FAILED, "the law returned a non-finite forecast")
+    if pred.upper - pred.lower > max_width:
+        reason = f"interval too wide to mean anything: {100 * pred.lower:.1f} to {100 * pred.upper:.1f} (width > {100 * max_width:.0f} points)"
+        return row(law_name, STATUS_UNPREDICTABLE, reason)
+    return row(law_name, STATUS_OK, getattr(fit, "notes", "") or "", pred)
+
+
+def forecast_one(series: Series, target: Target, law, interval: float, actual: float | None,
+                 family: str | None, max_width: float = MAX_INTERVAL_WIDTH) -> ForecastResult:
+    """Fit ``law`` on ``series`` and forecast ``target``."""
+    fitted = fit_law(series, law)
+    row = predict_row(series, law.name, fitted, target, interval, actual, family, max_width)
+    return ForecastResult(row, series, fitted[0], target)
+
+
+def run_forecasts(scores: pd.DataFrame | str, target: str | Target, tasks: Iterable[str] | None = None,
+                  metric: str = "acc", method: str = "auto", interval: float = 0.9, max_step: int | None = None,
+                  registry=None, max_width: float = MAX_INTERVAL_WIDTH) -> list[ForecastResult]:
+    """Like :func:`forecast_scores` but keeps each row's series and fitted law (for plots)."""
+    frame = read_scores(scores)
+    if not 0 < interval < 1:
+        raise CapcastError(f"--interval must be between 0 and 1 (got {interval}); use e.g. 0.9")
+    if registry is None:
+        from capcast.plugins import load_registry
+
+        registry = load_registry()
+    law = registry.law(method)
+    if metric not in set(frame["metric"]):
+        raise CapcastError(f"metric {metric!r} is not in the scores table; available: {', '.join(sorted(frame['metric'].unique()))}")
+    resolved, family, target_rows = resolve_target(frame, target)
+    all_tasks = tasks_with_metric(frame, metric)
+    tasks = list(tasks) if tasks else all_tasks
+    unknown = [t for t in tasks if t not in all_tasks]
+    if unknown:
+        raise CapcastError(f"task(s) {', '.join(unknown)} have no {metric!r} scores in the table; available: {', '.join(all_tasks[:20])}")
+    fit_all = fit_frame_for(frame[frame["model"] != resolved.name] if resolved.name else frame, max_step)
+    families = [family] if family else sorted(fit_all["family"].unique())
+    results = []
+    for fam in families:
+        fit = fit_all[fit_all["family"] == fam]
+        check_fitting_frame(fit, fam)
+        for task in tasks:
+            series = build_series(fit, task, metric)
+            actual = actual_value(target_rows, task, metric) if len(target_rows) else None
+            results.append(forecast_one(series, resolved, law, interval, actual, fam, max_width))
+    return results
+
+
+def forecast_scores(scores_df: pd.DataFrame | str, target: str | Target, tasks: Iterable[str] | None = None,
+                    metric: str = "acc", method: str = "auto", interval: float = 0.9, max_step: int | None = None,
+                    registry=None) -> list[ForecastRow]:
+    """Forecast ``target`` (a model name in the table, or a :class:`Target`) on each task."""
+    return [r.row for r in run_forecasts(scores_df, target, tasks, metric, method, interval, max_step, registry)]
+
+
+def rows_frame(rows: Iterable[ForecastRow]) -> pd.DataFrame:
+    return pd.DataFrame([r.to_dict() for r in rows], columns=list(ForecastRow.__dataclass_fields__))

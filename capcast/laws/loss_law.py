@@ -1,0 +1,132 @@
+"""Step 1 of the two-step laws: (params N, tokens D) -> a loss, and how to find a loss in a series.
+
+    L(N, D) = E + A * N^-alpha + B * D^-beta        (Chinchilla form, Bhagia et al. Eq. 1)
+    L(C)    = E + A * C^-alpha                      (when N and D do not vary independently)
+
+fitted with scipy ``least_squares`` on log L with a Huber loss (Bhagia: delta 1e-3 on log loss
+is their choice; we use a larger delta because public tables carry noisier losses), from a small
+grid of starting points; the covariance comes from the Jacobian at the optimum.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import least_squares
+
+from capcast.laws.base import NotPredictable, Series
+
+# Metric names that are losses (lower is better), and how to turn them into nats-like losses.
+LOSS_TRANSFORMS = {
+    "bpb_gold": lambda v: v,
+    "loss": lambda v: v,
+    "nll": lambda v: v,
+    "bpb": lambda v: v,
+    "ppl": np.log,
+    "logprob_gold": lambda v: -v,
+}
+N_SCALE, D_SCALE, C_SCALE = 1e9, 1e11, 1e21  # keep the fitted constants near 1
+
+
+def loss_candidates(series: Series) -> dict[str, np.ndarray]:
+    """Every loss the series carries in ``extra``: same-task metrics and ``val/*:loss`` columns."""
+    out = {}
+    for key, values in series.extra.items():
+        metric = key.split(":")[-1]
+        if metric in LOSS_TRANSFORMS:
+            with np.errstate(all="ignore"):
+                out[key] = np.asarray(LOSS_TRANSFORMS[metric](np.asarray(values, dtype=float)), dtype=float)
+    return out
+
+
+def pick_loss(series: Series, prefer: tuple[str, ...], name: str | None = None) -> tuple[str, np.ndarray]:
+    """The loss to use: ``name`` if given, else the first of ``prefer`` present, else any loss.
+
+    ``prefer`` entries match a key exactly or, with a trailing ``*``, by prefix.
+    """
+    losses = loss_candidates(series)
+    if name is not None:
+        if name not in losses:
+            raise NotPredictable(f"loss {name!r} is not in the table (available: {', '.join(sorted(losses)) or 'none'})")
+        return name, losses[name]
+    for want in prefer:
+        for key in sorted(losses):
+            if (want.endswith("*") and key.startswith(want[:-1])) or key == want:
+                if np.isfinite(losses[key]).sum() >= 3:
+                    return key, losses[key]
+    raise NotPredictable("no loss metric in the table (add bpb_gold, ppl or a val/*:loss) for a two-step law")
+
+
+@dataclass(frozen=True)
+class LossFit:
+    """A fitted loss law. ``theta`` = (E, log A, alpha[, log B, beta])."""
+
+    theta: np.ndarray
+    cov: np.ndarray
+    joint: bool  # True: L(N, D); False: L(C)
+    resid_var: float
+    names: tuple[str, ...]
+
+    def loss(self, theta: np.ndarray, params: float, tokens: float, flops: float) -> float:
+        return float(loss_curve(theta, np.atleast_1d(params), np.atleast_1d(tokens), np.atleast_1d(flops), self.joint)[0])
+
+
+def loss_curve(theta, params, tokens, flops, joint: bool) -> np.ndarray:
+    if joint:
+        e, log_a, alpha, log_b, beta = theta
+        return e + np.exp(log_a) * (params / N_SCALE) ** -alpha + np.exp(log_b) * (tokens / D_SCALE) ** -beta
+    e, log_a, alpha = theta
+    return e + np.exp(log_a) * (flops / C_SCALE) ** -alpha
+
+
+def independent_n_and_d(params: np.ndarray, tokens: np.ndarray) -> bool:
+    """Whether the checkpoints vary N and D independently enough to fit them separately."""
+    if len(np.unique(params)) < 2 or len(np.unique(tokens)) < 3 or len(params) < 7:
+        return False
+    r = np.corrcoef(np.log(params), np.log(tokens))[0, 1]
+    return bool(abs(r) < 0.97)
+
+
+def fit_loss_law(params: np.ndarray, tokens: np.ndarray, flops: np.ndarray, loss: np.ndarray) -> LossFit:
+    ok = np.isfinite(loss) & (loss > 0) & (flops > 0) & (tokens > 0)
+    params, tokens, flops, loss = params[ok], tokens[ok], flops[ok], loss[ok]
+    if len(loss) < 4:
+        raise NotPredictable("fewer than 4 checkpoints with a loss to fit step 1 (compute -> loss)")
+    joint = independent_n_and_d(params, tokens)
+    log_loss = np.log(loss)
+    e_max = float(np.min(loss)) * 0.999
+
+    def residuals(theta):
+        with np.errstate(all="ignore"):
+            pred = loss_curve(theta, params, tokens, flops, joint)
+        return np.log(np.clip(pred, 1e-9, None)) - log_loss
+
+    if joint:
+        lower, upper = [0, -20, 0, -20, 0], [e_max, 20, 3, 20, 3]
+        starts = [[e * e_max, np.log(0.5), a, np.log(0.5), b] for e in (0.0, 0.5, 0.9) for a in (0.1, 0.4) for b in (0.1, 0.4)]
+    else:
+        lower, upper = [0, -20, 0], [e_max, 20, 3]
+        starts = [[e * e_max, np.log(0.5), a] for e in (0.0, 0.5, 0.9) for a in (0.05, 0.15, 0.4)]
+    best = None
+    for start in starts:
+        start = np.clip(start, np.array(lower) + 1e-9, np.array(upper) - 1e-9)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = least_squares(residuals, start, bounds=(lower, upper), loss="huber", f_scale=0.02)
+        if best is None or res.cost < best.cost:
+            best = res
+    theta = best.x
+    resid = residuals(theta)
+    k = len(theta)
+    s2 = float(np.sum(resid**2) / max(len(resid) - k, 1))
+    jac = best.jac
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cov = np.linalg.pinv(jac.T @ jac) * s2
+    # residual variance in loss units, for the target's own deviation from the curve
+    fitted = loss_curve(theta, params, tokens, flops, joint)
+    resid_var = float(np.sum((loss - fitted) ** 2) / max(len(loss) - k, 1))
+    names = ("E", "log_A", "alpha", "log_B", "beta") if joint else ("E", "log_A", "alpha")
+    return LossFit(theta=theta, cov=cov, joint=joint, resid_var=resid_var, names=names)

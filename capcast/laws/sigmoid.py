@@ -1,0 +1,135 @@
+"""``sigmoid``: score vs log10 compute between a chance floor and a ceiling (Epoch-style baseline).
+
+    score = floor + (ceiling - floor) * sigmoid(a + b * (log10 C - x0))
+
+fitted by maximum (binomial) likelihood weighted by ``n_items`` with statsmodels'
+``GenericLikelihoodModel``; the covariance is scaled by the Pearson dispersion, because
+checkpoints scatter around the curve more than binomial sampling alone explains. The ceiling is
+fitted (``ceiling=None``) or fixed. Checkpoints in the first 10% of a model's training are
+dropped (Bhagia et al.: early checkpoints are off-trend).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import expit, logit
+from statsmodels.base.model import GenericLikelihoodModel
+
+from capcast.laws.base import NotPredictable, Series, Target
+from capcast.laws.curve import CurveFit, near_target_mask, residual_var_z
+from capcast.laws.signal import drop_early_checkpoints, require_score_series, score_floor
+
+DEFAULT_ITEMS = 1000.0  # binomial weight when the table does not say how many items a task has
+
+
+class _BoundedSigmoidLikelihood(GenericLikelihoodModel):
+    """Binomial log-likelihood of a sigmoid between ``floor`` and a fitted or fixed ceiling."""
+
+    def __init__(self, endog, exog, n_items, floor, ceiling, **kwargs):
+        self.n_items = np.asarray(n_items, dtype=float)
+        self.floor = floor
+        self.fixed_ceiling = ceiling
+        super().__init__(endog, exog, **kwargs)
+
+    def probability(self, params, exog=None):
+        exog = self.exog if exog is None else exog
+        return bounded_sigmoid(params, exog[:, 0], self.floor, self.fixed_ceiling)
+
+    def loglikeobs(self, params):
+        p = np.clip(self.probability(params), 1e-9, 1 - 1e-9)
+        y = self.endog
+        return self.n_items * (y * np.log(p) + (1 - y) * np.log(1 - p))
+
+
+def bounded_sigmoid(params, x, floor: float, ceiling: float | None):
+    a, b = params[0], params[1]
+    top = floor + (1 - floor) * expit(params[2]) if ceiling is None else ceiling
+    return floor + (top - floor) * expit(a + b * x)
+
+
+@dataclass(frozen=True)
+class SigmoidFitResult:
+    theta: np.ndarray
+    cov: np.ndarray
+    fitted: np.ndarray
+    names: tuple[str, ...]
+
+
+def fit_bounded_sigmoid(x: np.ndarray, y: np.ndarray, n: np.ndarray, floor: float, ceiling: float | None) -> SigmoidFitResult:
+    """Binomial MLE of the bounded sigmoid in ``x`` (already centred); several starts, best kept."""
+    q = np.clip((y - floor) / (1 - floor), 0.02, 0.98)
+    slope, intercept = np.polyfit(x, logit(q), 1) if np.ptp(x) > 0 else (0.0, float(np.mean(logit(q))))
+    starts = [[intercept, slope], [intercept, max(slope, 0.5)], [0.0, 1.0]]
+    if ceiling is None:
+        starts = [s + [c] for s in starts for c in (1.0, 3.0)]
+    model = _BoundedSigmoidLikelihood(y, x[:, None], n, floor, ceiling)
+    best = None
+    for start in starts:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                res = model.fit(start_params=np.array(start, dtype=float), method="bfgs", maxiter=2000, disp=0)
+            except (np.linalg.LinAlgError, ValueError):
+                continue
+        if np.all(np.isfinite(res.params)) and (best is None or res.llf > best.llf):
+            best = res
+    if best is None:
+        raise NotPredictable("the sigmoid fit did not converge")
+    theta = np.asarray(best.params, dtype=float)
+    fitted = model.probability(theta)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            cov = np.asarray(best.cov_params(), dtype=float)
+        except (np.linalg.LinAlgError, ValueError):
+            cov = np.full((len(theta), len(theta)), np.nan)
+    # quasi-likelihood: scale by the Pearson dispersion when checkpoints scatter more than binomially
+    pearson = np.sum(n * (y - fitted) ** 2 / np.clip(fitted * (1 - fitted), 1e-9, None))
+    dispersion = max(pearson / max(len(y) - len(theta), 1), 1.0)
+    names = ("a", "b", "ceiling_logit") if ceiling is None else ("a", "b")
+    return SigmoidFitResult(theta=theta, cov=cov * dispersion, fitted=fitted, names=names)
+
+
+@dataclass(frozen=True)
+class SigmoidLaw:
+    """Score vs log-compute sigmoid with a chance floor; fitted ceiling unless ``ceiling`` is set."""
+
+    ceiling: float | None = None
+    name: str = "sigmoid"
+    description: str = "score vs log10 compute: sigmoid above the chance floor, binomial likelihood (Epoch-style)"
+
+    def fit(self, series: Series) -> CurveFit:
+        series = drop_early_checkpoints(require_score_series(series))
+        x_raw = np.log10(series.flops)
+        if len(np.unique(np.round(x_raw, 6))) < 3:
+            raise NotPredictable("fewer than 3 distinct compute values to fit a sigmoid")
+        floor = score_floor(series)
+        x0 = float(np.mean(x_raw))
+        x = x_raw - x0
+        n = _items(series)
+        res = fit_bounded_sigmoid(x, series.value, n, floor, self.ceiling)
+        ceiling = self.ceiling
+
+        def mean_fn(theta, target: Target) -> float:
+            return float(bounded_sigmoid(theta, np.array([np.log10(target.compute) - x0]), floor, ceiling)[0])
+
+        def curve_fn(theta, xs):
+            return bounded_sigmoid(theta, xs - x0, floor, ceiling)
+
+        k = len(res.theta)
+        return CurveFit(
+            law=self.name, names=res.names, theta=res.theta, cov=res.cov, floor=floor,
+            resid_var=residual_var_z(series.value, res.fitted, floor, near_target_mask(x), k),
+            dof=max(len(x) - k, 1), mean_fn=mean_fn, x_of=lambda t: float(np.log10(t.compute)),
+            curve_fn=curve_fn, n_points=len(x),
+        )
+
+
+def _items(series: Series) -> np.ndarray:
+    if series.n_items is None:
+        return np.full(len(series), DEFAULT_ITEMS)
+    n = np.asarray(series.n_items, dtype=float)
+    return np.where(np.isfinite(n) & (n > 0), n, DEFAULT_ITEMS)

@@ -1,0 +1,103 @@
+"""Series helpers shared by the laws: subsetting, early-checkpoint trimming, chance floors, and
+the "is there any signal above chance?" test behind the "not predictable yet" answer."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+from scipy import stats
+
+from capcast.laws.base import NotPredictable, Series
+
+EARLY_FRACTION = 0.1  # Bhagia et al. drop the first 10% of checkpoints of each run
+SIGNAL_Z = 2.5  # how many binomial standard errors above chance counts as signal
+
+
+def subset(series: Series, mask: np.ndarray) -> Series:
+    """The checkpoints of ``series`` where ``mask`` is true (every aligned array filtered)."""
+    mask = np.asarray(mask, dtype=bool)
+
+    def cut(arr):
+        return None if arr is None else np.asarray(arr)[mask]
+
+    return replace(
+        series, model=cut(series.model), params=cut(series.params), tokens=cut(series.tokens),
+        flops=cut(series.flops), value=cut(series.value), n_items=cut(series.n_items), step=cut(series.step),
+        extra={k: np.asarray(v)[mask] for k, v in series.extra.items()},
+    )
+
+
+def drop_early_checkpoints(series: Series, fraction: float = EARLY_FRACTION) -> Series:
+    """Drop checkpoints in the first ``fraction`` of each model's training (by tokens)."""
+    keep = np.ones(len(series), dtype=bool)
+    for model in np.unique(series.model):
+        rows = series.model == model
+        final = np.max(series.tokens[rows])
+        keep &= ~rows | (series.tokens >= fraction * final)
+    return subset(series, keep)
+
+
+def final_checkpoints(series: Series) -> np.ndarray:
+    """Mask of each model's last checkpoint (the most tokens)."""
+    keep = np.zeros(len(series), dtype=bool)
+    for model in np.unique(series.model):
+        rows = np.flatnonzero(series.model == model)
+        keep[rows[np.argmax(series.tokens[rows])]] = True
+    return keep
+
+
+def require_score_series(series: Series) -> Series:
+    """Checks that laws on scores need: values in [0, 1] and positive compute."""
+    if len(series) == 0:
+        raise NotPredictable("no fitting checkpoints")
+    if np.any(series.value < 0) or np.any(series.value > 1):
+        raise NotPredictable(f"metric {series.metric!r} is not a score in [0, 1]; this law forecasts scores")
+    ok = np.isfinite(series.flops) & (series.flops > 0) & np.isfinite(series.value)
+    series = subset(series, ok)
+    if len(np.unique(series.params)) < 2:
+        raise NotPredictable("fewer than 2 model sizes to fit")
+    return series
+
+
+def score_floor(series: Series) -> float:
+    """The chance floor; lowered to the data when a metric sits below chance (e.g. acc_norm)."""
+    chance = float(series.chance) if np.isfinite(series.chance) else 0.0
+    low = float(np.min(series.value))
+    return min(chance, max(low - 0.01, 0.0)) if low < chance else chance
+
+
+def items_of(series: Series) -> np.ndarray | None:
+    if series.n_items is None:
+        return None
+    n = np.asarray(series.n_items, dtype=float)
+    return n if np.all(np.isfinite(n) & (n > 0)) else None
+
+
+def check_signal(series: Series, z: float = SIGNAL_Z) -> None:
+    """Raise NotPredictable when the fitting data show no signal above chance within noise.
+
+    Signal means both: the largest model's last checkpoint sits more than ``z`` binomial
+    standard errors above chance (when the item count is known), and scores rise with compute
+    (positive Spearman correlation over the final checkpoints, or over all checkpoints when
+    there are too few sizes).
+    """
+    series = require_score_series(series)
+    chance = float(series.chance) if np.isfinite(series.chance) else 0.0
+    final = final_checkpoints(series)
+    largest = np.flatnonzero(final)[np.argmax(series.params[final])]
+    top = float(series.value[largest])
+    n = items_of(series)
+    if n is not None:
+        se = np.sqrt(max(chance * (1 - chance), top * (1 - top), 1e-6) / n[largest])
+        if top - chance < z * se:
+            raise NotPredictable(
+                f"no signal above chance: the largest fitting model scores {top:.3f} vs chance {chance:.3f} "
+                f"(within {z} standard errors of {se:.3f})"
+            )
+    elif top <= chance:
+        raise NotPredictable(f"no signal above chance: the largest fitting model scores {top:.3f} vs chance {chance:.3f}")
+    use = final if final.sum() >= 4 else np.ones(len(series), dtype=bool)
+    rho, pvalue = stats.spearmanr(np.log10(series.flops[use]), series.value[use])
+    if not (rho > 0) or (use.sum() >= 4 and pvalue > 0.2):
+        raise NotPredictable(f"scores do not rise with compute (Spearman rho {rho:.2f}, p {pvalue:.2f})")

@@ -1,0 +1,210 @@
+"""The record store: Parquet part files plus DuckDB views over them.
+
+Layout (``store/`` is the folder given to ``capcast eval --store``)::
+
+    store/parts/<family>/<checkpoint>/<task>/   one folder per (checkpoint, task) run
+        choices.parquet | samples.parquet         the records (multiple choice | generative)
+        run.parquet, run.json                     the run manifest (one row; JSON for people)
+    store/tasks/<task>/                           generated task data (JSONL) and its cache
+    store/cache/                                  weight hashes, HF datasets cache
+    store/tmp/                                    folders being written (ignored by readers)
+
+A run is committed atomically: its folder is written under ``tmp/``, every file fsynced, then
+renamed into ``parts/`` with one ``os.rename``. A folder in ``parts/`` is therefore always
+complete, a killed run leaves at most garbage under ``tmp/``, and a rerun skips every
+(checkpoint, task) whose folder exists: nothing is lost or written twice.
+
+:meth:`Store.connect` returns a DuckDB connection with the views ``choices``, ``samples`` and
+``runs`` (columns: ``docs/evaluation.md``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import urllib.parse
+import uuid
+from pathlib import Path
+from typing import Any, Mapping
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from capcast.errors import CapcastError
+
+KEY_COLUMNS = ("family", "checkpoint", "task")
+RECORD_FILES = {"multiple_choice": "choices.parquet", "generate": "samples.parquet"}
+
+# Column types of the views, used to give an empty store views with the right columns.
+CHOICES_SCHEMA = pa.schema(
+    [
+        ("family", pa.string()),
+        ("checkpoint", pa.string()),
+        ("task", pa.string()),
+        ("doc_id", pa.int64()),
+        ("choice_idx", pa.int32()),
+        ("loglik", pa.float64()),
+        ("n_tokens", pa.int32()),
+        ("n_bytes", pa.int32()),
+        ("n_chars", pa.int32()),
+        ("is_greedy", pa.bool_()),
+        ("is_gold", pa.bool_()),
+    ]
+)
+SAMPLES_SCHEMA = pa.schema(
+    [
+        ("family", pa.string()),
+        ("checkpoint", pa.string()),
+        ("task", pa.string()),
+        ("doc_id", pa.int64()),
+        ("sample_idx", pa.int32()),
+        ("text", pa.string()),
+        ("correct", pa.bool_()),
+        ("target", pa.string()),
+    ]
+)
+RUNS_SCHEMA = pa.schema(
+    [
+        ("family", pa.string()),
+        ("checkpoint", pa.string()),
+        ("task", pa.string()),
+        ("kind", pa.string()),
+        ("model", pa.string()),
+        ("revision", pa.string()),
+        ("params", pa.float64()),
+        ("tokens", pa.float64()),
+        ("flops", pa.float64()),
+        ("step", pa.int64()),
+        ("chance", pa.float64()),
+        ("weights_hash", pa.string()),
+        ("backend", pa.string()),
+        ("dtype", pa.string()),
+        ("device", pa.string()),
+        ("batch_size", pa.string()),
+        ("seed", pa.int64()),
+        ("limit", pa.int64()),
+        ("repeats", pa.int64()),
+        ("n_docs", pa.int64()),
+        ("n_records", pa.int64()),
+        ("task_hash", pa.string()),
+        ("lm_eval_version", pa.string()),
+        ("transformers_version", pa.string()),
+        ("torch_version", pa.string()),
+        ("capcast_version", pa.string()),
+        ("lm_eval_metrics", pa.string()),  # JSON object of lm-eval's own aggregate metrics
+        ("started_at", pa.string()),
+        ("finished_at", pa.string()),
+        ("duration_s", pa.float64()),
+    ]
+)
+
+
+def _slug(name: str) -> str:
+    """A reversible, filesystem-safe folder name (percent-encoding; never '.' or '..')."""
+    slug = urllib.parse.quote(name, safe="-_.+=@,")
+    return "%2E" + slug[1:] if slug.startswith(".") else slug
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_parquet(table: pa.Table, path: Path) -> None:
+    with path.open("wb") as fh:
+        pq.write_table(table, fh, compression="zstd")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def with_keys(records: pa.Table, family: str, checkpoint: str, task: str) -> pa.Table:
+    """Prepend the key columns (constant per run) to a records table, column-wise."""
+    n = records.num_rows
+    keys = [pa.array([value] * n, pa.string()) if n else pa.array([], pa.string()) for value in (family, checkpoint, task)]
+    return pa.Table.from_arrays(keys + records.columns, names=list(KEY_COLUMNS) + records.column_names)
+
+
+class Store:
+    """A folder of per-run Parquet parts, read through DuckDB views."""
+
+    def __init__(self, root: Path | str):
+        self.root = Path(root)
+
+    @property
+    def parts(self) -> Path:
+        return self.root / "parts"
+
+    def task_data_dir(self, task: str) -> Path:
+        return self.root / "tasks" / _slug(task)
+
+    def run_dir(self, family: str, checkpoint: str, task: str) -> Path:
+        return self.parts / _slug(family) / _slug(checkpoint) / _slug(task)
+
+    def has_run(self, family: str, checkpoint: str, task: str) -> bool:
+        return self.run_dir(family, checkpoint, task).is_dir()
+
+    def write_run(self, manifest: Mapping[str, Any], kind: str, records: pa.Table) -> Path:
+        """Commit one (checkpoint, task) run: records plus manifest, all or nothing.
+
+        ``records`` holds the per-choice or per-sample columns without the key columns; the
+        keys come from ``manifest`` (family, checkpoint, task).
+        """
+        family, checkpoint, task = (str(manifest[k]) for k in KEY_COLUMNS)
+        final = self.run_dir(family, checkpoint, task)
+        if final.exists():
+            raise CapcastError(f"{final} already exists; delete it to re-run {checkpoint} on {task}")
+        tmp_root = self.root / "tmp"
+        tmp_root.mkdir(parents=True, exist_ok=True)
+        tmp = tmp_root / f"{uuid.uuid4().hex}"
+        tmp.mkdir()
+        try:
+            _write_parquet(with_keys(records, family, checkpoint, task), tmp / RECORD_FILES[kind])
+            row = {name: manifest.get(name) for name in RUNS_SCHEMA.names}
+            row["kind"], row["n_records"] = kind, records.num_rows
+            _write_parquet(pa.Table.from_pylist([row], schema=RUNS_SCHEMA), tmp / "run.parquet")
+            (tmp / "run.json").write_text(json.dumps({**manifest, "kind": kind, "n_records": records.num_rows}, indent=2, default=str))
+            with (tmp / "run.json").open("rb") as fh:
+                os.fsync(fh.fileno())
+            _fsync_dir(tmp)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(tmp, final)  # atomic; fails if another writer got there first
+            _fsync_dir(final.parent)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return final
+
+    def clean_tmp(self) -> None:
+        """Remove folders left under tmp/ by killed runs (never read by anything)."""
+        shutil.rmtree(self.root / "tmp", ignore_errors=True)
+
+    def _files(self, name: str) -> list[str]:
+        return sorted(str(p) for p in self.parts.glob(f"*/*/*/{name}")) if self.parts.is_dir() else []
+
+    def connect(self, database: str = ":memory:"):
+        """A DuckDB connection with views ``choices``, ``samples`` and ``runs`` over the parts."""
+        import duckdb
+
+        con = duckdb.connect(database)
+        for view, filename, schema in (
+            ("choices", RECORD_FILES["multiple_choice"], CHOICES_SCHEMA),
+            ("samples", RECORD_FILES["generate"], SAMPLES_SCHEMA),
+            ("runs", "run.parquet", RUNS_SCHEMA),
+        ):
+            files = self._files(filename)
+            if files:
+                listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+                con.execute(f"CREATE VIEW {view} AS SELECT * FROM read_parquet([{listing}], union_by_name = true)")
+            else:
+                con.register(f"_{view}_empty", schema.empty_table())
+                con.execute(f"CREATE VIEW {view} AS SELECT * FROM _{view}_empty")
+        return con
+
+    def runs(self):
+        """The runs table as a pandas DataFrame."""
+        with self.connect() as con:
+            return con.execute("SELECT * FROM runs ORDER BY family, checkpoint, task").df()

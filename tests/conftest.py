@@ -1,0 +1,25 @@
+"""Shared fixtures. Rooms append their own fixtures below; don't rewrite others'."""
+
+from __future__ import annotations
+
+import pytest
+
+
+# --- evaluation room: tiny real checkpoints -----------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_family(tmp_path_factory):
+    """Path to the family.yaml of three tiny random-init Llama checkpoints (char tokenizer)."""
+    from capcast.testing import build_tiny_family
+
+    return build_tiny_family(tmp_path_factory.mktemp("tiny-family"), sizes=("xs", "s", "m"), seed=0)
+
+
+@pytest.fixture
+def offline_hf_env(monkeypatch, tmp_path):
+    """Hugging Face offline settings for in-process runs, restored after the test."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf-datasets"))
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
