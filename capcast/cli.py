@@ -52,6 +52,8 @@ def _global_options(
     ),
 ) -> None:
     state.plugins_dir = plugins_dir
+    # A new invocation (e.g. several in one test process) must not reuse another's plugins.
+    state.__dict__.pop("_registry", None)
 
 
 @app.command("plugins")

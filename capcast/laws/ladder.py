@@ -53,6 +53,7 @@ class LadderLaw:
         l0 = float(np.mean(loss))
         x = -(loss - l0)  # lower loss -> higher score
         step2 = fit_bounded_sigmoid(x, series.value, _items(series), floor, None)
+        ceiling = step2.ceiling
         k1 = len(step1.theta)
         theta = np.concatenate([step1.theta, step2.theta])
         cov = block_diag(np.nan_to_num(step1.cov), np.nan_to_num(step2.cov))
@@ -64,7 +65,7 @@ class LadderLaw:
                                     np.atleast_1d(target.compute or 0.0), joint)[0])
 
         def score_at_loss(theta, loss_value: float) -> float:
-            return float(bounded_sigmoid(theta[k1:], np.array([-(loss_value - l0)]), floor, None)[0])
+            return float(bounded_sigmoid(theta[k1:], np.array([-(loss_value - l0)]), floor, ceiling)[0])
 
         def mean_fn(theta, target: Target) -> float:
             return score_at_loss(theta, predicted_loss(theta, target))
@@ -81,7 +82,7 @@ class LadderLaw:
             resid_var=residual_var_z(series.value, step2.fitted, floor, near_target_mask(x), len(step2.theta)),
             dof=max(len(series) - len(step2.theta), 1), mean_fn=mean_fn,
             x_label=f"predicted {loss_key}", x_of=lambda t: predicted_loss(theta, t),
-            curve_fn=lambda th, xs: bounded_sigmoid(th[k1:], -(np.asarray(xs) - l0), floor, None),
+            curve_fn=lambda th, xs: bounded_sigmoid(th[k1:], -(np.asarray(xs) - l0), floor, ceiling),
             extra_var_fn=step1_var, n_points=len(series),
             notes=f"loss {loss_key}; step 1 {'L(N, D)' if joint else 'L(C)'}",
         )

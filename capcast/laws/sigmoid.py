@@ -22,6 +22,7 @@ from capcast.laws.base import NotPredictable, Series, Target
 from capcast.laws.curve import CurveFit, near_target_mask, residual_var_z
 from capcast.laws.signal import drop_early_checkpoints, require_score_series, score_floor
 
+CEILING_RUNAWAY = 8.0  # a ceiling logit beyond this means "no ceiling below 1 in sight"
 DEFAULT_ITEMS = 1000.0  # binomial weight when the table does not say how many items a task has
 
 
@@ -56,6 +57,7 @@ class SigmoidFitResult:
     cov: np.ndarray
     fitted: np.ndarray
     names: tuple[str, ...]
+    ceiling: float | None  # None: fitted (theta[2]); else the fixed ceiling used
 
 
 def fit_bounded_sigmoid(x: np.ndarray, y: np.ndarray, n: np.ndarray, floor: float, ceiling: float | None) -> SigmoidFitResult:
@@ -79,6 +81,9 @@ def fit_bounded_sigmoid(x: np.ndarray, y: np.ndarray, n: np.ndarray, floor: floa
     if best is None:
         raise NotPredictable("the sigmoid fit did not converge")
     theta = np.asarray(best.params, dtype=float)
+    if ceiling is None and theta[2] > CEILING_RUNAWAY:
+        # the data do not bend toward a ceiling below 1: fix it at 1 so the fit stays identified
+        return fit_bounded_sigmoid(x, y, n, floor, 1.0)
     fitted = model.probability(theta)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -86,11 +91,13 @@ def fit_bounded_sigmoid(x: np.ndarray, y: np.ndarray, n: np.ndarray, floor: floa
             cov = np.asarray(best.cov_params(), dtype=float)
         except (np.linalg.LinAlgError, ValueError):
             cov = np.full((len(theta), len(theta)), np.nan)
+        if not np.all(np.isfinite(cov)):
+            cov = np.linalg.pinv(-model.hessian(theta))
     # quasi-likelihood: scale by the Pearson dispersion when checkpoints scatter more than binomially
     pearson = np.sum(n * (y - fitted) ** 2 / np.clip(fitted * (1 - fitted), 1e-9, None))
     dispersion = max(pearson / max(len(y) - len(theta), 1), 1.0)
     names = ("a", "b", "ceiling_logit") if ceiling is None else ("a", "b")
-    return SigmoidFitResult(theta=theta, cov=cov * dispersion, fitted=fitted, names=names)
+    return SigmoidFitResult(theta=theta, cov=cov * dispersion, fitted=fitted, names=names, ceiling=ceiling)
 
 
 @dataclass(frozen=True)
@@ -111,7 +118,7 @@ class SigmoidLaw:
         x = x_raw - x0
         n = _items(series)
         res = fit_bounded_sigmoid(x, series.value, n, floor, self.ceiling)
-        ceiling = self.ceiling
+        ceiling = res.ceiling
 
         def mean_fn(theta, target: Target) -> float:
             return float(bounded_sigmoid(theta, np.array([np.log10(target.compute) - x0]), floor, ceiling)[0])

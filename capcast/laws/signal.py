@@ -85,7 +85,9 @@ def check_signal(series: Series, z: float = SIGNAL_Z) -> None:
     series = require_score_series(series)
     chance = float(series.chance) if np.isfinite(series.chance) else 0.0
     final = final_checkpoints(series)
-    largest = np.flatnonzero(final)[np.argmax(series.params[final])]
+    # the best final checkpoint among the largest size (several runs may share a size)
+    candidates = np.flatnonzero(final & (series.params == np.max(series.params[final])))
+    largest = candidates[np.argmax(series.value[candidates])]
     top = float(series.value[largest])
     n = items_of(series)
     if n is not None:

@@ -27,16 +27,16 @@ def _generative(make: Callable[[random.Random], corpus.Example], n: int, seed: i
 
 
 def copy_items(n: int = 150, seed: int = 11) -> list[dict]:
-    """Copy a 5-8 letter word: learnt early, saturates near the top of the ladder."""
-    return _generative(lambda r: corpus.copy(r, r.randint(5, 8)), n, seed)
+    """Copy a 3-8 letter word: learnt early, saturates near the top of the ladder."""
+    return _generative(lambda r: corpus.copy(r, r.randint(3, 8)), n, seed)
 
 
 def reverse_items(n: int = 150, seed: int = 12) -> list[dict]:
-    return _generative(lambda r: corpus.reverse(r, r.randint(4, 6)), n, seed)
+    return _generative(lambda r: corpus.reverse(r, r.randint(3, 6)), n, seed)
 
 
 def sort_items(n: int = 150, seed: int = 13) -> list[dict]:
-    return _generative(lambda r: corpus.sort_digits(r, r.randint(4, 6)), n, seed)
+    return _generative(lambda r: corpus.sort_digits(r, r.randint(3, 6)), n, seed)
 
 
 def add2_items(n: int = 150, seed: int = 14) -> list[dict]:

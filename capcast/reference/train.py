@@ -137,8 +137,10 @@ def train_member(
     recorded CPU hashes.
     """
     import torch
+    import transformers
     from transformers import LlamaForCausalLM
 
+    transformers.logging.disable_progress_bar()
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(device == "cpu")
     torch.manual_seed(spec.seed)

@@ -1,0 +1,243 @@
+"""``capcast forecast`` and ``capcast backtest`` on real scores files written to tmp (CSV and
+Parquet): outputs, plots, a third-party law plugin, and every bad input (exit 2, one line)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import expit
+
+from capcast import cli
+from capcast.forecast import ForecastRow, forecast_scores
+from capcast.laws.base import Target
+
+SIZES = {"s1": 2e7, "s2": 6e7, "s3": 2e8, "s4": 6e8, "big": 6e9}
+
+
+def synthetic_table(seed: int = 0) -> pd.DataFrame:
+    """A family of 5 sizes x 3 checkpoints on two tasks: one rising, one stuck at chance."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for model, params in SIZES.items():
+        for step, frac in ((1000, 0.3), (2000, 0.6), (3000, 1.0)):
+            tokens = frac * 20 * params
+            flops = 6 * params * tokens
+            p = 0.25 + 0.7 * expit(-0.3 + 1.2 * (np.log10(flops) - 18.5))
+            loss = 1.8 + 0.6 * (params / 1e9) ** -0.3 + 0.5 * (tokens / 1e11) ** -0.25
+            base = {"family": "toy", "model": model, "params": params, "tokens": tokens, "flops": np.nan, "step": step}
+            rows.append({**base, "task": "rising", "metric": "acc", "value": rng.binomial(2000, p) / 2000, "n_items": 2000, "chance": 0.25})
+            rows.append({**base, "task": "rising", "metric": "bpb_gold", "value": loss, "n_items": 2000, "chance": np.nan})
+            rows.append({**base, "task": "flat", "metric": "acc", "value": rng.binomial(300, 0.25) / 300, "n_items": 300, "chance": 0.25})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture
+def scores_files(tmp_path: Path) -> dict[str, Path]:
+    frame = synthetic_table()
+    csv, parquet = tmp_path / "scores.csv", tmp_path / "scores.parquet"
+    frame.to_csv(csv, index=False)
+    frame.to_parquet(parquet)
+    return {"csv": csv, "parquet": parquet}
+
+
+@pytest.fixture(autouse=True)
+def fresh_registry():
+    """The CLI caches its plugin registry per process; each in-process call starts clean."""
+    cli.state.__dict__.pop("_registry", None)
+    cli.state.plugins_dir = None
+    yield
+    cli.state.__dict__.pop("_registry", None)
+    cli.state.plugins_dir = None
+
+
+def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    try:
+        cli.main(args)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_forecast_json_rows_for_named_target(scores_files, kind, capsys) -> None:
+    code, out, err = run_cli(["forecast", "--scores", str(scores_files[kind]), "--target", "big", "--format", "json"], capsys)
+    assert code == 0, err
+    rows = {r["task"]: r for r in json.loads(out)["rows"]}
+    assert set(rows) == {"flat", "rising"}
+    rising, flat = rows["rising"], rows["flat"]
+    assert rising["status"] == "ok" and rising["law"].startswith("auto:")
+    assert rising["lower"] <= rising["forecast"] <= rising["upper"]
+    assert abs(rising["forecast"] - rising["actual"]) < 0.05
+    assert flat["status"] == "not predictable yet" and "no signal above chance" in flat["reason"]
+    assert flat["forecast"] is None and flat["actual"] is not None
+
+
+def test_forecast_table_csv_and_explicit_target(scores_files, capsys) -> None:
+    code, out, _ = run_cli(["forecast", "--scores", str(scores_files["csv"]), "--target", "big"], capsys)
+    assert code == 0 and "rising" in out and "not predictable yet" in out
+    code, out, _ = run_cli(["forecast", "--scores", str(scores_files["csv"]), "--target-params", "6e9",
+                            "--target-tokens", "1.2e11", "--tasks", "rising", "--method", "sigmoid", "--format", "csv"], capsys)
+    assert code == 0
+    frame = pd.read_csv(pd.io.common.StringIO(out))
+    assert list(frame.columns) == list(ForecastRow.__dataclass_fields__)
+    # with explicit size, "big" is part of the fit data: the forecast lands near its measured score
+    assert frame.loc[0, "status"] == "ok" and frame.loc[0, "law"] == "sigmoid"
+
+
+def test_max_step_fits_only_early_checkpoints(scores_files) -> None:
+    full = forecast_scores(pd.read_csv(scores_files["csv"]), "big", ["rising"], method="sigmoid")[0]
+    early = forecast_scores(pd.read_csv(scores_files["csv"]), "big", ["rising"], method="sigmoid", max_step=2000)[0]
+    assert full.status == early.status == "ok"
+    assert full.forecast != early.forecast
+
+
+def test_forecast_library_with_target_object(scores_files) -> None:
+    frame = pd.read_csv(scores_files["csv"])
+    frame = frame[frame["model"] != "big"]
+    rows = forecast_scores(frame, Target(name="planned", params=6e9, tokens=1.2e11), tasks=["rising"], method="ladder")
+    assert rows[0].status == "ok" and rows[0].actual is None and rows[0].model == "planned"
+
+
+def test_plot_writes_one_png_per_task(scores_files, tmp_path, capsys) -> None:
+    plots = tmp_path / "plots"
+    code, _, err = run_cli(["forecast", "--scores", str(scores_files["parquet"]), "--target", "big", "--plot", str(plots)], capsys)
+    assert code == 0, err
+    pngs = sorted(p.name for p in plots.glob("*.png"))
+    assert pngs == ["flat.png", "rising.png"]
+    for png in plots.glob("*.png"):
+        assert png.stat().st_size > 5000 and png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_backtest_json_shape(scores_files, capsys) -> None:
+    code, out, err = run_cli(["backtest", "--scores", str(scores_files["csv"]), "--holdout-largest", "1",
+                              "--methods", "auto,sigmoid,linear", "--format", "json"], capsys)
+    assert code == 0, err
+    report = json.loads(out)
+    assert set(report["methods"]) == {"auto", "sigmoid", "linear"}
+    for name, scores in report["methods"].items():
+        assert {"mae", "max_error", "coverage", "n", "unpredictable"} <= set(scores)
+        assert scores["n"] + scores["unpredictable"] == 2  # every task is answered, with a number or a reason
+    for name in ("auto", "sigmoid"):  # rising gets a number, flat is refused
+        assert report["methods"][name]["n"] == 1 and report["methods"][name]["unpredictable"] == 1
+        assert report["methods"][name]["mae"] < 5
+    assert len(report["rows"]) == 6
+    assert {"family", "model", "task", "metric", "method", "forecast", "lower", "upper", "actual", "status"} <= set(report["rows"][0])
+    code, out, _ = run_cli(["backtest", "--scores", str(scores_files["csv"]), "--holdout-largest", "2", "--all-steps",
+                            "--methods", "sigmoid", "--tasks", "rising", "--format", "json"], capsys)
+    assert code == 0 and len(json.loads(out)["rows"]) == 6  # 2 held-out sizes x 3 checkpoints
+
+
+PLUGIN = '''
+from dataclasses import dataclass
+import numpy as np
+from capcast import hookimpl
+from capcast.laws.base import Prediction
+
+@dataclass(frozen=True)
+class MeanFit:
+    law: str
+    params: dict
+    cov: np.ndarray
+    def predict(self, target, level=0.9):
+        m = self.params["mean"]
+        return Prediction(mean=m, lower=m - 0.01, upper=m + 0.01, level=level)
+    def summary(self):
+        return "mean of the fitting scores"
+
+class MeanLaw:
+    name = "mean-of-all"
+    description = "third-party test law: the mean score"
+    def fit(self, series):
+        return MeanFit(law=self.name, params={"mean": float(np.mean(series.value))}, cov=np.zeros((1, 1)))
+
+@hookimpl
+def register_laws(register):
+    register(MeanLaw())
+'''
+
+
+def test_third_party_law_from_plugins_dir(scores_files, tmp_path, capsys) -> None:
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "mean_law.py").write_text(PLUGIN)
+    code, out, err = run_cli(["--plugins-dir", str(plugins), "forecast", "--scores", str(scores_files["csv"]), "--target", "big",
+                              "--tasks", "rising", "--method", "mean-of-all", "--format", "json"], capsys)
+    assert code == 0, err
+    row = json.loads(out)["rows"][0]
+    frame = pd.read_csv(scores_files["csv"])
+    fit_values = frame[(frame.model != "big") & (frame.task == "rising") & (frame.metric == "acc")]["value"]
+    assert row["law"] == "mean-of-all" and row["forecast"] == pytest.approx(fit_values.mean())
+
+
+def _write(tmp_path: Path, frame: pd.DataFrame, name: str = "bad.csv") -> Path:
+    path = tmp_path / name
+    frame.to_csv(path, index=False)
+    return path
+
+
+BAD_CASES = {
+    "missing column": (lambda f: f.drop(columns=["params"]), [], "missing column(s) params"),
+    "non-positive params": (lambda f: f.assign(params=f["params"].where(f["model"] != "s1", 0)), [], "params must be positive"),
+    "nan value": (lambda f: f.assign(value=f["value"].where(f.index != 3, np.nan)), [], "column value has NaN"),
+    "absent target": (lambda f: f, ["--target", "nosuch"], "target 'nosuch' is not a model"),
+    "single fitting model": (lambda f: f[f["model"].isin(["s1", "big"])], [], "single fitting model size"),
+    "unknown metric": (lambda f: f, ["--metric", "f1"], "metric 'f1' is not in the scores table"),
+    "unknown task": (lambda f: f, ["--tasks", "nosuch"], "task(s) nosuch have no 'acc' scores"),
+    "unknown law": (lambda f: f, ["--method", "nosuch"], "unknown law 'nosuch'"),
+    "bad interval": (lambda f: f, ["--interval", "1.5"], "--interval must be between 0 and 1"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CASES))
+def test_bad_input_is_one_line_and_exit_2(case, tmp_path, capsys) -> None:
+    mutate, extra, fragment = BAD_CASES[case]
+    path = _write(tmp_path, mutate(synthetic_table()))
+    args = ["forecast", "--scores", str(path)] + (extra if "--target" in extra else ["--target", "big"] + extra)
+    code, _, err = run_cli(args, capsys)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2, err
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], err
+
+
+def test_backtest_bad_input_and_real_entry_point(tmp_path) -> None:
+    path = _write(tmp_path, synthetic_table().drop(columns=["value"]))
+    proc = subprocess.run([sys.executable, "-m", "capcast", "backtest", "--scores", str(path)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines == [lines[0]] and "missing column(s) value" in lines[0]
+
+
+def test_missing_scores_file_and_no_target(tmp_path, capsys) -> None:
+    code, _, err = run_cli(["forecast", "--scores", str(tmp_path / "absent.csv"), "--target", "big"], capsys)
+    assert code == 2 and "no such scores file" in err
+    path = _write(tmp_path, synthetic_table())
+    code, _, err = run_cli(["forecast", "--scores", str(path)], capsys)
+    assert code == 2 and "no target" in err
+
+
+@pytest.mark.slow
+def test_forecast_family_yaml_runs_missing_evals_then_forecasts(tiny_family, offline_hf_env, tmp_path, capsys) -> None:
+    spec = tmp_path / "family.yaml"
+    spec.write_text(Path(tiny_family).read_text().replace("./", f"{Path(tiny_family).parent}/")
+                    + "target:\n  name: tiny-xl\n  params: 5.0e7\n  tokens: 1.0e9\n")
+    store = tmp_path / "store"
+    args = ["forecast", str(spec), "--tasks", "capcast_add_mc", "--store", str(store), "--limit", "12",
+            "--device", "cpu", "--format", "json"]
+    code, out, err = run_cli(args, capsys)
+    assert code == 0, err
+    rows = json.loads(out)["rows"]
+    assert [(r["task"], r["model"], r["family"]) for r in rows] == [("capcast_add_mc", "tiny-xl", "tiny")]
+    # random-init checkpoints carry no signal: the honest answer, with its reason
+    assert rows[0]["status"] == "not predictable yet" and rows[0]["reason"]
+    assert any(store.rglob("*.parquet"))
+    code, out2, err = run_cli(args, capsys)  # resumable: nothing left to evaluate, same answer
+    assert code == 0 and json.loads(out2)["rows"] == rows
