@@ -29,6 +29,7 @@ PLUGINS_DIR_ENV = "CAPCAST_PLUGINS_DIR"
 # Built-in plugins are plain modules registered through the same hooks as third-party ones.
 BUILTIN_PLUGINS = (
     "capcast_builtin.local_tasks",
+    "capcast_builtin.reference_tasks",
     "capcast_builtin.laws",
 )
 
