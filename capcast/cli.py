@@ -7,14 +7,18 @@ stderr with exit status 2.
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from capcast.errors import CapcastError
+
+if TYPE_CHECKING:
+    from capcast.plugins import Registry
 
 app = typer.Typer(
     name="capcast",
@@ -27,22 +31,26 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+@dataclass
 class State:
+    """Per-invocation state set by the global options."""
+
     plugins_dir: Optional[Path] = None
+    registry: Optional["Registry"] = None
 
 
 state = State()
 
 
-def registry():
+def registry() -> "Registry":
     """The plugin registry, loaded once per CLI invocation with the global --plugins-dir."""
     from capcast.plugins import load_registry
 
-    if not hasattr(state, "_registry"):
-        state._registry = load_registry(state.plugins_dir)
-        for broken in state._registry.broken:
+    if state.registry is None:
+        state.registry = load_registry(state.plugins_dir)
+        for broken in state.registry.broken:
             err_console.print(f"[yellow]warning:[/] plugin {broken.name} ({broken.source}) is broken: {broken.error}")
-    return state._registry
+    return state.registry
 
 
 @app.callback()
@@ -51,9 +59,9 @@ def _global_options(
         None, "--plugins-dir", envvar="CAPCAST_PLUGINS_DIR", help="Folder of *.py plugin files to load."
     ),
 ) -> None:
-    state.plugins_dir = plugins_dir
     # A new invocation (e.g. several in one test process) must not reuse another's plugins.
-    state.__dict__.pop("_registry", None)
+    state.plugins_dir = plugins_dir
+    state.registry = None
 
 
 @app.command("plugins")

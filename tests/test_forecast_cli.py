@@ -46,15 +46,6 @@ def scores_files(tmp_path: Path) -> dict[str, Path]:
     return {"csv": csv, "parquet": parquet}
 
 
-@pytest.fixture(autouse=True)
-def fresh_registry():
-    """The CLI caches its plugin registry per process; each in-process call starts clean."""
-    cli.state.__dict__.pop("_registry", None)
-    cli.state.plugins_dir = None
-    yield
-    cli.state.__dict__.pop("_registry", None)
-    cli.state.plugins_dir = None
-
 
 def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
     try:
