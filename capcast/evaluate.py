@@ -20,7 +20,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 import capcast
 from capcast.errors import CapcastError
-from capcast.family import Family, _looks_local, load_family, resolve_model_path
+from capcast.family import Family, load_family, resolve_model_path
+from capcast.records import weights_hash
 from capcast.store import Store
 from capcast.task import Task
 
@@ -134,7 +135,7 @@ def evaluate_family(
 
     # Duplicate weights under different names usually mean a mislabelled checkpoint (e.g. Pythia
     # revisions that serve the final weights): warn before spending time on them.
-    hashes = {c.name: harness.weights_hash(models[c.name], c.revision) for c in chosen}
+    hashes = {c.name: weights_hash(models[c.name], c.revision) for c in chosen}
     stored = store.runs()
     for _, row in stored[stored["family"] == fam.family].iterrows():
         if row["weights_hash"] and row["checkpoint"] not in hashes:
@@ -169,7 +170,7 @@ def evaluate_family(
             bar.update(job, description=f"{ckpt.name}: loading")
             loaded = harness.load_model(models[ckpt.name], ckpt.revision, backend=backend, dtype=dtype, device=device, batch_size=batch_size)
             if hashes.get(ckpt.name) is None:  # hub checkpoints: hashable once downloaded
-                hashes[ckpt.name] = harness.weights_hash(models[ckpt.name], ckpt.revision)
+                hashes[ckpt.name] = weights_hash(models[ckpt.name], ckpt.revision)
                 new_groups = [g for g in _duplicate_groups(hashes) if ckpt.name in g]
                 _warn_duplicates(new_groups, console)
                 summary.duplicates.extend(new_groups)

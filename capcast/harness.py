@@ -18,7 +18,6 @@ through the default task index and may download its dataset from the hub.
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.metadata
 import logging
 import os
@@ -30,10 +29,11 @@ import pyarrow as pa
 import yaml
 
 from capcast.errors import CapcastError
+# weights_hash is re-exported: run manifests and callers fingerprint checkpoints through the harness.
+from capcast.records import by_doc, choice_table, numeric_metrics, sample_table, task_hash, weights_hash  # noqa: F401
 from capcast.task import Task
 
 BACKENDS = ("hf", "vllm")
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 
 
 def resolve_device(device: str | None) -> str:
@@ -127,6 +127,11 @@ class LoadedModel:
     # (context, continuation) -> number of continuation tokens, as lm-eval tokenised them.
     continuation_tokens: dict = field(default_factory=dict)
 
+    def count_tokens(self, context: str, continuation: str) -> int | None:
+        """Continuation tokens of a scored pair: recorded during the run, else re-tokenised."""
+        tokens = self.continuation_tokens.get((context, continuation))
+        return tokens if tokens is not None else _continuation_tokens_fallback(self.lm, context, continuation)
+
 
 def load_model(
     model: str,
@@ -200,34 +205,6 @@ def _continuation_tokens_fallback(lm: Any, context: str, continuation: str) -> i
         return len(lm._encode_pair(context, continuation)[1])
     except Exception:
         return None
-
-
-def weights_hash(model: str, revision: str | None = None) -> str | None:
-    """sha256 over the checkpoint's weight files (names and bytes), or None when not on disk.
-
-    Local folders are hashed directly; hub ids are hashed from the local HF cache once
-    downloaded (e.g. after :func:`load_model`).
-    """
-    folder = Path(model).expanduser()
-    if not folder.is_dir():
-        try:
-            from huggingface_hub import snapshot_download
-
-            folder = Path(
-                snapshot_download(model, revision=revision, local_files_only=True, allow_patterns=[f"*{s}" for s in WEIGHT_SUFFIXES])
-            )
-        except Exception:
-            return None
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
-    if not files:
-        return None
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(str(path.relative_to(folder)).encode() + b"\0")
-        with path.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 22), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------- tasks
@@ -390,118 +367,13 @@ def _evaluate(loaded: LoadedModel, prepared: PreparedTask, *, limit=None, sample
         raise
 
 
-def _by_doc(samples: Sequence[dict]) -> list[dict]:
-    """One logged sample per doc (lm-eval logs one per filter), in doc order."""
-    seen: dict[int, dict] = {}
-    for sample in samples:
-        seen.setdefault(int(sample["doc_id"]), sample)
-    return [seen[k] for k in sorted(seen)]
-
-
-def _gold_indices(target: Any, choices: list[str]) -> set[int]:
-    if isinstance(target, bool):
-        target = int(target)
-    if isinstance(target, int):
-        return {target}
-    if isinstance(target, (list, tuple)):
-        return {int(t) for t in target}
-    text = str(target)
-    return {i for i, c in enumerate(choices) if c == text or c.strip() == text.strip()}
-
-
-def choice_table(loaded: LoadedModel, samples: Sequence[dict], target_delimiter: str) -> pa.Table:
-    """Per-(doc, choice) columns from lm-eval's logged multiple-choice samples."""
-    cols: dict[str, list] = {k: [] for k in ("doc_id", "choice_idx", "loglik", "n_tokens", "n_bytes", "n_chars", "is_greedy", "is_gold")}
-    counts = loaded.continuation_tokens
-    for sample in _by_doc(samples):
-        arguments = [tuple(a) for a in sample["arguments"]]
-        resps = sample["resps"]
-        n = len(arguments)
-        # acc_mutual_info appends one unconditional ("", choice) request per choice: drop them.
-        if n % 2 == 0 and n and all(a[0] == "" for a in arguments[n // 2 :]) and any(a[0] for a in arguments[: n // 2]):
-            n //= 2
-        choices = [c[len(target_delimiter) :] if target_delimiter and c.startswith(target_delimiter) else c for _, c in arguments[:n]]
-        gold = _gold_indices(sample["target"], choices)
-        doc_id = int(sample["doc_id"])
-        for i in range(n):
-            context, continuation = arguments[i]
-            loglik, greedy = resps[i][0]
-            tokens = counts.get((context, continuation))
-            if tokens is None:
-                tokens = _continuation_tokens_fallback(loaded.lm, context, continuation)
-            cols["doc_id"].append(doc_id)
-            cols["choice_idx"].append(i)
-            cols["loglik"].append(float(loglik))
-            cols["n_tokens"].append(tokens)
-            cols["n_bytes"].append(len(continuation.encode("utf-8")))
-            cols["n_chars"].append(len(choices[i]))
-            cols["is_greedy"].append(bool(greedy))
-            cols["is_gold"].append(i in gold)
-    return pa.table(
-        {
-            "doc_id": pa.array(cols["doc_id"], pa.int64()),
-            "choice_idx": pa.array(cols["choice_idx"], pa.int32()),
-            "loglik": pa.array(cols["loglik"], pa.float64()),
-            "n_tokens": pa.array(cols["n_tokens"], pa.int32()),
-            "n_bytes": pa.array(cols["n_bytes"], pa.int32()),
-            "n_chars": pa.array(cols["n_chars"], pa.int32()),
-            "is_greedy": pa.array(cols["is_greedy"], pa.bool_()),
-            "is_gold": pa.array(cols["is_gold"], pa.bool_()),
-        }
-    )
-
-
-def default_checker(sample: str, doc: dict, target: Any) -> bool:
-    return sample.strip() == str(target).strip()
-
-
-def sample_table(task: Task, samples: Sequence[dict]) -> pa.Table:
-    """Per-(doc, sample) columns: every one of the K repeats, with the checker's verdict."""
-    doc_ids, idx, texts, correct, targets = [], [], [], [], []
-    for sample in _by_doc(samples):
-        outputs = [str(s) for s in sample["resps"][0]]
-        doc = sample["doc"]
-        for k, text in enumerate(outputs):
-            verdict = task.checker(text, doc) if task.checker else default_checker(text, doc, sample["target"])
-            doc_ids.append(int(sample["doc_id"]))
-            idx.append(k)
-            texts.append(text)
-            correct.append(bool(verdict))
-            targets.append(str(sample["target"]))
-    return pa.table(
-        {
-            "doc_id": pa.array(doc_ids, pa.int64()),
-            "sample_idx": pa.array(idx, pa.int32()),
-            "text": pa.array(texts, pa.string()),
-            "correct": pa.array(correct, pa.bool_()),
-            "target": pa.array(targets, pa.string()),
-        }
-    )
-
-
-def _numeric_metrics(results: dict) -> dict[str, float]:
-    out = {}
-    for key, value in results.items():
-        try:
-            out[key] = float(value)
-        except (TypeError, ValueError):
-            continue
-    return out
-
-
-def task_hash(samples: Sequence[dict]) -> str:
-    """Hash of the evaluated docs, prompts and targets, as lm-eval's ``task_hashes`` computes it."""
-    joined = "".join(s["doc_hash"] + s["prompt_hash"] + s["target_hash"] for s in samples)
-    return hashlib.sha256(joined.encode("utf-8")).hexdigest()
-
-
 def run_task(loaded: LoadedModel, prepared: PreparedTask, *, limit: int | None = None, seed: int = 1234) -> TaskRun:
     """Evaluate one loaded model on one prepared task; return its per-instance records."""
     res = _evaluate(loaded, prepared, limit=limit, seed=seed)
     name = prepared.lm_eval_name
     samples = res["samples"][name]
     if prepared.kind == "multiple_choice":
-        records = choice_table(loaded, samples, prepared.target_delimiter)
+        records = choice_table(samples, prepared.target_delimiter, loaded.count_tokens)
     else:
         records = sample_table(prepared.task, samples)
     repeats = prepared.spec.get("repeats", 1) if isinstance(prepared.spec, dict) else prepared.spec.config.repeats
@@ -518,8 +390,8 @@ def run_task(loaded: LoadedModel, prepared: PreparedTask, *, limit: int | None =
     return TaskRun(
         kind=prepared.kind,
         records=records,
-        n_docs=len(_by_doc(samples)),
-        lm_eval_metrics=_numeric_metrics(res["results"].get(name, {})),
+        n_docs=len(by_doc(samples)),
+        lm_eval_metrics=numeric_metrics(res["results"].get(name, {})),
         settings=settings,
     )
 
@@ -557,7 +429,7 @@ def generate_samples(
     wanted = sorted({int(d) for d in doc_ids})
     res = _evaluate(loaded, prepared, samples={prepared.lm_eval_name: wanted}, seed=seed)
     out: dict[int, list[str]] = {d: [] for d in wanted}
-    for sample in _by_doc(res["samples"][prepared.lm_eval_name]):
+    for sample in by_doc(res["samples"][prepared.lm_eval_name]):
         out[int(sample["doc_id"])] = [str(s) for s in sample["resps"][0]]
     return out
 

@@ -222,3 +222,16 @@ def test_builtin_lm_eval_task_offline_fails_with_one_line(tiny_family, tmp_path)
     assert lines[0].startswith("error: task 'arc_easy'") and "dataset is on the hub" in lines[0]
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "s" / "parts").exists()
+
+
+def test_scores_command_writes_parquet_and_rejects_a_missing_store(evaluated, tmp_path):
+    store, _ = evaluated
+    out = tmp_path / "scores.parquet"
+    proc = run_cli("scores", "--store", str(store), "--format", "parquet", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    from capcast.scores import scores_from_store
+
+    pd.testing.assert_frame_equal(pd.read_parquet(out), scores_from_store(store))
+    missing = run_cli("scores", "--store", str(tmp_path / "nowhere"))
+    assert missing.returncode == 2
+    assert missing.stderr.strip().splitlines() == [f"error: store {tmp_path / 'nowhere'} does not exist; run `capcast eval ... --store {tmp_path / 'nowhere'}` first"]

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from capcast.cli import app, console
@@ -38,18 +39,19 @@ def demo_command(
 
     result = run_demo(out, ladder_dir=ladder, tasks=_csv(tasks), checkpoints=_csv(checkpoints), limit=limit, console=console)
     table = Table(title=f"capcast-mini: score per checkpoint (rows by training compute); target = {result.target}")
-    table.add_column("checkpoint")
+    table.add_column("checkpoint", no_wrap=True)
     table.add_column("params", justify="right")
     table.add_column("tokens", justify="right")
     table.add_column("FLOPs", justify="right")
     tasks_shown = [c for c in result.table.columns if c in result.metrics]
     for task in tasks_shown:
-        table.add_column(f"{task}\n{result.metrics[task]}", justify="right")
+        table.add_column(f"{task.removeprefix('ref_')}\n{result.metrics[task]}", justify="right")
     for _, row in result.table.iterrows():
         name = f"[bold red]{row['model']}[/]" if row["model"] == result.target else row["model"]
         cells = [_fmt(row[t], result.metrics[t]) for t in tasks_shown]
         table.add_row(name, f"{row['params']:,.0f}", f"{row['tokens']:,.0f}", f"{row['flops']:.2e}", *cells)
-    console.print(table)
+    # Wide enough for every task column even when stdout is not a terminal (make demo | tee).
+    Console(width=max(console.width, 170)).print(table)
     console.print(f"plots: {out / 'plots'} ({len(result.plots)} PNG); store: {result.store}")
     console.print(f"demo took {result.seconds:.0f} s (evaluation {result.eval_seconds:.0f} s)")
 
