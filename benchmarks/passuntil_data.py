@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
@@ -30,6 +32,17 @@ def samples_dir() -> Path:
 def available() -> bool:
     root = samples_dir()
     return (root / COUNTS).is_file() and (root / MODELS).is_file()
+
+
+def run_on_samples(report: Callable[[pd.DataFrame], None]) -> None:
+    """Run a benchmark's ``report(table)`` on :func:`read_pythia_gsm8k_samples` with a timing
+    footer; one line instead when the data are not there."""
+    if not available():
+        print("pythia-gsm8k-samples not found; set CAPCAST_SHARED_DATA")
+        return
+    started = time.perf_counter()
+    report(read_pythia_gsm8k_samples())
+    print(f"\n[{time.perf_counter() - started:.0f} s]")
 
 
 def read_pythia_gsm8k_samples(root: Path | None = None) -> pd.DataFrame:

@@ -21,15 +21,15 @@ within +-30% must be >= 90% for every instance.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from passuntil_data import available, read_pythia_gsm8k_samples  # noqa: E402
+from passuntil_data import run_on_samples  # noqa: E402
 
 from capcast import estimators as est  # noqa: E402
 
@@ -105,12 +105,8 @@ def report(scenario: str, target, r: int, rng: np.random.Generator) -> None:
     print(f"target >= 5x fewer samples (batched): {'MET' if uni / bat >= 5 else 'NOT MET'}\n")
 
 
-def main() -> None:
-    if not available():
-        print("pythia-gsm8k-samples not found; set CAPCAST_SHARED_DATA")
-        return
-    started = time.perf_counter()
-    table = read_pythia_gsm8k_samples()
+def main(table: pd.DataFrame) -> None:
+    """The report, on the samples table of every (Pythia checkpoint, GSM8K problem)."""
     table = table.assign(p=table.n_correct / table.n_samples)
     target = table[table.p >= P_MIN]
     r = needed_r()
@@ -119,8 +115,7 @@ def main() -> None:
     print(f"PassUntil r = {r} (exact); uniform n for p = 1e-4: {needed_n(P_MIN):,}; instances in scope: {len(target)} (checkpoint, problem) pairs over {target.model.nunique()} checkpoints\n")
     for scenario in ("design", "oracle"):
         report(scenario, target, r, rng)
-    print(f"\n[{time.perf_counter() - started:.0f} s]")
 
 
 if __name__ == "__main__":
-    main()
+    run_on_samples(main)

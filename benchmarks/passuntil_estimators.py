@@ -10,14 +10,14 @@ mean to the truth and count how often their intervals cover it.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from passuntil_data import available, read_pythia_gsm8k_samples  # noqa: E402
+from passuntil_data import run_on_samples  # noqa: E402
 
 from capcast import estimators as est  # noqa: E402
 
@@ -27,12 +27,8 @@ CAP = 10**7
 BUCKETS = [(1e-7, 1e-5), (1e-5, 1e-4), (1e-4, 1e-3), (1e-3, 1e-2), (1e-2, 1.0)]
 
 
-def main() -> None:
-    if not available():
-        print("pythia-gsm8k-samples not found; set CAPCAST_SHARED_DATA")
-        return
-    started = time.perf_counter()
-    table = read_pythia_gsm8k_samples()
+def main(table: pd.DataFrame) -> None:
+    """The report, on the samples table of every (Pythia checkpoint, GSM8K problem)."""
     rate = (table.n_correct / table.n_samples).to_numpy()
     positive = rate > 0
     p = rate[positive]
@@ -71,8 +67,7 @@ def main() -> None:
         print()
     print("Reading: r/K overshoots by about ln(1/p) for r = 1 and by about r/(r-1) for larger r; (r-1)/(K-1) stays at 1.00 within")
     print("Monte Carlo error (for r = 1 it is the unbiased-but-useless indicator {K == 1}, whence its wide scatter per bucket).")
-    print(f"\n[{time.perf_counter() - started:.0f} s]")
 
 
 if __name__ == "__main__":
-    main()
+    run_on_samples(main)

@@ -17,16 +17,16 @@ Plus the acceleration test on the fitting points.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import statsmodels.api as sm
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from passuntil_data import available, read_pythia_gsm8k_samples  # noqa: E402
+from passuntil_data import run_on_samples  # noqa: E402
 
 from capcast.laws.base import Target  # noqa: E402
 from capcast.laws.passuntil import acceleration_test  # noqa: E402
@@ -45,12 +45,8 @@ def direct_power_law(fit_table, target: Target) -> tuple[float, float, float]:
     return float(np.exp(pred["mean"].iloc[0])), float(np.exp(pred["obs_ci_lower"].iloc[0])), float(np.exp(pred["obs_ci_upper"].iloc[0]))
 
 
-def main() -> None:
-    if not available():
-        print("pythia-gsm8k-samples not found; set CAPCAST_SHARED_DATA")
-        return
-    started = time.perf_counter()
-    table = read_pythia_gsm8k_samples()
+def main(table: pd.DataFrame) -> None:
+    """The report, on the samples table of every (Pythia checkpoint, GSM8K problem)."""
     table = table[table.tokens == 300e9]
     per_model = table.assign(rate=table.n_correct / table.n_samples).groupby(["model", "size", "params", "flops"], as_index=False)["rate"].mean()
     per_model = per_model.sort_values("params")
@@ -87,8 +83,7 @@ def main() -> None:
     rho = stats.spearmanr(per_model.params, per_model.rate).statistic
     print(f"\nNote: pass@1 flattens above 1B (1B {per_model.rate.iloc[4]:.4f} ... 12B {per_model.rate.iloc[-1]:.4f}; "
           f"Spearman rho over all sizes {rho:.2f}), so every law fitted on the rising part overshoots the two largest models.")
-    print(f"\n[{time.perf_counter() - started:.0f} s]")
 
 
 if __name__ == "__main__":
-    main()
+    run_on_samples(main)

@@ -115,6 +115,7 @@ def evaluate_family(
     """
     from capcast import harness
 
+    harness.check_device(device)
     started = time.perf_counter()
     if isinstance(family, (str, Path)):
         spec_path = Path(family)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Iterable
 
 import numpy as np
@@ -85,6 +86,59 @@ def resolve_target(frame: pd.DataFrame, target: str | Target) -> tuple[Target, s
     return resolved, str(families[0]), rows
 
 
+def choose_target(name: str | None = None, params: float | None = None, tokens: float | None = None,
+                  flops: float | None = None, spec_target=None) -> str | Target:
+    """The model to forecast, from a user's choices (``capcast forecast``'s target options).
+
+    ``name``: a model in the scores table (returned as is, resolved later by
+    :func:`resolve_target`); ``params`` and ``tokens`` or ``flops``: a model that does not exist
+    yet; else ``spec_target``, the family spec's ``target`` (:class:`capcast.family.TargetSpec`).
+    Conflicting, non-positive or incomplete choices raise a one-line :class:`CapcastError`.
+    """
+    explicit = any(v is not None for v in (params, tokens, flops))
+    if name and explicit:
+        raise CapcastError("give --target NAME or --target-params/--target-tokens/--target-flops, not both")
+    for option, value in (("--target-params", params), ("--target-tokens", tokens), ("--target-flops", flops)):
+        if value is not None and not value > 0:
+            raise CapcastError(f"{option} must be positive (got {value:g})")
+    if explicit:
+        if flops is None and (params is None or tokens is None):
+            raise CapcastError("give both --target-params and --target-tokens, or --target-flops")
+        return Target(name="target", params=params, tokens=tokens, flops=flops)
+    if name:
+        return name
+    if spec_target is not None:
+        return Target(name=spec_target.name, params=spec_target.params, tokens=spec_target.tokens, flops=spec_target.flops)
+    raise CapcastError("no target: pass --target NAME (a model in the table) or --target-params N --target-tokens D")
+
+
+def scores_for_forecast(family: str | Path | None = None, scores: str | Path | None = None, store: str | Path | None = None,
+                        tasks: list[str] | None = None, limit: int | None = None, device: str | None = None,
+                        registry=None, console=None):
+    """(scores table, the family spec's target or None) from exactly one of a family spec or a table.
+
+    For a family spec, first evaluates whatever ``store`` (default ``capcast-store``) lacks for
+    ``tasks`` (resumable, as ``capcast eval``), then reads that family's scores from the store.
+    """
+    sources = [s for s in (family, scores) if s is not None]
+    if len(sources) != 1:
+        raise CapcastError("give exactly one of FAMILY.yaml or --scores FILE (with a family, --store names the record store)")
+    if scores is not None:
+        return read_scores(scores), None
+    from capcast.evaluate import evaluate_family
+    from capcast.family import load_family
+    from capcast.scores import scores_from_store
+
+    if not tasks:
+        raise CapcastError("forecasting a family needs --tasks (the tasks to evaluate and forecast)")
+    spec = load_family(family)
+    store_dir = Path(store) if store is not None else Path("capcast-store")
+    evaluate_family(family, tasks, store_dir, limit=limit, device=device, registry=registry, console=console)
+    table = scores_from_store(store_dir)
+    table = table[table["family"] == spec.family]
+    return read_scores(table), spec.target
+
+
 def actual_value(target_rows: pd.DataFrame, task: str, metric: str, tokens: float | None = None) -> float | None:
     rows = target_rows[(target_rows["task"] == task) & (target_rows["metric"] == metric)]
     if rows.empty:
@@ -137,12 +191,15 @@ def predict_row(series: Series, law_name: str, fitted: tuple[LawFit | None, str,
         return row(law_name, STATUS_UNPREDICTABLE, str(exc))
     except Exception as exc:
         return row(law_name, STATUS_FAILED, f"{type(exc).__name__}: {exc}".splitlines()[0])
+    notes = getattr(fit, "notes", "") or ""
+    if getattr(pred, "law", None):  # another law answered for this target (auto's fallback)
+        law_name, notes = pred.law, pred.notes or ""
     if not all(np.isfinite([pred.mean, pred.lower, pred.upper])):
         return row(law_name, STATUS_FAILED, "the law returned a non-finite forecast")
     if pred.upper - pred.lower > max_width:
         reason = f"interval too wide to mean anything: {100 * pred.lower:.1f} to {100 * pred.upper:.1f} (width > {100 * max_width:.0f} points)"
         return row(law_name, STATUS_UNPREDICTABLE, reason)
-    return row(law_name, STATUS_OK, getattr(fit, "notes", "") or "", pred)
+    return row(law_name, STATUS_OK, notes, pred)
 
 
 def forecast_one(series: Series, target: Target, law, interval: float, actual: float | None,

@@ -36,6 +36,12 @@ from capcast.task import Task
 BACKENDS = ("hf", "vllm")
 
 
+def check_device(device: str | None) -> None:
+    """A one-line error for a device name that is none of cpu, cuda, cuda:N or mps (None: auto)."""
+    if device is not None and not (device == "cpu" or device.startswith("cuda") or device == "mps"):
+        raise CapcastError(f"--device {device!r} is not a device; use cpu, cuda or cuda:N")
+
+
 def resolve_device(device: str | None) -> str:
     """``None`` means auto: ``cuda`` when a GPU is visible, else ``cpu``."""
     if device:
@@ -126,6 +132,16 @@ class LoadedModel:
     batch_size: int | str
     # (context, continuation) -> number of continuation tokens, as lm-eval tokenised them.
     continuation_tokens: dict = field(default_factory=dict)
+    # with batch_size "auto": the sizes lm-eval's backend detected during the current run
+    detected_batch_sizes: list = field(default_factory=list)
+
+    def used_batch_size(self) -> str:
+        """The batch size of the current run, for the manifest: the one given, or for ``auto``
+        the size(s) lm-eval detected (largest first); ``auto`` when the backend exposes none (vllm)."""
+        if not str(self.batch_size).startswith("auto"):
+            return str(self.batch_size)
+        sizes = set(self.detected_batch_sizes) | {int(v) for v in (getattr(self.lm, "batch_sizes", None) or {}).values()}
+        return ",".join(str(v) for v in sorted(sizes, reverse=True)) if sizes else str(self.batch_size)
 
     def count_tokens(self, context: str, continuation: str) -> int | None:
         """Continuation tokens of a scored pair: recorded during the run, else re-tokenised."""
@@ -190,6 +206,17 @@ def _instrument(loaded: LoadedModel, quiet: bool) -> None:
             return original(requests, *args, **kwargs)
 
         lm._loglikelihood_tokens = recording
+    if str(loaded.batch_size).startswith("auto") and hasattr(lm, "_detect_batch_size"):
+        # HFLM finds the largest batch that fits (per loglikelihood call, and once per
+        # generate_until call) but keeps only the former (lm.batch_sizes): record both here.
+        detect = lm._detect_batch_size
+
+        def detecting(*args, **kwargs):
+            size = detect(*args, **kwargs)
+            loaded.detected_batch_sizes.append(int(size))
+            return size
+
+        lm._detect_batch_size = detecting
     if quiet:
         for method in ("loglikelihood", "generate_until", "loglikelihood_rolling"):
             if hasattr(lm, method):
@@ -338,17 +365,27 @@ class TaskRun:
     settings: dict[str, Any]
 
 
-def _evaluate(loaded: LoadedModel, prepared: PreparedTask, *, limit=None, samples=None, seed: int = 1234) -> dict:
+def _task_object(prepared: PreparedTask) -> Any:
+    """A fresh lm-eval Task for one run (Task objects are stateful: never reuse one)."""
+    spec = prepared.spec
+    if isinstance(spec, dict):
+        return prepared.task_manager.load([spec])["tasks"][prepared.lm_eval_name]
+    return prepared.with_repeats(spec.config.repeats).spec
+
+
+def _evaluate(loaded: LoadedModel, prepared: PreparedTask, *, limit=None, samples=None, seed: int = 1234) -> tuple[dict, Any]:
+    """lm-eval's results (with logged samples) and the Task object that produced them."""
     import lm_eval
 
     loaded.continuation_tokens.clear()
-    spec = prepared.spec
-    if not isinstance(spec, dict):  # lm-eval Task objects are stateful: rebuild for every run
-        spec = prepared.with_repeats(spec.config.repeats).spec
+    loaded.detected_batch_sizes.clear()
+    if isinstance(getattr(loaded.lm, "batch_sizes", None), dict):
+        loaded.lm.batch_sizes.clear()  # HFLM's detected sizes of the previous run
+    task_obj = _task_object(prepared)
     try:
-        return lm_eval.simple_evaluate(
+        results = lm_eval.simple_evaluate(
             model=loaded.lm,
-            tasks=[spec],
+            tasks=[task_obj],
             task_manager=prepared.task_manager,
             limit=limit,
             samples=samples,
@@ -365,15 +402,26 @@ def _evaluate(loaded: LoadedModel, prepared: PreparedTask, *, limit=None, sample
         if isinstance(exc, FileNotFoundError):
             raise CapcastError(f"task {prepared.task.name!r}: {exc}") from None
         raise
+    return results, task_obj
+
+
+def context_choices(task_obj: Any):
+    """For lm-eval's ``multiple_input`` tasks (e.g. winogrande: the choices sit in the contexts and
+    one continuation is shared), ``doc -> (gold, choices)`` as lm-eval scores them: the gold index
+    comes from ``doc_to_text`` and the choice texts (acc_norm's lengths) from ``doc_to_choice``.
+    ``None`` for ordinary multiple-choice tasks, whose logged target names the gold choice."""
+    if not getattr(task_obj, "multiple_input", 0):
+        return None
+    return lambda doc: (task_obj.doc_to_text(doc), list(task_obj.doc_to_choice(doc)))
 
 
 def run_task(loaded: LoadedModel, prepared: PreparedTask, *, limit: int | None = None, seed: int = 1234) -> TaskRun:
     """Evaluate one loaded model on one prepared task; return its per-instance records."""
-    res = _evaluate(loaded, prepared, limit=limit, seed=seed)
+    res, task_obj = _evaluate(loaded, prepared, limit=limit, seed=seed)
     name = prepared.lm_eval_name
     samples = res["samples"][name]
     if prepared.kind == "multiple_choice":
-        records = choice_table(samples, prepared.target_delimiter, loaded.count_tokens)
+        records = choice_table(samples, prepared.target_delimiter, loaded.count_tokens, context_choices(task_obj))
     else:
         records = sample_table(prepared.task, samples)
     repeats = prepared.spec.get("repeats", 1) if isinstance(prepared.spec, dict) else prepared.spec.config.repeats
@@ -381,7 +429,8 @@ def run_task(loaded: LoadedModel, prepared: PreparedTask, *, limit: int | None =
         "backend": loaded.backend,
         "dtype": loaded.dtype,
         "device": loaded.device,
-        "batch_size": str(loaded.batch_size),
+        "batch_size": loaded.used_batch_size(),
+        "batch_size_requested": str(loaded.batch_size),
         "seed": seed,
         "limit": limit,
         "repeats": int(repeats or 1),
@@ -427,7 +476,7 @@ def generate_samples(
         raise CapcastError(f"task {prepared.task.name!r} is multiple choice; sampling needs a generative task")
     prepared = prepared.with_repeats(n_per_doc)
     wanted = sorted({int(d) for d in doc_ids})
-    res = _evaluate(loaded, prepared, samples={prepared.lm_eval_name: wanted}, seed=seed)
+    res, _ = _evaluate(loaded, prepared, samples={prepared.lm_eval_name: wanted}, seed=seed)
     out: dict[int, list[str]] = {d: [] for d in wanted}
     for sample in by_doc(res["samples"][prepared.lm_eval_name]):
         out[int(sample["doc_id"])] = [str(s) for s in sample["resps"][0]]

@@ -15,8 +15,6 @@ disk. :func:`connect` adds a DuckDB view ``passuntil_samples`` over all round fi
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -27,13 +25,11 @@ import pyarrow.parquet as pq
 
 from capcast.estimators import truncate_at_rth_success
 from capcast.sampling import InstanceOutcomes, Sample, SamplerState
-from capcast.store import Store, _fsync_dir, _slug, _write_parquet
+from capcast.store import KEY_FIELDS, Store, path_slug, register_parquet_view, write_atomically, write_json, write_parquet_atomic
 
 ROUND_SCHEMA = pa.schema(
-    [
-        ("family", pa.string()),
-        ("checkpoint", pa.string()),
-        ("task", pa.string()),
+    KEY_FIELDS
+    + [
         ("doc_id", pa.int64()),
         ("round", pa.int32()),
         ("sample_idx", pa.int64()),  # position among all samples of this instance
@@ -44,29 +40,11 @@ ROUND_SCHEMA = pa.schema(
 
 
 def run_dir(store: Store, family: str, checkpoint: str, task: str) -> Path:
-    return store.root / "passuntil" / _slug(family) / _slug(checkpoint) / _slug(task)
-
-
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    return store.root / "passuntil" / path_slug(family) / path_slug(checkpoint) / path_slug(task)
 
 
 def write_manifest(folder: Path, manifest: Mapping[str, Any]) -> None:
-    def write(tmp: Path) -> None:
-        with tmp.open("w") as fh:
-            json.dump(dict(manifest), fh, indent=2, default=str)
-            fh.flush()
-            os.fsync(fh.fileno())
-
-    _atomic_write(folder / "run.json", write)
+    write_atomically(folder / "run.json", lambda tmp: write_json(dict(manifest), tmp))
 
 
 def read_manifest(folder: Path) -> dict | None:
@@ -91,7 +69,7 @@ def write_round(
             cols["correct"].append(bool(correct))
     table = pa.Table.from_pydict(cols, schema=ROUND_SCHEMA)
     path = folder / "rounds" / f"{round_index:05d}.parquet"
-    _atomic_write(path, lambda tmp: _write_parquet(table, tmp))
+    write_parquet_atomic(table, path)
     return path
 
 
@@ -114,12 +92,7 @@ def connect(store: Store | str | Path):
     store = store if isinstance(store, Store) else Store(store)
     con = store.connect()
     files = sorted(str(p) for p in (store.root / "passuntil").glob("*/*/*/rounds/[0-9]*.parquet"))
-    if files:
-        listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-        con.execute(f"CREATE VIEW passuntil_samples AS SELECT * FROM read_parquet([{listing}])")
-    else:
-        con.register("_passuntil_empty", ROUND_SCHEMA.empty_table())
-        con.execute("CREATE VIEW passuntil_samples AS SELECT * FROM _passuntil_empty")
+    register_parquet_view(con, "passuntil_samples", files, ROUND_SCHEMA, union_by_name=False)
     return con
 
 

@@ -18,6 +18,9 @@ from capcast.task import Task
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 # (context, continuation) -> number of continuation tokens (None when unknown).
 TokenCounter = Callable[[str, str], "int | None"]
+# doc -> (lm-eval's gold: an index, indices or the gold text; the choice texts) for tasks whose
+# choices sit in the contexts (lm-eval's multiple_input, e.g. winogrande): capcast.harness.context_choices
+ContextChoices = Callable[[dict], "tuple[Any, list[str]]"]
 
 
 def by_doc(samples: Sequence[dict]) -> list[dict]:
@@ -40,8 +43,15 @@ def gold_indices(target: Any, choices: list[str]) -> set[int]:
     return {i for i, c in enumerate(choices) if c == text or c.strip() == text.strip()}
 
 
-def choice_table(samples: Sequence[dict], target_delimiter: str, count_tokens: TokenCounter) -> pa.Table:
-    """Per-(doc, choice) columns from lm-eval's logged multiple-choice samples."""
+def choice_table(samples: Sequence[dict], target_delimiter: str, count_tokens: TokenCounter,
+                 context_choices: ContextChoices | None = None) -> pa.Table:
+    """Per-(doc, choice) columns from lm-eval's logged multiple-choice samples.
+
+    Ordinary tasks score one context with each choice as continuation; the logged target names
+    the gold. ``multiple_input`` tasks (``context_choices`` given) put each choice into its own
+    context and score one shared continuation: there the logged target is that continuation, so
+    gold and choice texts come from ``context_choices(doc)``, as lm-eval's own scoring takes them.
+    """
     cols: dict[str, list] = {k: [] for k in ("doc_id", "choice_idx", "loglik", "n_tokens", "n_bytes", "n_chars", "is_greedy", "is_gold")}
     for sample in by_doc(samples):
         arguments = [tuple(a) for a in sample["arguments"]]
@@ -50,9 +60,15 @@ def choice_table(samples: Sequence[dict], target_delimiter: str, count_tokens: T
         # acc_mutual_info appends one unconditional ("", choice) request per choice: drop them.
         if n % 2 == 0 and n and all(a[0] == "" for a in arguments[n // 2 :]) and any(a[0] for a in arguments[: n // 2]):
             n //= 2
-        # lm-eval scores target_delimiter + choice; its acc_norm divides by the choice's length.
-        choices = [c[len(target_delimiter) :] if target_delimiter and c.startswith(target_delimiter) else c for _, c in arguments[:n]]
-        gold = gold_indices(sample["target"], choices)
+        if context_choices is None:
+            # lm-eval scores target_delimiter + choice; its acc_norm divides by the choice's length.
+            choices = [c[len(target_delimiter) :] if target_delimiter and c.startswith(target_delimiter) else c for _, c in arguments[:n]]
+            gold = gold_indices(sample["target"], choices)
+        else:
+            gold_spec, choices = context_choices(sample["doc"])
+            if len(choices) != n:
+                raise ValueError(f"doc {sample['doc_id']}: {len(choices)} choices but {n} scored contexts")
+            gold = gold_indices(gold_spec, choices)
         doc_id = int(sample["doc_id"])
         for i in range(n):
             context, continuation = arguments[i]

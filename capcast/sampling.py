@@ -254,6 +254,7 @@ def sample_family(
     from capcast.family import Family, load_family, resolve_model_path
     from capcast.store import Store
 
+    harness.check_device(device)
     if isinstance(family, Family):
         spec_path, fam = Path.cwd() / "family.yaml", family
     else:

@@ -16,6 +16,12 @@ complete, a killed run leaves at most garbage under ``tmp/``, and a rerun skips 
 
 :meth:`Store.connect` returns a DuckDB connection with the views ``choices``, ``samples`` and
 ``runs`` (columns: ``docs/evaluation.md``).
+
+The durable-file helpers are public, so every writer of the store (``capcast.passuntil_store``
+too) commits files the same way: :func:`path_slug` (folder names), :func:`write_parquet` and
+:func:`write_json` (written and fsynced), :func:`write_atomically` and
+:func:`write_parquet_atomic` (whole file or nothing), :func:`fsync_dir`, and
+:func:`register_parquet_view` (a DuckDB view over part files, empty but typed when there are none).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import shutil
 import urllib.parse
 import uuid
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -37,11 +43,10 @@ KEY_COLUMNS = ("family", "checkpoint", "task")
 RECORD_FILES = {"multiple_choice": "choices.parquet", "generate": "samples.parquet"}
 
 # Column types of the views, used to give an empty store views with the right columns.
+KEY_FIELDS = [pa.field(name, pa.string()) for name in KEY_COLUMNS]
 CHOICES_SCHEMA = pa.schema(
-    [
-        ("family", pa.string()),
-        ("checkpoint", pa.string()),
-        ("task", pa.string()),
+    KEY_FIELDS
+    + [
         ("doc_id", pa.int64()),
         ("choice_idx", pa.int32()),
         ("loglik", pa.float64()),
@@ -53,10 +58,8 @@ CHOICES_SCHEMA = pa.schema(
     ]
 )
 SAMPLES_SCHEMA = pa.schema(
-    [
-        ("family", pa.string()),
-        ("checkpoint", pa.string()),
-        ("task", pa.string()),
+    KEY_FIELDS
+    + [
         ("doc_id", pa.int64()),
         ("sample_idx", pa.int32()),
         ("text", pa.string()),
@@ -65,10 +68,8 @@ SAMPLES_SCHEMA = pa.schema(
     ]
 )
 RUNS_SCHEMA = pa.schema(
-    [
-        ("family", pa.string()),
-        ("checkpoint", pa.string()),
-        ("task", pa.string()),
+    KEY_FIELDS
+    + [
         ("kind", pa.string()),
         ("model", pa.string()),
         ("revision", pa.string()),
@@ -100,13 +101,17 @@ RUNS_SCHEMA = pa.schema(
 )
 
 
-def _slug(name: str) -> str:
-    """A reversible, filesystem-safe folder name (percent-encoding; never '.' or '..')."""
+# --- durable files: the small public API the store's writers share (also capcast.passuntil_store)
+
+
+def path_slug(name: str) -> str:
+    """A reversible, filesystem-safe folder name for ``name`` (percent-encoding; never '.' or '..')."""
     slug = urllib.parse.quote(name, safe="-_.+=@,")
     return "%2E" + slug[1:] if slug.startswith(".") else slug
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """fsync a folder, so that the names created or renamed in it survive a crash."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -114,11 +119,51 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_parquet(table: pa.Table, path: Path) -> None:
-    with path.open("wb") as fh:
+def write_parquet(table: pa.Table, path: Path) -> None:
+    """Write ``table`` to ``path`` as zstd Parquet and fsync it (durable, not atomic)."""
+    with Path(path).open("wb") as fh:
         pq.write_table(table, fh, compression="zstd")
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def write_json(obj: Any, path: Path) -> None:
+    """Write ``obj`` as indented JSON (``str`` for anything else) to ``path`` and fsync it."""
+    with Path(path).open("w") as fh:
+        json.dump(obj, fh, indent=2, default=str)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """Create or replace ``path`` all or nothing: ``write(tmp)`` fills a temporary file beside it
+    (and should fsync it), which is then renamed over ``path``; the folder is fsynced."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_parquet_atomic(table: pa.Table, path: Path) -> None:
+    """Write ``table`` to ``path`` as zstd Parquet so that readers see the whole file or none."""
+    write_atomically(path, lambda tmp: write_parquet(table, tmp))
+
+
+def register_parquet_view(con, view: str, files: list[str], schema: pa.Schema, union_by_name: bool = True) -> None:
+    """Create the DuckDB view ``view`` over Parquet ``files``; with no files, an empty view of ``schema``."""
+    if files:
+        listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+        union = ", union_by_name = true" if union_by_name else ""
+        con.execute(f"CREATE VIEW {view} AS SELECT * FROM read_parquet([{listing}]{union})")
+    else:
+        con.register(f"_{view}_empty", schema.empty_table())
+        con.execute(f"CREATE VIEW {view} AS SELECT * FROM _{view}_empty")
 
 
 def with_keys(records: pa.Table, family: str, checkpoint: str, task: str) -> pa.Table:
@@ -139,10 +184,10 @@ class Store:
         return self.root / "parts"
 
     def task_data_dir(self, task: str) -> Path:
-        return self.root / "tasks" / _slug(task)
+        return self.root / "tasks" / path_slug(task)
 
     def run_dir(self, family: str, checkpoint: str, task: str) -> Path:
-        return self.parts / _slug(family) / _slug(checkpoint) / _slug(task)
+        return self.parts / path_slug(family) / path_slug(checkpoint) / path_slug(task)
 
     def has_run(self, family: str, checkpoint: str, task: str) -> bool:
         return self.run_dir(family, checkpoint, task).is_dir()
@@ -162,17 +207,15 @@ class Store:
         tmp = tmp_root / f"{uuid.uuid4().hex}"
         tmp.mkdir()
         try:
-            _write_parquet(with_keys(records, family, checkpoint, task), tmp / RECORD_FILES[kind])
+            write_parquet(with_keys(records, family, checkpoint, task), tmp / RECORD_FILES[kind])
             row = {name: manifest.get(name) for name in RUNS_SCHEMA.names}
             row["kind"], row["n_records"] = kind, records.num_rows
-            _write_parquet(pa.Table.from_pylist([row], schema=RUNS_SCHEMA), tmp / "run.parquet")
-            (tmp / "run.json").write_text(json.dumps({**manifest, "kind": kind, "n_records": records.num_rows}, indent=2, default=str))
-            with (tmp / "run.json").open("rb") as fh:
-                os.fsync(fh.fileno())
-            _fsync_dir(tmp)
+            write_parquet(pa.Table.from_pylist([row], schema=RUNS_SCHEMA), tmp / "run.parquet")
+            write_json({**manifest, "kind": kind, "n_records": records.num_rows}, tmp / "run.json")
+            fsync_dir(tmp)
             final.parent.mkdir(parents=True, exist_ok=True)
             os.rename(tmp, final)  # atomic; fails if another writer got there first
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -195,13 +238,7 @@ class Store:
             ("samples", RECORD_FILES["generate"], SAMPLES_SCHEMA),
             ("runs", "run.parquet", RUNS_SCHEMA),
         ):
-            files = self._files(filename)
-            if files:
-                listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-                con.execute(f"CREATE VIEW {view} AS SELECT * FROM read_parquet([{listing}], union_by_name = true)")
-            else:
-                con.register(f"_{view}_empty", schema.empty_table())
-                con.execute(f"CREATE VIEW {view} AS SELECT * FROM _{view}_empty")
+            register_parquet_view(con, view, self._files(filename), schema)
         return con
 
     def runs(self):

@@ -4,6 +4,7 @@ Parquet): outputs, plots, a third-party law plugin, and every bad input (exit 2,
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 from scipy.special import expit
 
 from capcast import cli
+from capcast.errors import CapcastError
 from capcast.forecast import ForecastRow, forecast_scores
 from capcast.laws.base import Target
 
@@ -95,6 +97,30 @@ def test_forecast_library_with_target_object(scores_files) -> None:
     frame = frame[frame["model"] != "big"]
     rows = forecast_scores(frame, Target(name="planned", params=6e9, tokens=1.2e11), tasks=["rising"], method="ladder")
     assert rows[0].status == "ok" and rows[0].actual is None and rows[0].model == "planned"
+
+
+def test_choose_target_is_the_library_behind_the_target_options(scores_files) -> None:
+    from capcast.family import TargetSpec
+    from capcast.forecast import choose_target, scores_for_forecast
+
+    assert choose_target("big") == "big"
+    assert choose_target(params=6e9, tokens=1.2e11) == Target(name="target", params=6e9, tokens=1.2e11)
+    assert choose_target(flops=8e22).compute == 8e22
+    spec = TargetSpec(name="planned", params=7e9, tokens=2e12)
+    assert choose_target(spec_target=spec) == Target(name="planned", params=7e9, tokens=2e12)
+    assert choose_target("big", spec_target=spec) == "big"  # an explicit choice beats the spec's target
+    for kwargs, fragment in (
+        ({"name": "big", "params": 6e9}, "give --target NAME or --target-params/--target-tokens/--target-flops, not both"),
+        ({"params": -1.0, "tokens": 1e9}, "--target-params must be positive (got -1)"),
+        ({"params": 6e9}, "give both --target-params and --target-tokens, or --target-flops"),
+        ({}, "no target: pass --target NAME"),
+    ):
+        with pytest.raises(CapcastError, match=re.escape(fragment)):
+            choose_target(**kwargs)
+    frame, spec_target = scores_for_forecast(scores=scores_files["csv"])
+    assert spec_target is None and set(frame["model"]) >= {"big"}
+    with pytest.raises(CapcastError, match="give exactly one of FAMILY.yaml or --scores FILE"):
+        scores_for_forecast()
 
 
 def test_plot_writes_one_png_per_task(scores_files, tmp_path, capsys) -> None:

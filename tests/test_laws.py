@@ -3,6 +3,8 @@ interval covers held-out observations at about the stated rate."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from scipy.special import expit
@@ -174,3 +176,55 @@ def test_fits_are_immutable() -> None:
     fit = SigmoidLaw().fit(sigmoid_case(np.random.default_rng(9))[0])
     with pytest.raises(AttributeError):
         fit.theta = np.zeros(3)
+
+
+def runaway_case(rng):
+    """A hard generative task (chance 0) rising as a steep exponential in the loss over the fitting
+    band (like OpenLM's Jeopardy, where an unconstrained loss-error fit forecast 100% for 2.4%)."""
+    top_loss = float(true_loss(SIZES[-1], 20 * SIZES[-1]))
+
+    def score(n, d, c):
+        return 0.04 * np.exp(-8.0 * (true_loss(n, d) - top_loss))
+
+    return replace(make_series(score, rng, loss_extra("val/c4:loss")), chance=0.0)
+
+
+def test_loss_error_refuses_a_runaway_extrapolation_instead_of_clipping_it() -> None:
+    from capcast.forecast import STATUS_UNPREDICTABLE, forecast_one
+
+    series = runaway_case(np.random.default_rng(10))
+    fit = LossErrorLaw().fit(series)
+    eps, lift, gamma = (fit.params[f"step2.{n}"] for n in ("eps", "lift", "gamma"))
+    assert 0 <= eps <= 1 and 0 < lift <= 1 and 0 < gamma <= 10  # bounded step 2
+    assert np.all(np.isfinite(fit.cov))
+    # on the fitting band the curve stays a score, and it tracks the data
+    assert np.all((fit.curve(series.extra["val/c4:loss"]) >= 0) & (fit.curve(series.extra["val/c4:loss"]) <= 1))
+    # a near target (inside the band) is answered ...
+    near = Target(params=float(SIZES[-2]), tokens=20 * float(SIZES[-2]))
+    pred = fit.predict(near)
+    assert 0 <= pred.lower <= pred.mean <= pred.upper <= 1 and pred.mean < 0.05
+    # ... one decade out the exponential leaves [0, 1]: refused with the reason, not clipped to 100%
+    with pytest.raises(NotPredictable, match=r"loss-error leaves \[0, 1\] at the target: score \d"):
+        fit.predict(BIG)
+    row = forecast_one(series, BIG, LossErrorLaw(), 0.9, None, "synthetic").row
+    assert row.status == STATUS_UNPREDICTABLE and row.forecast is None and "leaves [0, 1]" in row.reason
+
+
+def test_auto_falls_back_to_the_next_law_when_its_choice_refuses_the_target() -> None:
+    from capcast.forecast import STATUS_OK, forecast_one
+
+    series, truth = ladder_case(np.random.default_rng(4))
+    auto = AutoLaw(candidates=(SigmoidLaw(), LadderLaw(), LossErrorLaw()))
+    fit = auto.fit(series)
+    report = auto.evaluate(series)
+    # loss-error wins the folds on this draw but its exponential leaves [0, 1] at BIG
+    assert fit.law == "auto:loss-error"
+    with pytest.raises(NotPredictable):
+        report["loss-error"]["fit"].predict(BIG)
+    runner_up = sorted((n for n in report if n != "loss-error"), key=lambda n: np.mean(report[n]["errors"]))[0]
+    pred = fit.predict(BIG)
+    assert pred.law == f"auto:{runner_up}"
+    assert pred.lower <= truth <= pred.upper
+    row = forecast_one(series, BIG, auto, 0.9, truth, "synthetic", max_width=1.0).row  # sigmoid is wide here
+    assert row.status == STATUS_OK and row.law == f"auto:{runner_up}"
+    assert "auto:loss-error refuses this target" in row.reason and f"auto fell back to {runner_up}" in row.reason

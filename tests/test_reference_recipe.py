@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import pytest
 
@@ -70,6 +68,9 @@ def test_verify_catches_tampered_weights(two_builds, tmp_path):
     data[-1] ^= 0xFF  # flip bits of the last weight
     weights.write_bytes(bytes(data))
     assert verify_ladder(copy) == [victim]
+    truncated = manifest["checkpoints"][1]["name"]
+    (copy / truncated / "model.safetensors").write_bytes(b"\x00" * 16)  # unreadable file
+    assert verify_ladder(copy) == [victim, truncated]
     with pytest.raises(CapcastError, match=victim):
         check_ladder(copy)
 

@@ -37,30 +37,6 @@ def _check_format(fmt: str) -> None:
         raise CapcastError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
 
 
-def load_scores_for_forecast(family: Optional[Path], scores: Optional[Path], store: Optional[Path],
-                             tasks: Optional[list[str]], limit: Optional[int], device: Optional[str]):
-    """The scores table and (for a family spec) its target, running missing evaluations first."""
-    from capcast.table import read_scores
-
-    sources = [s for s in (family, scores) if s is not None]
-    if len(sources) != 1:
-        raise CapcastError("give exactly one of FAMILY.yaml or --scores FILE (with a family, --store names the record store)")
-    if scores is not None:
-        return read_scores(scores), None
-    from capcast.evaluate import evaluate_family
-    from capcast.family import load_family
-    from capcast.scores import scores_from_store
-
-    if not tasks:
-        raise CapcastError("forecasting a family needs --tasks (the tasks to evaluate and forecast)")
-    spec = load_family(family)
-    store_dir = store or Path("capcast-store")
-    evaluate_family(family, tasks, store_dir, limit=limit, device=device, registry=registry(), console=err_console)
-    table = scores_from_store(store_dir)
-    table = table[table["family"] == spec.family]
-    return read_scores(table), spec.target
-
-
 @app.command("forecast")
 def forecast_command(
     family: Optional[Path] = typer.Argument(None, help="Family spec YAML: evaluate what is missing, then forecast its target."),
@@ -82,8 +58,7 @@ def forecast_command(
     device: Optional[str] = typer.Option(None, "--device", help="With FAMILY.yaml: cpu or cuda."),
 ) -> None:
     """Forecast the target's scores, with prediction intervals, from the smaller checkpoints."""
-    from capcast.forecast import rows_frame, run_forecasts
-    from capcast.laws.base import Target
+    from capcast.forecast import choose_target, rows_frame, run_forecasts, scores_for_forecast
 
     _check_format(fmt)
     task_list = _split(tasks)
@@ -92,23 +67,8 @@ def forecast_command(
             raise CapcastError("give one of FAMILY.yaml, --scores FILE or --samples FILE")
         table, spec_target, metric = None, None, "pass_rate"
     else:
-        table, spec_target = load_scores_for_forecast(family, scores, store, task_list, limit, device)
-    explicit = any(v is not None for v in (target_params, target_tokens, target_flops))
-    if target and explicit:
-        raise CapcastError("give --target NAME or --target-params/--target-tokens/--target-flops, not both")
-    for name, value in (("--target-params", target_params), ("--target-tokens", target_tokens), ("--target-flops", target_flops)):
-        if value is not None and not value > 0:
-            raise CapcastError(f"{name} must be positive (got {value:g})")
-    if explicit:
-        if target_flops is None and (target_params is None or target_tokens is None):
-            raise CapcastError("give both --target-params and --target-tokens, or --target-flops")
-        resolved = Target(name="target", params=target_params, tokens=target_tokens, flops=target_flops)
-    elif target:
-        resolved = target
-    elif spec_target is not None:
-        resolved = Target(name=spec_target.name, params=spec_target.params, tokens=spec_target.tokens, flops=spec_target.flops)
-    else:
-        raise CapcastError("no target: pass --target NAME (a model in the table) or --target-params N --target-tokens D")
+        table, spec_target = scores_for_forecast(family, scores, store, task_list, limit, device, registry(), err_console)
+    resolved = choose_target(target, target_params, target_tokens, target_flops, spec_target)
     if samples is not None:
         from capcast.passuntil_forecast import forecast_samples
 

@@ -2,7 +2,9 @@
 
 Folds: fit on all sizes but the largest, forecast the largest size's last checkpoint; with 4+
 sizes also fit on all but the two largest and forecast the second largest. The candidate with the
-smallest mean absolute fold error wins (ties go to the earlier candidate).
+smallest mean absolute fold error wins (ties go to the earlier candidate). When the winner refuses
+a target (a law's guard: ``loss-error`` outside [0, 1]), the next law in that ranking answers it,
+and the forecast row names that law and says why.
 
 The folds also calibrate the interval. Each fold's squared error (in score points), divided by
 how far that fold extrapolated (decades of compute), estimates how fast forecast variance grows
@@ -91,26 +93,36 @@ class AutoLaw:
             raise NotPredictable("; ".join(f"{name}: {e['reason']}" for name, e in report.items()))
         scored = {name: e for name, e in usable.items() if e["errors"]}
         if scored:
-            chosen = min(scored, key=lambda name: np.mean(scored[name]["errors"]))
+            # best fold error first (ties: the earlier candidate); laws without folds after them
+            ranking = sorted(scored, key=lambda name: np.mean(scored[name]["errors"]))
+            ranking += [name for name in usable if name not in scored]
             why = "leave-largest-out error " + ", ".join(
                 f"{name} {100 * np.mean(e['errors']):.1f} pts" for name, e in scored.items()
             )
         else:
-            chosen = next(iter(usable))
+            ranking = list(usable)
             why = "too few sizes for cross-validation; first law that fits"
         skipped = [f"{name} skipped ({e['reason']})" for name, e in report.items() if "fit" not in e]
-        entry = usable[chosen]
+        fallback = None
+        # A law may refuse a target its guard distrusts (loss-error outside [0, 1]): the next law
+        # in the ranking answers it then (CurveFit.fallback), and the row names that law.
+        for rank, name in reversed(list(enumerate(ranking))):
+            notes = f"auto {'chose' if rank == 0 else 'fell back to'} {name}: {why}" + ("; " + "; ".join(skipped) if skipped else "")
+            fallback = self._calibrated(usable[name], name, series, notes, fallback)
+        return fallback
+
+    @staticmethod
+    def _calibrated(entry: dict, name: str, series: Series, notes: str, fallback: CurveFit | None) -> CurveFit:
+        """The candidate's full fit with the interval its folds measured (see the module docstring)."""
         fit: CurveFit = entry["fit"]
         rates = entry.get("var_rates") or []
         var_rate = float(np.mean(rates)) if rates else 0.0
-        fit_series = series
         base_extra = fit.extra_var_fn
 
         def extra_var(theta, target: Target) -> float:
-            score_var = var_rate * _distance(fit_series, target)
+            score_var = var_rate * _distance(series, target)
             # score units -> logit link, through the link's slope at the forecast
             slope = fit.link_slope(fit.mean_fn(theta, target))
             return score_var * slope**2 + (base_extra(theta, target) if base_extra else 0.0)
 
-        notes = f"auto chose {chosen}: {why}" + ("; " + "; ".join(skipped) if skipped else "")
-        return replace(fit, law=f"auto:{chosen}", extra_var_fn=extra_var, notes=notes)
+        return replace(fit, law=f"auto:{name}", extra_var_fn=extra_var, notes=notes, fallback=fallback)

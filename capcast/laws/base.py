@@ -67,12 +67,18 @@ class Series:
 
 @dataclass(frozen=True)
 class Prediction:
-    """A forecast: point estimate and prediction interval at ``level``."""
+    """A forecast: point estimate and prediction interval at ``level``.
+
+    ``law`` and ``notes`` are set only when another law than the fit's own answered (a fallback,
+    see :attr:`capcast.laws.curve.CurveFit.fallback`): the forecast row reports them instead.
+    """
 
     mean: float
     lower: float
     upper: float
     level: float
+    law: str | None = None
+    notes: str | None = None
 
 
 class LawFit(Protocol):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import statsmodels.api as sm
 
-from capcast.laws.base import NotPredictable, Series, Target
+from capcast.laws.base import NotPredictable, Series
 from capcast.laws.curve import CurveFit, from_z, to_z
 from capcast.laws.signal import final_checkpoints, require_score_series, score_floor, subset
 
@@ -23,26 +23,33 @@ def _ols(x: np.ndarray, y: np.ndarray):
     return sm.OLS(y, sm.add_constant(x)).fit()
 
 
+def fit_line(law: str, series: Series, logit: bool) -> CurveFit:
+    """OLS line vs log10 compute over final checkpoints: on the score itself (``logit=False``,
+    intervals in score units) or on logit of the score above the floor (``logit=True``)."""
+    series = subset(series, final_checkpoints(require_score_series(series)))
+    floor = score_floor(series)
+    x = np.log10(series.flops)
+    res = _ols(x, to_z(series.value, floor) if logit else series.value)
+
+    def line(theta, xs):
+        z = theta[0] + theta[1] * np.asarray(xs, dtype=float)
+        return from_z(z, floor) if logit else z
+
+    return CurveFit(
+        law=law, names=("intercept", "slope"), theta=np.asarray(res.params), cov=np.asarray(res.cov_params()),
+        floor=floor, resid_var=float(res.scale), dof=max(int(res.df_resid), 1),
+        mean_fn=lambda theta, target: float(line(theta, np.log10(target.compute))),
+        x_of=lambda t: float(np.log10(t.compute)), curve_fn=line, n_points=len(x), link="logit" if logit else "identity",
+    )
+
+
 @dataclass(frozen=True)
 class LinearLaw:
     name: str = "linear"
     description: str = "baseline: straight line in score vs log10 compute over final checkpoints (OLS)"
 
     def fit(self, series: Series) -> CurveFit:
-        series = subset(series, final_checkpoints(require_score_series(series)))
-        x = np.log10(series.flops)
-        res = _ols(x, series.value)
-
-        def mean_fn(theta, target: Target) -> float:
-            return float(theta[0] + theta[1] * np.log10(target.compute))
-
-        dof = max(int(res.df_resid), 1)
-        return CurveFit(
-            law=self.name, names=("intercept", "slope"), theta=np.asarray(res.params), cov=np.asarray(res.cov_params()),
-            floor=score_floor(series), resid_var=float(res.scale) if dof > 0 else 0.0, dof=dof, mean_fn=mean_fn,
-            x_of=lambda t: float(np.log10(t.compute)), curve_fn=lambda th, xs: th[0] + th[1] * xs,
-            n_points=len(x), link="identity",
-        )
+        return fit_line(self.name, series, logit=False)
 
 
 @dataclass(frozen=True)
@@ -51,17 +58,4 @@ class LogitLinearLaw:
     description: str = "baseline: line in logit(score above chance) vs log10 compute over final checkpoints (OLS)"
 
     def fit(self, series: Series) -> CurveFit:
-        series = subset(series, final_checkpoints(require_score_series(series)))
-        floor = score_floor(series)
-        x = np.log10(series.flops)
-        res = _ols(x, to_z(series.value, floor))
-
-        def mean_fn(theta, target: Target) -> float:
-            return float(from_z(theta[0] + theta[1] * np.log10(target.compute), floor))
-
-        return CurveFit(
-            law=self.name, names=("intercept", "slope"), theta=np.asarray(res.params), cov=np.asarray(res.cov_params()),
-            floor=floor, resid_var=float(res.scale), dof=max(int(res.df_resid), 1), mean_fn=mean_fn,
-            x_of=lambda t: float(np.log10(t.compute)), curve_fn=lambda th, xs: from_z(th[0] + th[1] * xs, floor),
-            n_points=len(x),
-        )
+        return fit_line(self.name, series, logit=True)

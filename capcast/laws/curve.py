@@ -19,7 +19,7 @@ import numpy as np
 from scipy import stats
 from scipy.special import expit, logit
 
-from capcast.laws.base import Prediction, Target
+from capcast.laws.base import NotPredictable, Prediction, Target
 
 Z_CLIP = 1e-4  # keep logit finite for scores at the floor or at 1
 
@@ -70,6 +70,10 @@ class CurveFit:
     notes: str = ""
     n_points: int = 0
     link: str = "logit"  # "logit": intervals in z space; "identity": in score units
+    # guard(theta, target) raises NotPredictable where the law must not be trusted (e.g. outside [0, 1])
+    guard: Callable[[np.ndarray, Target], None] | None = field(default=None, repr=False)
+    # answers the targets ``guard`` refuses (``auto``: the next law in its ranking)
+    fallback: "CurveFit | None" = field(default=None, repr=False)
 
     def _to_z(self, p):
         return np.asarray(p, dtype=float) if self.link == "identity" else to_z(p, self.floor)
@@ -104,6 +108,15 @@ class CurveFit:
         return float(np.sqrt(var))
 
     def predict(self, target: Target, level: float = 0.9) -> Prediction:
+        if self.guard is not None:
+            try:
+                self.guard(self.theta, target)
+            except NotPredictable as exc:
+                if self.fallback is None:
+                    raise
+                pred = self.fallback.predict(target, level)
+                why = f"{self.law} refuses this target ({exc}); {pred.law or self.fallback.law} answers instead"
+                return replace(pred, law=pred.law or self.fallback.law, notes=f"{why}. {pred.notes or self.fallback.notes}".strip())
         mean = self.mean(target)
         z = float(self._to_z(mean))
         quantile = stats.t.ppf(0.5 + level / 2, df=max(self.dof, 1))

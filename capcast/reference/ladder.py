@@ -179,8 +179,11 @@ def verify_ladder(ladder_dir: str | Path | None = None) -> list[str]:
     ladder = Path(ladder_dir) if ladder_dir else default_ladder_dir()
     bad = []
     for ckpt in load_manifest(ladder)["checkpoints"]:
-        folder = ladder / ckpt["name"]
-        if not (folder / "model.safetensors").is_file() or file_weights_sha256(folder) != ckpt["sha256"]:
+        try:
+            matches = file_weights_sha256(ladder / ckpt["name"]) == ckpt["sha256"]
+        except Exception:  # missing or unreadable (truncated, corrupt) weights file
+            matches = False
+        if not matches:
             bad.append(ckpt["name"])
     return bad
 

@@ -52,7 +52,9 @@ def plot_task(rows: pd.DataFrame, task: str, metric: str, path: Path, target: st
         ax.axhline(float(chance.iloc[0]), color="gray", linestyle=":", linewidth=1, label="chance")
     ax.set_xscale("log")
     if metric == "pass_rate" and (data["value"] > 0).any() and data["value"][data["value"] > 0].min() < 0.01:
+        # Pass rates span 1e-4..1: log scale, with a linear stretch around 0 so zeros show.
         ax.set_yscale("symlog", linthresh=1e-3)
+        ax.set_ylim(bottom=0, top=1.5)
     ax.set_xlabel("training compute (FLOPs, 6·N·D)")
     ax.set_ylabel(metric)
     ax.set_title(task)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -61,7 +61,6 @@ class SavedCheckpoint:
     sha256: str
     loss: float
     seconds: float = 0.0
-    extra: dict = field(default_factory=dict)
 
 
 def model_config(spec: MemberSpec):
@@ -93,18 +92,14 @@ def count_params(model) -> tuple[int, int]:
 
 def weights_sha256(state_dict) -> str:
     """Hash of the tensors themselves (names, dtypes, shapes, bytes), independent of file format."""
+    import torch
+
     digest = hashlib.sha256()
     for name in sorted(state_dict):
         tensor = state_dict[name].detach().contiguous().cpu()
         digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-        digest.update(tensor.view(-1).view(dtype=_bytes_dtype()).numpy().tobytes())
+        digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
-
-
-def _bytes_dtype():
-    import torch
-
-    return torch.uint8
 
 
 def file_weights_sha256(checkpoint_dir: Path) -> str:
@@ -195,7 +190,3 @@ def train_member(
             if log:
                 log(f"{name}: loss {running:.3f}, {time.perf_counter() - started:.0f}s")
     return saved
-
-
-def spec_dict(spec: MemberSpec) -> dict:
-    return asdict(spec)

@@ -17,34 +17,19 @@ import capcast
 from capcast_tasks.arithmetic import exact_answer, task_builder
 
 
+# name, generator in capcast_tasks.arithmetic, items, and the Task fields that differ (3 digits each)
+LOCAL_TASKS = (
+    ("capcast_add_mc", "add_mc", 1000,
+     dict(kind="multiple_choice", chance=0.25, description="3-digit addition: pick the right sum among 4 (generated locally)")),
+    ("capcast_compare_mc", "compare_mc", 1000,
+     dict(kind="multiple_choice", chance=0.5, description="max(a,b) of two 3-digit numbers: pick the larger (generated locally)")),
+    ("capcast_add_gen", "add_gen", 500,
+     dict(kind="generate", chance=0.0, checker=exact_answer, repeats=4,
+          description="3-digit addition: generate the sum, 4 samples per item (generated locally)")),
+)
+
+
 @capcast.hookimpl
 def register_tasks(register) -> None:
-    register(
-        capcast.Task(
-            name="capcast_add_mc",
-            lm_eval_config=task_builder("add_mc", "capcast_add_mc", digits=3, n=1000),
-            kind="multiple_choice",
-            chance=0.25,
-            description="3-digit addition: pick the right sum among 4 (generated locally)",
-        )
-    )
-    register(
-        capcast.Task(
-            name="capcast_compare_mc",
-            lm_eval_config=task_builder("compare_mc", "capcast_compare_mc", digits=3, n=1000),
-            kind="multiple_choice",
-            chance=0.5,
-            description="max(a,b) of two 3-digit numbers: pick the larger (generated locally)",
-        )
-    )
-    register(
-        capcast.Task(
-            name="capcast_add_gen",
-            lm_eval_config=task_builder("add_gen", "capcast_add_gen", digits=3, n=500),
-            kind="generate",
-            chance=0.0,
-            checker=exact_answer,
-            repeats=4,
-            description="3-digit addition: generate the sum, 4 samples per item (generated locally)",
-        )
-    )
+    for name, generator, n, fields in LOCAL_TASKS:
+        register(capcast.Task(name=name, lm_eval_config=task_builder(generator, name, digits=3, n=n), **fields))

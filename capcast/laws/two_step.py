@@ -1,0 +1,98 @@
+"""What the two-step laws (``ladder``, ``loss-error``) share: step 1 and the chaining of both steps.
+
+Step 1 (:func:`fit_step_one`): trim early checkpoints, pick the loss (:func:`pick_loss`), keep the
+checkpoints that have it and fit (N, D) -> loss (:mod:`capcast.laws.loss_law`). Step 2 is each
+law's own map from loss to score; :func:`chain` joins the two into one :class:`CurveFit`: the
+forecast is step 2 at step 1's predicted loss; the interval propagates both parameter covariances
+(one joint delta method), step 2's residual scatter, and step 1's residual scatter pushed through
+the slope of step 2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from scipy.linalg import block_diag
+
+from capcast.laws.base import NotPredictable, Series, Target
+from capcast.laws.curve import CurveFit, near_target_mask, numeric_jacobian, residual_var_z, to_z
+from capcast.laws.loss_law import LossFit, fit_loss_law, pick_loss
+from capcast.laws.signal import drop_early_checkpoints, require_score_series, score_floor, subset
+
+# score_fn(step-2 parameters, losses) -> scores
+ScoreOfLoss = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def needs_params_and_tokens(target: Target, joint: bool) -> None:
+    if joint and (target.params is None or target.tokens is None):
+        raise NotPredictable("step 1 fits loss on params and tokens separately; give the target's params and tokens, not only flops")
+
+
+@dataclass(frozen=True)
+class StepOne:
+    """The fitting checkpoints that carry a score and the loss, the loss, and step 1's fit."""
+
+    series: Series
+    loss_key: str
+    loss: np.ndarray
+    fit: LossFit
+    floor: float
+
+    def predicted_loss(self, theta1: np.ndarray, target: Target) -> float:
+        needs_params_and_tokens(target, self.fit.joint)
+        return self.fit.loss(theta1, target.params or 0.0, target.tokens or 0.0, target.compute or 0.0)
+
+
+def fit_step_one(series: Series, prefer: tuple[str, ...], loss_name: str | None) -> StepOne:
+    series = drop_early_checkpoints(require_score_series(series))
+    loss_key, loss = pick_loss(series, prefer, loss_name)
+    ok = np.isfinite(loss) & (loss > 0)
+    series, loss = subset(series, ok), loss[ok]
+    if len(series) < 4:
+        raise NotPredictable(f"fewer than 4 checkpoints with both a score and {loss_key}")
+    step1 = fit_loss_law(series.params, series.tokens, series.flops, loss)
+    return StepOne(series=series, loss_key=loss_key, loss=loss, fit=step1, floor=score_floor(series))
+
+
+def chain(law: str, one: StepOne, theta2: np.ndarray, cov2: np.ndarray, names2: tuple[str, ...], score_fn: ScoreOfLoss,
+          fitted: np.ndarray, guard: Callable[[np.ndarray, float], None] | None = None) -> CurveFit:
+    """One :class:`CurveFit` for step 1 followed by step 2 (``score_fn`` with ``theta2``).
+
+    ``fitted``: step 2's scores at the fitting checkpoints (for the residual scatter).
+    ``guard(theta2, predicted_loss)``, if given, raises NotPredictable for targets step 2 must not
+    answer.
+    """
+    step1, floor = one.fit, one.floor
+    k1 = len(step1.theta)
+    theta = np.concatenate([step1.theta, theta2])
+    cov = block_diag(np.nan_to_num(step1.cov), np.nan_to_num(cov2))
+
+    def predicted_loss(theta, target: Target) -> float:
+        return one.predicted_loss(theta[:k1], target)
+
+    def score_at_loss(theta, loss_value: float) -> float:
+        return float(score_fn(theta[k1:], np.array([loss_value]))[0])
+
+    def mean_fn(theta, target: Target) -> float:
+        return score_at_loss(theta, predicted_loss(theta, target))
+
+    def step1_var(theta, target: Target) -> float:
+        # the target's own deviation from the step-1 curve, seen through step 2's slope
+        at = np.array([predicted_loss(theta, target)])
+        slope = numeric_jacobian(lambda v: float(to_z(score_at_loss(theta, v[0]), floor)), at)[0]
+        return float(slope**2 * step1.resid_var)
+
+    def check(theta, target: Target) -> None:
+        guard(theta[k1:], predicted_loss(theta, target))
+
+    return CurveFit(
+        law=law, names=tuple(f"step1.{n}" for n in step1.names) + tuple(f"step2.{n}" for n in names2), theta=theta, cov=cov,
+        floor=floor, resid_var=residual_var_z(one.series.value, fitted, floor, near_target_mask(-one.loss), len(theta2)),
+        dof=max(len(one.series) - len(theta2), 1), mean_fn=mean_fn,
+        x_label=f"predicted {one.loss_key}", x_of=lambda t: predicted_loss(theta, t),
+        curve_fn=lambda th, xs: np.clip(score_fn(th[k1:], np.asarray(xs, dtype=float)), 0.0, 1.0),
+        extra_var_fn=step1_var, n_points=len(one.series), guard=None if guard is None else check,
+        notes=f"loss {one.loss_key}; step 1 {'L(N, D)' if step1.joint else 'L(C)'}",
+    )
