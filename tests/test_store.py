@@ -79,6 +79,34 @@ def test_names_that_look_like_paths_stay_inside_the_store(tmp_path):
         assert con.execute("SELECT DISTINCT checkpoint, task FROM choices").fetchall() == [("..", "../x")]
 
 
+def test_durable_file_helpers_are_whole_or_nothing(tmp_path):
+    import duckdb
+    import pyarrow.parquet as pq
+
+    from capcast.store import path_slug, register_parquet_view, write_atomically, write_parquet_atomic
+
+    assert path_slug("a/b") == "a%2Fb" and path_slug("..") == "%2E." and path_slug(".x") == "%2Ex"
+    path = tmp_path / "deep" / "part.parquet"
+    write_parquet_atomic(pa.table({"x": [1, 2]}), path)
+    write_parquet_atomic(pa.table({"x": [3]}), path)  # replaces, leaves no temporary file behind
+    assert pq.read_table(path).column("x").to_pylist() == [3]
+    assert [p.name for p in path.parent.iterdir()] == ["part.parquet"]
+
+    def crash(tmp):
+        tmp.write_bytes(b"half a file")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_atomically(path, crash)  # a failed write keeps the old file and removes its temporary
+    assert pq.read_table(path).column("x").to_pylist() == [3]
+    assert [p.name for p in path.parent.iterdir()] == ["part.parquet"]
+    con = duckdb.connect()
+    register_parquet_view(con, "parts", [str(path)], CHOICES_SCHEMA)
+    register_parquet_view(con, "empty", [], CHOICES_SCHEMA)
+    assert con.execute("SELECT x FROM parts").fetchall() == [(3,)]
+    assert [r[0] for r in con.execute("DESCRIBE empty").fetchall()] == CHOICES_SCHEMA.names
+
+
 def test_mc_scores_match_numpy(tmp_path):
     store = Store(tmp_path)
     rng = np.random.default_rng(0)
