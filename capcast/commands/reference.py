@@ -33,11 +33,17 @@ def demo_command(
     checkpoints: Optional[str] = typer.Option(None, "--checkpoints", help="Comma-separated checkpoint names (default: all)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Items per task (default: all)."),
     ladder: Optional[Path] = typer.Option(None, "--ladder", help="A built ladder folder (default: the committed one)."),
+    forecast: bool = typer.Option(True, "--forecast/--no-forecast", help="Forecast the target from family.yaml's checkpoints."),
+    passuntil: bool = typer.Option(True, "--passuntil/--no-passuntil", help="Run the short PassUntil measurement on ref_add3."),
 ) -> None:
-    """Evaluate the reference mini-ladder on its tasks; print the scores table; plot score vs compute."""
-    from capcast.reference.demo import run_demo
+    """Evaluate the reference mini-ladder, tabulate and plot; forecast its target beside the actual; PassUntil on ref_add3."""
+    from capcast.reference.demo import PassUntilSettings, run_demo
 
-    result = run_demo(out, ladder_dir=ladder, tasks=_csv(tasks), checkpoints=_csv(checkpoints), limit=limit, console=console)
+    result = run_demo(
+        out, ladder_dir=ladder, tasks=_csv(tasks), checkpoints=_csv(checkpoints), limit=limit, console=console,
+        forecast=forecast, passuntil=PassUntilSettings() if passuntil else None,
+    )
+    wide = Console(width=max(console.width, 170))  # every column, even when stdout is not a terminal (make demo | tee)
     table = Table(title=f"capcast-mini: score per checkpoint (rows by training compute); target = {result.target}")
     table.add_column("checkpoint", no_wrap=True)
     table.add_column("params", justify="right")
@@ -50,10 +56,60 @@ def demo_command(
         name = f"[bold red]{row['model']}[/]" if row["model"] == result.target else row["model"]
         cells = [_fmt(row[t], result.metrics[t]) for t in tasks_shown]
         table.add_row(name, f"{row['params']:,.0f}", f"{row['tokens']:,.0f}", f"{row['flops']:.2e}", *cells)
-    # Wide enough for every task column even when stdout is not a terminal (make demo | tee).
-    Console(width=max(console.width, 170)).print(table)
+    wide.print(table)
     console.print(f"plots: {out / 'plots'} ({len(result.plots)} PNG); store: {result.store}")
-    console.print(f"demo took {result.seconds:.0f} s (evaluation {result.eval_seconds:.0f} s)")
+    if forecast:
+        wide.print(forecast_table(result))
+        console.print(f"forecast plots: {out / 'forecast-plots'} ({len(result.forecast_plots)} PNG)")
+    if result.passuntil:
+        wide.print(passuntil_table(result))
+    console.print(
+        f"demo took {result.seconds:.0f} s (evaluation {result.eval_seconds:.0f} s, forecasts {result.forecast_seconds:.0f} s, "
+        f"PassUntil {result.passuntil_seconds:.0f} s)"
+    )
+
+
+def _pct(value: Optional[float]) -> str:
+    return "" if value is None else f"{100 * value:.1f}"
+
+
+def forecast_table(result) -> Table:
+    """The demo's forecast rows: law, forecast, interval, actual, status and reason (points x 100)."""
+    fitted = result.fit_checkpoints
+    sizes = sorted({name.split("-")[0] for name in fitted}, key=lambda s: ["xs", "s", "m", "l"].index(s) if s in ("xs", "s", "m", "l") else 9)
+    table = Table(title=(
+        f"forecast of {result.target} from {len(fitted)} checkpoints of family.yaml ({', '.join(sizes) or 'none evaluated'}), "
+        "method auto, 90% interval, scores x 100"
+    ))
+    for col in ("task", "metric", "law chosen", "forecast", "90% interval", "actual", "status / reason"):
+        table.add_column(col, justify="right" if col in ("forecast", "90% interval", "actual") else "left",
+                         no_wrap=col in ("task", "metric"), overflow="fold")
+    for row in result.forecasts:
+        interval = f"{_pct(row.lower)} to {_pct(row.upper)}" if row.forecast is not None else ""
+        if row.status == "ok":
+            inside = row.actual is not None and row.lower <= row.actual <= row.upper
+            status = "ok" + ("" if row.actual is None else (", actual inside" if inside else ", [yellow]actual outside[/]"))
+        else:
+            status = f"[yellow]{row.status}[/]: {row.reason}"
+        table.add_row(row.task, row.metric, row.law, _pct(row.forecast), interval, _pct(row.actual), status)
+    return table
+
+
+def passuntil_table(result) -> Table:
+    """Greedy accuracy beside the measured PassUntil pass rate, per sampled checkpoint."""
+    s = result.passuntil_settings
+    table = Table(title=(
+        f"ref_add3: greedy vs PassUntil (first {s.limit} items, r = {s.successes}, cap {s.cap:,} samples per item; "
+        "unbiased estimate, 90% interval)"
+    ))
+    for col in ("checkpoint", "params", "greedy acc", "PassUntil pass rate", "90% interval", "items passed", "samples", "seconds"):
+        table.add_column(col, justify="left" if col == "checkpoint" else "right", no_wrap=True)
+    for row in result.passuntil:
+        table.add_row(
+            row.checkpoint, f"{row.params:,.0f}", "" if row.greedy is None else f"{row.greedy:.3f}", f"{row.pass_rate:.2e}",
+            f"{row.lower:.2e} to {row.upper:.2e}", f"{row.passed}/{row.instances}", f"{row.samples:,}", f"{row.seconds:.0f}",
+        )
+    return table
 
 
 @reference_app.command("build")

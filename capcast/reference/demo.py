@@ -1,7 +1,15 @@
-"""``capcast demo``: evaluate the committed mini-ladder on its tasks, tabulate, plot.
+"""``capcast demo``: capcast's whole job on the committed mini-ladder.
 
-The library call behind the CLI command; later capabilities (forecast, PassUntil, COD,
-leaderboard) extend :func:`run_demo` with their own steps on the same store.
+1. evaluate every checkpoint on the reference tasks (resumable, into ``out/store``), tabulate
+   the scores and plot score vs compute (``out/plots``);
+2. forecast the backtest target (``family.yaml``'s ``l-s0-step2441``) from the fitting
+   checkpoints of ``family.yaml`` on every task with ``method="auto"``, beside its measured score
+   (``out/forecast-plots``);
+3. PassUntil-sample the showcase task ``ref_add3`` on a few checkpoints whose greedy score is 0
+   (the library behind ``capcast sample``, into the same store) and set greedy accuracy beside
+   the measured pass rate.
+
+The library call behind the CLI command (:func:`run_demo`); each step is a function of its own.
 """
 
 from __future__ import annotations
@@ -17,6 +25,41 @@ from capcast.reference.plots import main_metric_rows, plot_all
 from capcast.reference.tasks import reference_tasks
 
 DEFAULT_OUT = Path("demo-out")
+PASSUNTIL_TASK = "ref_add3"  # sampled 3-digit addition: the PassUntil showcase
+GREEDY_TASK = "ref_add3_greedy"  # the same items, greedy
+# Final seed-0 checkpoints of the two smallest sizes: greedy 0, sampled pass rates ~2e-4 and ~5e-4.
+PASSUNTIL_CHECKPOINTS = ("xs-s0-step244", "s-s0-step488")
+
+
+@dataclass(frozen=True)
+class PassUntilSettings:
+    """The demo's PassUntil step: ``limit`` first items of ``ref_add3``, stop at ``successes``
+    passes or ``cap`` samples per item. Sized to about a minute on 2 CPU cores."""
+
+    checkpoints: tuple[str, ...] = PASSUNTIL_CHECKPOINTS
+    limit: int = 20
+    successes: int = 2
+    cap: int = 2048
+    first_batch: int = 64
+    seed: int = 1234
+
+
+@dataclass(frozen=True)
+class PassUntilRow:
+    """One checkpoint's greedy score beside its PassUntil pass rate on the showcase task."""
+
+    checkpoint: str
+    params: float
+    flops: float
+    greedy: float | None  # ref_add3_greedy pass rate from the evaluation (None: not evaluated)
+    pass_rate: float  # PassUntil estimate (unbiased), mean over the sampled items
+    lower: float
+    upper: float
+    instances: int
+    solved: int  # items that reached r passes
+    passed: int  # items with at least one passing sample
+    samples: int
+    seconds: float
 
 
 @dataclass
@@ -29,7 +72,14 @@ class DemoResult:
     metrics: dict[str, str]  # task -> metric shown
     plots: list[Path] = field(default_factory=list)
     target: str | None = None
+    forecasts: list = field(default_factory=list)  # capcast.forecast.ForecastRow, one per task
+    forecast_plots: list[Path] = field(default_factory=list)
+    fit_checkpoints: list[str] = field(default_factory=list)  # family.yaml's checkpoints that were evaluated
+    passuntil: list[PassUntilRow] = field(default_factory=list)
+    passuntil_settings: PassUntilSettings | None = None
     eval_seconds: float = 0.0
+    forecast_seconds: float = 0.0
+    passuntil_seconds: float = 0.0
     seconds: float = 0.0
 
 
@@ -49,11 +99,17 @@ def run_demo(
     batch_size: int = 64,
     console=None,
     progress: bool = True,
+    forecast: bool = True,
+    passuntil: PassUntilSettings | None = PassUntilSettings(),
 ) -> DemoResult:
-    """Verify the ladder's weights, evaluate it into ``out_dir/store``, plot into ``out_dir/plots``.
+    """Verify the ladder's weights, evaluate it into ``out_dir/store``, plot into ``out_dir/plots``,
+    forecast the target (``out_dir/forecast-plots``) and run the PassUntil showcase.
 
     ``tasks``, ``checkpoints`` and ``limit`` shrink the run (tests use the smallest members).
-    Already stored (checkpoint, task) runs are reused, so a second demo only re-tabulates.
+    Already stored (checkpoint, task) runs and PassUntil rounds are reused, so a second demo only
+    re-tabulates and re-fits. ``forecast=False`` / ``passuntil=None`` skip those steps. The
+    PassUntil step samples only checkpoints of ``passuntil.checkpoints`` that are among
+    ``checkpoints`` (all when ``checkpoints`` is None).
     """
     from capcast.evaluate import evaluate_family
     from capcast.scores import scores_from_store
@@ -81,22 +137,119 @@ def run_demo(
     scores = scores[(scores["family"] == manifest["family"]) & scores["task"].isin(names)]
     if checkpoints:
         scores = scores[scores["model"].isin(checkpoints)]
+    scores = scores.reset_index(drop=True)
     metrics = {n: (all_tasks[n].default_metric if n in all_tasks else "acc") for n in names}
     rows = main_metric_rows(scores, metrics)
     target = _target_name(ladder)
     plots = plot_all(rows, metrics, out / "plots", target=target)
-    return DemoResult(
+    result = DemoResult(
         out_dir=out,
         ladder_dir=ladder,
         store=store,
-        scores=scores.reset_index(drop=True),
+        scores=scores,
         table=wide_table(rows, names),
         metrics=metrics,
         plots=plots,
         target=target,
         eval_seconds=eval_seconds,
-        seconds=time.perf_counter() - started,
     )
+    if forecast:
+        step = time.perf_counter()
+        result.forecasts, results, result.fit_checkpoints = forecast_target(scores, ladder, metrics)
+        from capcast.plotting import plot_forecasts
+
+        result.forecast_plots = plot_forecasts(results, out / "forecast-plots")
+        result.forecast_seconds = time.perf_counter() - step
+    if passuntil is not None:
+        chosen = [c for c in passuntil.checkpoints if checkpoints is None or c in checkpoints]
+        if chosen:
+            step = time.perf_counter()
+            if console is not None and progress:
+                console.print(
+                    f"PassUntil on {PASSUNTIL_TASK}: {', '.join(chosen)} (first {passuntil.limit} items, "
+                    f"r = {passuntil.successes}, cap {passuntil.cap:,} samples per item)",
+                    highlight=False,
+                )
+            result.passuntil = passuntil_showcase(ladder, store, scores, passuntil, chosen, batch_size=batch_size)
+            result.passuntil_settings = passuntil
+            result.passuntil_seconds = time.perf_counter() - step
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def forecast_target(scores: pd.DataFrame, ladder: Path, metrics: dict[str, str], interval: float = 0.9):
+    """Forecast ``family.yaml``'s target from its fitting checkpoints, one row per task.
+
+    Uses ``capcast.forecast.run_forecasts`` (= ``forecast_scores`` keeping the fits, for plots)
+    with ``method="auto"`` on each task's main metric. Only the checkpoints listed in
+    ``family.yaml`` are fitted (the other l members would leak the answer); the target's own
+    measured score, when evaluated, is the row's ``actual``. Where the evaluated checkpoints
+    cannot support any forecast (e.g. a single size), every task still gets a row, ``not
+    predictable yet``, with the reason. Returns (rows in task order, ForecastResults, fit names).
+    """
+    from capcast.errors import CapcastError
+    from capcast.family import load_family
+    from capcast.forecast import STATUS_UNPREDICTABLE, ForecastResult, ForecastRow, actual_value, run_forecasts
+    from capcast.laws.base import Target
+
+    spec = load_family(ladder / "family.yaml")
+    fit_names = [c.name for c in spec.checkpoints]
+    evaluated = set(scores["model"])
+    target = Target(name=spec.target.name, params=spec.target.params, tokens=spec.target.tokens, flops=spec.target.flops)
+    frame = scores[scores["model"].isin(fit_names + [target.name])]
+    target_rows = frame[frame["model"] == target.name]
+    by_task: dict[str, ForecastResult] = {}
+    for metric in dict.fromkeys(metrics.values()):
+        tasks = [t for t, m in metrics.items() if m == metric]
+        try:
+            for res in run_forecasts(frame, target, tasks, metric=metric, method="auto", interval=interval):
+                by_task[res.row.task] = res
+        except CapcastError as exc:
+            for task in tasks:
+                row = ForecastRow(
+                    family=spec.family, model=target.name, task=task, metric=metric, law="auto", forecast=None, lower=None,
+                    upper=None, actual=actual_value(target_rows, task, metric), status=STATUS_UNPREDICTABLE, reason=str(exc),
+                )
+                by_task[task] = ForecastResult(row=row, series=None, fit=None, target=target)
+    results = [by_task[t] for t in metrics if t in by_task]
+    return [r.row for r in results], results, [n for n in fit_names if n in evaluated]
+
+
+def passuntil_showcase(
+    ladder: Path, store: Path, scores: pd.DataFrame, settings: PassUntilSettings, checkpoints: list[str], batch_size: int = 64
+) -> list[PassUntilRow]:
+    """PassUntil-sample ``ref_add3`` on ``checkpoints`` through :func:`capcast.sampling.sample_family`
+    (the library of ``capcast sample``) into ``store``; greedy ``ref_add3_greedy`` beside it.
+
+    Rounds already in the store are reused, so a second call costs nothing.
+    """
+    from capcast import passuntil_store as pstore
+    from capcast.family import load_family
+    from capcast.sampling import SamplerConfig, sample_family
+    from capcast.store import Store
+
+    spec_path = ladder / "ladder.yaml"
+    family = load_family(spec_path)
+    config = SamplerConfig(successes=settings.successes, max_samples_per_instance=settings.cap, first_batch=settings.first_batch)
+    greedy = scores[(scores["task"] == GREEDY_TASK) & (scores["metric"] == "pass_rate")].set_index("model")["value"]
+    rows = []
+    for name in checkpoints:
+        started = time.perf_counter()
+        (summary,) = sample_family(
+            spec_path, [PASSUNTIL_TASK], store, config, seed=settings.seed, batch_size=batch_size, device="cpu",
+            limit=settings.limit, checkpoints=[name],
+        )
+        seconds = time.perf_counter() - started
+        folder = pstore.run_dir(Store(store), family.family, name, PASSUNTIL_TASK)
+        _, correct, _ = pstore.load_state(folder, range(summary.instances)).counts(settings.successes)
+        ckpt = family.checkpoint(name)
+        rows.append(PassUntilRow(
+            checkpoint=name, params=float(ckpt.params), flops=float(ckpt.compute),
+            greedy=float(greedy[name]) if name in greedy.index else None,
+            pass_rate=summary.pass_rate, lower=summary.lower, upper=summary.upper, instances=summary.instances,
+            solved=summary.solved, passed=int((correct > 0).sum()), samples=summary.samples, seconds=seconds,
+        ))
+    return rows
 
 
 def _target_name(ladder: Path) -> str | None:
@@ -106,4 +259,7 @@ def _target_name(ladder: Path) -> str | None:
     return family.target.name if family.target else None
 
 
-__all__ = ["DemoResult", "run_demo", "wide_table", "FAMILY_NAME"]
+__all__ = [
+    "DemoResult", "PassUntilRow", "PassUntilSettings", "run_demo", "forecast_target", "passuntil_showcase", "wide_table",
+    "FAMILY_NAME",
+]
