@@ -49,19 +49,29 @@ def plot_forecast(result: ForecastResult, path: Path, level: float = 0.9) -> Pat
             ax.axhline(series.chance, color="grey", lw=0.8, ls=":", label="chance")
     if fit is not None and series is not None and len(series):
         path_targets = _path_targets(result)
-        xs, mean, lo, hi = [], [], [], []
+        points = []  # (log10 C, mean, lower, upper, the law that answered)
         for t in path_targets:
             try:
                 pred = fit.predict(t, level=level)
             except Exception:  # a law may refuse part of the path; plot the rest
                 continue
-            xs.append(np.log10(t.compute))
-            mean.append(pred.mean)
-            lo.append(pred.lower)
-            hi.append(pred.upper)
-        if xs:
-            ax.plot(xs, mean, "-", color="black", lw=1.2, label=f"{row.law} fit")
-            ax.fill_between(xs, lo, hi, color="black", alpha=0.12, label=f"{int(level * 100)}% interval")
+            points.append((np.log10(t.compute), pred.mean, pred.lower, pred.upper,
+                           getattr(pred, "law", None) or getattr(fit, "law", None) or row.law))
+        # One segment per answering law: `auto` hands the part of the path its choice refuses
+        # to the next law in its ranking, and the two curves must not look like one.
+        segments: list[list[tuple]] = []
+        for point in points:
+            if segments and segments[-1][-1][4] == point[4]:
+                segments[-1].append(point)
+            else:
+                segments.append([point])
+        styles, laws = ["-", "--", "-.", ":"], list(dict.fromkeys(p[4] for p in points))
+        for i, seg in enumerate(segments):
+            xs, mean, lo, hi, law = [p[0] for p in seg], [p[1] for p in seg], [p[2] for p in seg], [p[3] for p in seg], seg[0][4]
+            first_of_law = all(s[0][4] != law for s in segments[:i])
+            style = styles[laws.index(law) % len(styles)]
+            ax.plot(xs, mean, style, color="black", lw=1.2, label=f"{law} fit" if first_of_law else None)
+            ax.fill_between(xs, lo, hi, color="black", alpha=0.12, label=f"{int(level * 100)}% interval" if i == 0 else None)
     tx = np.log10(result.target.compute) if result.target.compute else None
     if tx is not None:
         if row.forecast is not None:

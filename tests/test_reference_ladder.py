@@ -81,27 +81,76 @@ def test_committed_checkpoints_load_and_learned_the_format(manifest):
 
 @pytest.mark.slow
 def test_demo_end_to_end_on_the_two_smallest_members(manifest, tmp_path, monkeypatch):
-    """run_demo on the 2 smallest checkpoints x 2 tasks; stored logliks match transformers."""
+    """run_demo on the 2 smallest checkpoints (+ one s checkpoint and the target, so a forecast has
+    2 sizes and an actual); stored logliks match transformers; forecast and PassUntil parts agree
+    with the scores and the store."""
     import json
 
     from transformers import AutoTokenizer, LlamaForCausalLM
 
-    from capcast.reference.demo import run_demo
+    from capcast import passuntil_store
+    from capcast.estimators import task_score
+    from capcast.forecast import STATUS_FAILED, STATUS_OK, STATUS_UNPREDICTABLE
+    from capcast.reference.demo import PassUntilSettings, run_demo
     from capcast.store import Store
 
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
-    names = _smallest(manifest, 2)
-    result = run_demo(tmp_path / "demo", tasks=["ref_facts", "ref_add3"], checkpoints=names, limit=6, progress=False)
+    smallest = _smallest(manifest, 2)
+    target = load_family(LADDER / "family.yaml").target.name
+    names = smallest + ["s-s0-step122", target]  # in compute order
+    tasks = ["ref_facts", "ref_add3_greedy", "ref_add3"]
+    # The target samples ref_add3 at about 0.45 per sample, the smallest checkpoint at about 1e-5.
+    settings = PassUntilSettings(checkpoints=(smallest[0], target), limit=4, successes=2, cap=64, first_batch=8, batch_size=256)
+    result = run_demo(tmp_path / "demo", tasks=tasks, checkpoints=names, limit=6, progress=False, passuntil=settings)
     assert list(result.table["model"]) == names  # ordered by compute
-    assert set(result.metrics) == {"ref_facts", "ref_add3"}
+    assert set(result.metrics) == set(tasks)
     assert result.metrics["ref_add3"] == "pass_rate"
-    assert result.table["ref_facts"].between(0, 1).all() and result.table["ref_add3"].between(0, 1).all()
-    assert sorted(p.name for p in result.plots) == ["ref_add3.png", "ref_facts.png"]
+    assert all(result.table[t].between(0, 1).all() for t in tasks)
+    assert sorted(p.name for p in result.plots) == sorted(f"{t}.png" for t in tasks)
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in result.plots)
+
+    # Forecast: one row per task, target = family.yaml's, fitted on family.yaml's checkpoints only
+    # (the target's own scores are the actual, never a fitting point).
+    assert [r.task for r in result.forecasts] == tasks
+    assert result.fit_checkpoints == smallest + ["s-s0-step122"]
+    by_task = result.table.set_index("model")
+    for row in result.forecasts:
+        assert row.model == target and row.metric == result.metrics[row.task]
+        assert row.status in {STATUS_OK, STATUS_UNPREDICTABLE, STATUS_FAILED}
+        assert row.actual == pytest.approx(by_task.loc[target, row.task])
+        if row.status == STATUS_OK:
+            assert row.lower <= row.forecast <= row.upper
+        else:
+            assert row.forecast is None and row.reason  # never a silent gap
+    assert sorted(p.name for p in result.forecast_plots) == sorted(f"{t}.png" for t in tasks)
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in result.forecast_plots)
+
+    # PassUntil: greedy beside the measured rate; numbers agree with the samples in the store.
+    assert [r.checkpoint for r in result.passuntil] == [smallest[0], target]
+    with passuntil_store.connect(result.store) as con:
+        stored = con.execute(
+            "SELECT checkpoint, doc_id, list(correct ORDER BY sample_idx) AS v FROM passuntil_samples "
+            "WHERE task = 'ref_add3' GROUP BY checkpoint, doc_id"
+        ).df()
+    for row in result.passuntil:
+        assert row.greedy == pytest.approx(by_task.loc[row.checkpoint, "ref_add3_greedy"])
+        mine = stored[stored.checkpoint == row.checkpoint]
+        assert row.instances == len(mine) == 4 and row.samples == sum(len(v) for v in mine.v)
+        assert all(len(v) <= settings.cap for v in mine.v)
+        assert row.passed == sum(any(v) for v in mine.v)
+        assert row.solved == sum(sum(v) >= settings.successes for v in mine.v)
+        assert (row.pass_rate > 0) == (row.passed > 0)
+        assert row.lower <= row.pass_rate <= row.upper and row.upper > 0
+        counts = [_truncate(v, settings.successes) for v in mine.v]
+        expected = task_score([c for c, _ in counts], [n for _, n in counts], r=settings.successes)
+        assert row.pass_rate == pytest.approx(expected.value)
+    big = result.passuntil[-1]
+    assert big.passed > 0 and big.pass_rate > 0.05  # the target passes often: PassUntil stops early
+    assert big.samples < big.instances * settings.cap
 
     with Store(result.store).connect() as con:
         choices = con.execute("SELECT * FROM choices WHERE checkpoint = ? ORDER BY doc_id, choice_idx", [names[0]]).df()
-        samples = con.execute("SELECT * FROM samples WHERE checkpoint = ?", [names[0]]).df()
+        samples = con.execute("SELECT * FROM samples WHERE checkpoint = ? AND task = 'ref_add3'", [names[0]]).df()
     docs = [json.loads(l) for l in (result.store / "tasks" / "ref_facts" / "ref_facts.jsonl").read_text().splitlines()]
     assert len(samples) == 6 * 16  # every sampled repeat is kept
     tok = AutoTokenizer.from_pretrained(LADDER / names[0])
@@ -118,6 +167,14 @@ def test_demo_end_to_end_on_the_two_smallest_members(manifest, tmp_path, monkeyp
         direct = sum(logp[t - 1, ids[0, t]].item() for t in range(start, ids.shape[1]))
         assert row.loglik == pytest.approx(direct, abs=1e-3)
 
-    # A second run reuses the store: nothing is evaluated again.
-    again = run_demo(tmp_path / "demo", tasks=["ref_facts", "ref_add3"], checkpoints=names, limit=6, progress=False)
+    # A second run reuses the store: nothing is evaluated or sampled again.
+    again = run_demo(tmp_path / "demo", tasks=tasks, checkpoints=names, limit=6, progress=False, passuntil=settings)
     assert again.table.equals(result.table)
+    assert [r.to_dict() for r in again.forecasts] == [r.to_dict() for r in result.forecasts]
+    assert [(r.pass_rate, r.samples) for r in again.passuntil] == [(r.pass_rate, r.samples) for r in result.passuntil]
+
+
+def _truncate(verdicts, r):
+    from capcast.estimators import truncate_at_rth_success
+
+    return truncate_at_rth_success(list(verdicts), r)

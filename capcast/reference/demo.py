@@ -9,7 +9,8 @@
    (the library behind ``capcast sample``, into the same store) and set greedy accuracy beside
    the measured pass rate.
 
-The library call behind the CLI command (:func:`run_demo`); each step is a function of its own.
+The library call behind the CLI command (:func:`run_demo`); each step is a function of its own,
+and later capabilities add their steps the same way, on the same store.
 """
 
 from __future__ import annotations
@@ -27,20 +28,22 @@ from capcast.reference.tasks import reference_tasks
 DEFAULT_OUT = Path("demo-out")
 PASSUNTIL_TASK = "ref_add3"  # sampled 3-digit addition: the PassUntil showcase
 GREEDY_TASK = "ref_add3_greedy"  # the same items, greedy
-# Final seed-0 checkpoints of the two smallest sizes: greedy 0, sampled pass rates ~2e-4 and ~5e-4.
-PASSUNTIL_CHECKPOINTS = ("xs-s0-step244", "s-s0-step488")
+# Final seed-0 checkpoints of the three smaller sizes: greedy 0, sampled pass rates ~2e-4 to ~2e-3.
+PASSUNTIL_CHECKPOINTS = ("xs-s0-step244", "s-s0-step488", "m-s0-step977")
 
 
 @dataclass(frozen=True)
 class PassUntilSettings:
     """The demo's PassUntil step: ``limit`` first items of ``ref_add3``, stop at ``successes``
-    passes or ``cap`` samples per item. Sized to about a minute on 2 CPU cores."""
+    passes or ``cap`` samples per item. Sized to about a minute on 2 CPU cores (about 280 K samples
+    at 3-4 K samples/s); r = 2 is the smallest r with a useful unbiased estimate, 1/(K-1)."""
 
     checkpoints: tuple[str, ...] = PASSUNTIL_CHECKPOINTS
-    limit: int = 20
+    limit: int = 30
     successes: int = 2
-    cap: int = 2048
+    cap: int = 4096
     first_batch: int = 64
+    batch_size: int = 1024  # generations per forward batch: tiny models sample fastest in big batches
     seed: int = 1234
 
 
@@ -161,7 +164,10 @@ def run_demo(
         result.forecast_plots = plot_forecasts(results, out / "forecast-plots")
         result.forecast_seconds = time.perf_counter() - step
     if passuntil is not None:
-        chosen = [c for c in passuntil.checkpoints if checkpoints is None or c in checkpoints]
+        from capcast.family import load_family
+
+        in_ladder = {c.name for c in load_family(ladder / "ladder.yaml").checkpoints}
+        chosen = [c for c in passuntil.checkpoints if c in in_ladder and (checkpoints is None or c in checkpoints)]
         if chosen:
             step = time.perf_counter()
             if console is not None and progress:
@@ -170,7 +176,7 @@ def run_demo(
                     f"r = {passuntil.successes}, cap {passuntil.cap:,} samples per item)",
                     highlight=False,
                 )
-            result.passuntil = passuntil_showcase(ladder, store, scores, passuntil, chosen, batch_size=batch_size)
+            result.passuntil = passuntil_showcase(ladder, store, scores, passuntil, chosen)
             result.passuntil_settings = passuntil
             result.passuntil_seconds = time.perf_counter() - step
     result.seconds = time.perf_counter() - started
@@ -216,7 +222,7 @@ def forecast_target(scores: pd.DataFrame, ladder: Path, metrics: dict[str, str],
 
 
 def passuntil_showcase(
-    ladder: Path, store: Path, scores: pd.DataFrame, settings: PassUntilSettings, checkpoints: list[str], batch_size: int = 64
+    ladder: Path, store: Path, scores: pd.DataFrame, settings: PassUntilSettings, checkpoints: list[str]
 ) -> list[PassUntilRow]:
     """PassUntil-sample ``ref_add3`` on ``checkpoints`` through :func:`capcast.sampling.sample_family`
     (the library of ``capcast sample``) into ``store``; greedy ``ref_add3_greedy`` beside it.
@@ -236,7 +242,7 @@ def passuntil_showcase(
     for name in checkpoints:
         started = time.perf_counter()
         (summary,) = sample_family(
-            spec_path, [PASSUNTIL_TASK], store, config, seed=settings.seed, batch_size=batch_size, device="cpu",
+            spec_path, [PASSUNTIL_TASK], store, config, seed=settings.seed, batch_size=settings.batch_size, device="cpu",
             limit=settings.limit, checkpoints=[name],
         )
         seconds = time.perf_counter() - started
