@@ -194,7 +194,8 @@ def main() -> None:
     f = per_ckpt.loc[final_names]
     print(f"on ln N, final checkpoints xs, s, m, l: {acceleration_test(np.log(f.params.to_numpy()), f.pass_rate.to_numpy()).summary()}")
     fit_only = per_ckpt.loc[[n for n in names if size_of(n) in FIT_SIZES]]
-    print(f"on ln C, the 9 xs, s, m checkpoints:    {acceleration_test(np.log(fit_only.flops.to_numpy()), fit_only.pass_rate.to_numpy()).summary()}")
+    fit_test = acceleration_test(np.log(fit_only.flops.to_numpy()), fit_only.pass_rate.to_numpy())
+    print(f"on ln C, the 9 xs, s, m checkpoints:    {fit_test.summary()}")
     print(f"on ln C, all {len(names)} checkpoints:        "
           f"{acceleration_test(np.log(per_ckpt.flops.to_numpy()), per_ckpt.pass_rate.to_numpy()).summary()}")
 

@@ -178,3 +178,29 @@ def _truncate(verdicts, r):
     from capcast.estimators import truncate_at_rth_success
 
     return truncate_at_rth_success(list(verdicts), r)
+
+
+@pytest.mark.slow
+def test_demo_command_prints_scores_forecast_and_passuntil_tables(tmp_path, monkeypatch):
+    """`capcast demo` (thin shell over run_demo) on 3 checkpoints: all three tables, with real values."""
+    from typer.testing import CliRunner
+
+    from capcast.cli import app
+
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
+    names = "xs-s0-step244,s-s0-step122,l-s0-step2441"  # xs-s0-step244 is one of the PassUntil checkpoints
+    result = CliRunner().invoke(app, [
+        "demo", "--out", str(tmp_path / "demo"), "--checkpoints", names, "--tasks", "ref_facts,ref_add3_greedy", "--limit", "4",
+        "--passuntil-items", "2", "--passuntil-cap", "64",
+    ], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "forecast of l-s0-step2441 from 2 checkpoints of family.yaml (xs, s)" in out
+    for task in ("ref_facts", "ref_add3_greedy"):
+        assert any(line.startswith(f"│ {task} ") for line in out.splitlines())
+    assert "ref_add3: greedy vs PassUntil (first 2 items, r = 2, cap 64" in out
+    row = next(line for line in out.splitlines() if line.startswith("│ xs-s0-step244 ") and "/2 " in line)
+    cells = [c.strip() for c in row.strip("│").split("│")]
+    assert cells[2] == "0.000" and cells[5].endswith("/2") and int(cells[6].replace(",", "")) <= 2 * 64
+    assert len(list((tmp_path / "demo" / "forecast-plots").glob("*.png"))) == 2
+    assert "demo took" in out

@@ -35,13 +35,16 @@ def demo_command(
     ladder: Optional[Path] = typer.Option(None, "--ladder", help="A built ladder folder (default: the committed one)."),
     forecast: bool = typer.Option(True, "--forecast/--no-forecast", help="Forecast the target from family.yaml's checkpoints."),
     passuntil: bool = typer.Option(True, "--passuntil/--no-passuntil", help="Run the short PassUntil measurement on ref_add3."),
+    passuntil_items: int = typer.Option(30, "--passuntil-items", min=1, help="PassUntil: the first N items of ref_add3."),
+    passuntil_cap: int = typer.Option(4096, "--passuntil-cap", min=1, help="PassUntil: cap on samples per item."),
 ) -> None:
     """Evaluate the reference mini-ladder, tabulate and plot; forecast its target beside the actual; PassUntil on ref_add3."""
     from capcast.reference.demo import PassUntilSettings, run_demo
 
+    settings = PassUntilSettings(limit=passuntil_items, cap=passuntil_cap) if passuntil else None
     result = run_demo(
         out, ladder_dir=ladder, tasks=_csv(tasks), checkpoints=_csv(checkpoints), limit=limit, console=console,
-        forecast=forecast, passuntil=PassUntilSettings() if passuntil else None,
+        forecast=forecast, passuntil=settings,
     )
     wide = Console(width=max(console.width, 170))  # every column, even when stdout is not a terminal (make demo | tee)
     table = Table(title=f"capcast-mini: score per checkpoint (rows by training compute); target = {result.target}")
@@ -76,7 +79,7 @@ def _pct(value: Optional[float]) -> str:
 def forecast_table(result) -> Table:
     """The demo's forecast rows: law, forecast, interval, actual, status and reason (points x 100)."""
     fitted = result.fit_checkpoints
-    sizes = sorted({name.split("-")[0] for name in fitted}, key=lambda s: ["xs", "s", "m", "l"].index(s) if s in ("xs", "s", "m", "l") else 9)
+    sizes = list(dict.fromkeys(name.split("-")[0] for name in fitted))  # fit_checkpoints come in family.yaml's order
     table = Table(title=(
         f"forecast of {result.target} from {len(fitted)} checkpoints of family.yaml ({', '.join(sizes) or 'none evaluated'}), "
         "method auto, 90% interval, scores x 100"
