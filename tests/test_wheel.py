@@ -20,6 +20,11 @@ def test_wheel_carries_plugins_and_task_files_and_runs_outside_the_checkout(tmp_
     names = zipfile.ZipFile(wheel).namelist()
     for expected in ("capcast/cli.py", "capcast/laws/base.py", "capcast_builtin/local_tasks.py", "capcast_tasks/arithmetic.py"):
         assert expected in names
+    # The reference mini-ladder's weights, tokenizers, manifest and specs ship too.
+    ladder = REPO / "capcast" / "reference" / "ladder"
+    for path in ladder.rglob("*"):
+        if path.is_file():
+            assert f"capcast/reference/ladder/{path.relative_to(ladder).as_posix()}" in names
     # Every task file of the checkout's tasks/ room is in the wheel.
     for path in (REPO / "tasks").glob("*.yaml"):
         assert f"capcast_tasks/{path.name}" in names
@@ -35,6 +40,8 @@ def test_wheel_carries_plugins_and_task_files_and_runs_outside_the_checkout(tmp_
         "assert not r.broken, r.broken;"
         "task = r.tasks['capcast_add_mc'];"
         "config = task.lm_eval_config(pathlib.Path('data'));"
+        "from capcast.reference.ladder import default_ladder_dir, verify_ladder;"
+        "assert str(default_ladder_dir()).startswith(str(pathlib.Path(capcast.__file__).parent)) and verify_ladder() == [];"
         "print(capcast.__file__); print(capcast_tasks.__file__); print(sorted(r.tasks)); print(config['dataset_kwargs'])"
     )
     # The unzipped wheel comes first on sys.path, ahead of the editable checkout.
