@@ -137,10 +137,8 @@ def evaluate_family(
     # Duplicate weights under different names usually mean a mislabelled checkpoint (e.g. Pythia
     # revisions that serve the final weights): warn before spending time on them.
     hashes = {c.name: weights_hash(models[c.name], c.revision) for c in chosen}
-    stored = store.runs()
-    for _, row in stored[stored["family"] == fam.family].iterrows():
-        if row["weights_hash"] and row["checkpoint"] not in hashes:
-            hashes[row["checkpoint"]] = row["weights_hash"]
+    for name, digest in store.weight_hashes(fam.family).items():
+        hashes.setdefault(name, digest)
     summary.duplicates = _duplicate_groups(hashes)
     _warn_duplicates(summary.duplicates, console)
 

@@ -107,6 +107,11 @@ def _quiet_libraries() -> None:
 
 def versions() -> dict[str, str]:
     """Versions of the parts that change numbers: recorded in every run manifest."""
+    return dict(_installed_versions())
+
+
+@functools.lru_cache(maxsize=1)  # installed versions do not change within a process
+def _installed_versions() -> dict[str, str]:
     out = {}
     for dist in ("lm_eval", "transformers", "torch", "tokenizers", "datasets", "vllm"):
         try:

@@ -241,6 +241,22 @@ class Store:
             register_parquet_view(con, view, self._files(filename), schema)
         return con
 
+    def weight_hashes(self, family: str) -> dict[str, str]:
+        """checkpoint -> weights sha256 of every stored run of ``family``.
+
+        Read straight from the run manifests with pyarrow: this sits on every ``capcast eval``
+        start, where opening DuckDB would cost more than the lookup itself.
+        """
+        import pyarrow.parquet as pq
+
+        hashes: dict[str, str] = {}
+        family_dir = self.parts / path_slug(family)
+        for path in sorted(family_dir.glob("*/*/run.parquet")) if family_dir.is_dir() else []:
+            row = pq.read_table(path, columns=["checkpoint", "weights_hash"]).to_pylist()[0]
+            if row["weights_hash"]:
+                hashes[row["checkpoint"]] = row["weights_hash"]
+        return hashes
+
     def runs(self):
         """The runs table as a pandas DataFrame."""
         with self.connect() as con:
