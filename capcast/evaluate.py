@@ -136,7 +136,11 @@ def evaluate_family(
 
     # Duplicate weights under different names usually mean a mislabelled checkpoint (e.g. Pythia
     # revisions that serve the final weights): warn before spending time on them.
-    hashes = {c.name: weights_hash(models[c.name], c.revision) for c in chosen}
+    known_hashes = store.load_weights_hash_cache()
+    cached = len(known_hashes)
+    hashes = {c.name: weights_hash(models[c.name], c.revision, known_hashes) for c in chosen}
+    if len(known_hashes) != cached:
+        store.save_weights_hash_cache(known_hashes)
     for name, digest in store.weight_hashes(fam.family).items():
         hashes.setdefault(name, digest)
     summary.duplicates = _duplicate_groups(hashes)
@@ -169,7 +173,8 @@ def evaluate_family(
             bar.update(job, description=f"{ckpt.name}: loading")
             loaded = harness.load_model(models[ckpt.name], ckpt.revision, backend=backend, dtype=dtype, device=device, batch_size=batch_size)
             if hashes.get(ckpt.name) is None:  # hub checkpoints: hashable once downloaded
-                hashes[ckpt.name] = weights_hash(models[ckpt.name], ckpt.revision)
+                hashes[ckpt.name] = weights_hash(models[ckpt.name], ckpt.revision, known_hashes)
+                store.save_weights_hash_cache(known_hashes)
                 new_groups = [g for g in _duplicate_groups(hashes) if ckpt.name in g]
                 _warn_duplicates(new_groups, console)
                 summary.duplicates.extend(new_groups)

@@ -141,11 +141,13 @@ def task_hash(samples: Sequence[dict]) -> str:
     return hashlib.sha256(joined.encode("utf-8")).hexdigest()
 
 
-def weights_hash(model: str, revision: str | None = None) -> str | None:
+def weights_hash(model: str, revision: str | None = None, known: dict[str, str] | None = None) -> str | None:
     """sha256 over the checkpoint's weight files (names and bytes), or None when not on disk.
 
     Local folders are hashed directly; hub ids are hashed from the local HF cache once
-    downloaded (e.g. after :func:`capcast.harness.load_model`).
+    downloaded (e.g. after :func:`capcast.harness.load_model`). ``known`` caches digests by the
+    files' fingerprint (path, size, mtime): re-hashing a multi-GB checkpoint on every
+    ``capcast eval`` start would cost minutes. New digests are added to it.
     """
     folder = Path(model).expanduser()
     if not folder.is_dir():
@@ -160,10 +162,21 @@ def weights_hash(model: str, revision: str | None = None) -> str | None:
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
     if not files:
         return None
+    fingerprint = _fingerprint(folder, files)
+    if known is not None and fingerprint in known:
+        return known[fingerprint]
     digest = hashlib.sha256()
     for path in files:
         digest.update(str(path.relative_to(folder)).encode() + b"\0")
         with path.open("rb") as fh:
             for block in iter(lambda: fh.read(1 << 22), b""):
                 digest.update(block)
+    if known is not None:
+        known[fingerprint] = digest.hexdigest()
     return digest.hexdigest()
+
+
+def _fingerprint(folder: Path, files: list[Path]) -> str:
+    """Identity of the weight files as the filesystem sees them: any rewrite changes it."""
+    stats = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    return hashlib.sha256(repr((str(folder.resolve()), stats)).encode()).hexdigest()

@@ -241,6 +241,20 @@ class Store:
             register_parquet_view(con, view, self._files(filename), schema)
         return con
 
+    @property
+    def weights_hash_cache(self) -> Path:
+        """JSON map of weight-file fingerprint -> sha256 (see :func:`capcast.records.weights_hash`)."""
+        return self.root / "weights-hashes.json"
+
+    def load_weights_hash_cache(self) -> dict[str, str]:
+        try:
+            return json.loads(self.weights_hash_cache.read_text())
+        except (FileNotFoundError, ValueError):  # absent, or unreadable: hash again
+            return {}
+
+    def save_weights_hash_cache(self, known: dict[str, str]) -> None:
+        write_atomically(self.weights_hash_cache, lambda tmp: write_json(known, tmp))
+
     def weight_hashes(self, family: str) -> dict[str, str]:
         """checkpoint -> weights sha256 of every stored run of ``family``.
 

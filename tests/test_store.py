@@ -162,3 +162,41 @@ def test_pass_rate_is_the_mean_over_items_of_the_fraction_correct(tmp_path):
     assert got["metric"].tolist() == ["pass_rate"]
     assert got["value"].iloc[0] == pytest.approx((0.25 + 1.0 + 0.0) / 3)
     assert got["n_items"].iloc[0] == 3 and got["chance"].iloc[0] == 0.0
+
+
+def test_weights_hash_cache_is_used_until_the_files_change(tmp_path):
+    import hashlib
+    import os
+
+    from capcast.records import weights_hash
+
+    model = tmp_path / "ckpt"
+    model.mkdir()
+    weights = model / "model.safetensors"
+    weights.write_bytes(b"\x01" * 1000)
+    expected = hashlib.sha256(b"model.safetensors\0" + b"\x01" * 1000).hexdigest()
+
+    store = Store(tmp_path / "store")
+    known = store.load_weights_hash_cache()
+    assert known == {}
+    assert weights_hash(str(model), known=known) == expected
+    store.save_weights_hash_cache(known)
+    reloaded = store.load_weights_hash_cache()
+    assert list(reloaded.values()) == [expected]
+
+    # Unchanged files: the cached digest is returned without reading the bytes.
+    (fingerprint,) = reloaded
+    reloaded[fingerprint] = "cached-digest"
+    assert weights_hash(str(model), known=reloaded) == "cached-digest"
+
+    # Rewritten bytes (same size): a new fingerprint, so the file is hashed again.
+    weights.write_bytes(b"\x02" * 1000)
+    stat = weights.stat()
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    fresh = hashlib.sha256(b"model.safetensors\0" + b"\x02" * 1000).hexdigest()
+    assert weights_hash(str(model), known=reloaded) == fresh
+    assert fresh in reloaded.values() and len(reloaded) == 2
+
+    # A corrupt cache file is ignored, not fatal.
+    store.weights_hash_cache.write_text("{not json")
+    assert store.load_weights_hash_cache() == {}
