@@ -47,11 +47,6 @@ def write_manifest(folder: Path, manifest: Mapping[str, Any]) -> None:
     write_atomically(folder / "run.json", lambda tmp: write_json(dict(manifest), tmp))
 
 
-def read_manifest(folder: Path) -> dict | None:
-    path = folder / "run.json"
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
 def write_round(
     folder: Path, keys: tuple[str, str, str], round_index: int, samples: Mapping[int, list[Sample]], state: SamplerState
 ) -> Path:

@@ -182,14 +182,6 @@ def run_passuntil(
     return state
 
 
-def summarize(state: SamplerState, r: int, level: float = 0.9):
-    """Task-level PassUntil score of a finished (or partial) run."""
-    _, c, n = state.counts(r)
-    if len(n) == 0 or np.any(n == 0):
-        raise CapcastError("some instances have no samples yet; run capcast sample to finish them")
-    return task_score(c, n, r=r, level=level)
-
-
 def simulated_draw(pass_rates: dict[int, float], seed: int = 0) -> Draw:
     """A draw function for instances with known pass rates (validation, benchmarks, tests)."""
     rng = np.random.default_rng(seed)

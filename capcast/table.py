@@ -92,12 +92,6 @@ def tasks_with_metric(frame: pd.DataFrame, metric: str) -> list[str]:
     return sorted(t for t in tasks.unique() if not t.startswith(VALIDATION_PREFIX))
 
 
-def final_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """Each model's last checkpoint (the most tokens) per (family, model)."""
-    last = frame.groupby(["family", "model"])["tokens"].transform("max")
-    return frame[frame["tokens"] == last]
-
-
 def build_series(frame: pd.DataFrame, task: str, metric: str) -> Series:
     """The (task, metric) series over the checkpoints in ``frame`` (all of them; one family)."""
     rows = frame[(frame["task"] == task) & (frame["metric"] == metric)]

@@ -22,6 +22,11 @@ from capcast.laws.base import Target
 SIZES = {"s1": 2e7, "s2": 6e7, "s3": 2e8, "s4": 6e8, "big": 6e9}
 
 
+def true_rising(params: float, tokens: float) -> float:
+    """The rising task's true accuracy: the formula synthetic_table draws from, written out again."""
+    return float(0.25 + 0.7 * expit(-0.3 + 1.2 * (np.log10(6 * params * tokens) - 18.5)))
+
+
 def synthetic_table(seed: int = 0) -> pd.DataFrame:
     """A family of 5 sizes x 3 checkpoints on two tasks: one rising, one stuck at chance."""
     rng = np.random.default_rng(seed)
@@ -83,13 +88,27 @@ def test_forecast_table_csv_and_explicit_target(scores_files, capsys) -> None:
     assert list(frame.columns) == list(ForecastRow.__dataclass_fields__)
     # with explicit size, "big" is part of the fit data: the forecast lands near its measured score
     assert frame.loc[0, "status"] == "ok" and frame.loc[0, "law"] == "sigmoid"
+    assert frame.loc[0, "model"] == "target" and np.isnan(frame.loc[0, "actual"])  # an explicit size has no actual
+    measured = synthetic_table().query("model == 'big' and task == 'rising' and metric == 'acc' and step == 3000")["value"].iloc[0]
+    assert abs(frame.loc[0, "forecast"] - measured) < 0.02
+    assert abs(frame.loc[0, "forecast"] - true_rising(6e9, 1.2e11)) < 0.02
+    assert frame.loc[0, "lower"] <= frame.loc[0, "forecast"] <= frame.loc[0, "upper"]
 
 
 def test_max_step_fits_only_early_checkpoints(scores_files) -> None:
-    full = forecast_scores(pd.read_csv(scores_files["csv"]), "big", ["rising"], method="sigmoid")[0]
-    early = forecast_scores(pd.read_csv(scores_files["csv"]), "big", ["rising"], method="sigmoid", max_step=2000)[0]
-    assert full.status == early.status == "ok"
-    assert full.forecast != early.forecast
+    from capcast.forecast import run_forecasts
+
+    full = run_forecasts(pd.read_csv(scores_files["csv"]), "big", ["rising"], method="sigmoid")[0]
+    early = run_forecasts(pd.read_csv(scores_files["csv"]), "big", ["rising"], method="sigmoid", max_step=2000)[0]
+    assert full.row.status == early.row.status == "ok"
+    # the fit saw the 4 fitting sizes x 3 checkpoints, and with --max-step 2000 only steps 1000 and 2000 of each
+    assert sorted(full.series.step) == sorted([1000.0, 2000.0, 3000.0] * 4)
+    assert sorted(early.series.step) == sorted([1000.0, 2000.0] * 4)
+    assert "big" not in set(full.series.model) | set(early.series.model)
+    assert full.row.forecast != early.row.forecast
+    # the target (big's final checkpoint) is still the one forecast, with its actual beside it
+    assert early.row.actual == full.row.actual == pytest.approx(
+        pd.read_csv(scores_files["csv"]).query("model == 'big' and task == 'rising' and metric == 'acc' and step == 3000")["value"].iloc[0])
 
 
 def test_forecast_library_with_target_object(scores_files) -> None:
@@ -97,6 +116,9 @@ def test_forecast_library_with_target_object(scores_files) -> None:
     frame = frame[frame["model"] != "big"]
     rows = forecast_scores(frame, Target(name="planned", params=6e9, tokens=1.2e11), tasks=["rising"], method="ladder")
     assert rows[0].status == "ok" and rows[0].actual is None and rows[0].model == "planned"
+    # "planned" has big's size, which the fit never saw: the two-step law lands near the true score
+    assert rows[0].law == "ladder" and abs(rows[0].forecast - true_rising(6e9, 1.2e11)) < 0.05
+    assert rows[0].lower <= rows[0].forecast <= rows[0].upper
 
 
 def test_choose_target_is_the_library_behind_the_target_options(scores_files) -> None:
@@ -210,6 +232,8 @@ BAD_CASES = {
     "unknown task": (lambda f: f, ["--tasks", "nosuch"], "task(s) nosuch have no 'acc' scores"),
     "unknown law": (lambda f: f, ["--method", "nosuch"], "unknown law 'nosuch'"),
     "bad interval": (lambda f: f, ["--interval", "1.5"], "--interval must be between 0 and 1"),
+    "store without a family": (lambda f: f, ["--store", "st", "--limit", "5"], "--store, --limit only apply when forecasting a FAMILY.yaml"),
+    "device without a family": (lambda f: f, ["--device", "cpu"], "--device only applies when forecasting a FAMILY.yaml"),
 }
 
 

@@ -117,4 +117,4 @@ def test_build_cli_rejects_no_out(tmp_path):
     from capcast.cli import app
 
     result = CliRunner().invoke(app, ["reference-family", "build"])
-    assert result.exit_code != 0 and "--out" in result.output
+    assert result.exit_code == 2 and "--out" in result.output  # a usage error, before any training

@@ -37,6 +37,11 @@ def _check_format(fmt: str) -> None:
         raise CapcastError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
 
 
+def _check_samples_metric(metric: Optional[str]) -> None:
+    if metric not in (None, "pass_rate"):
+        raise CapcastError(f"--metric {metric!r} does not apply to --samples: a samples table forecasts pass_rate; drop --metric")
+
+
 @app.command("forecast")
 def forecast_command(
     family: Optional[Path] = typer.Argument(None, help="Family spec YAML: evaluate what is missing, then forecast its target."),
@@ -48,7 +53,7 @@ def forecast_command(
     target_tokens: Optional[float] = typer.Option(None, "--target-tokens", help="Target training tokens."),
     target_flops: Optional[float] = typer.Option(None, "--target-flops", help="Target training compute (FLOPs)."),
     tasks: Optional[str] = typer.Option(None, "--tasks", "-t", help="Comma-separated tasks (default: every task with --metric)."),
-    metric: str = typer.Option("acc", "--metric", help="Score metric to forecast."),
+    metric: Optional[str] = typer.Option(None, "--metric", help="Score metric to forecast (default acc; pass_rate with --samples)."),
     method: str = typer.Option("auto", "--method", help="Law: auto, sigmoid, ladder, loss-error, linear, logit-linear, passuntil, passuntil_compute, passuntil_instance (--samples) or a plugin's."),
     interval: float = typer.Option(0.9, "--interval", help="Prediction interval level."),
     max_step: Optional[int] = typer.Option(None, "--max-step", help="Fit only checkpoints up to this training step."),
@@ -62,11 +67,18 @@ def forecast_command(
 
     _check_format(fmt)
     task_list = _split(tasks)
+    if family is None:  # these options only steer the evaluation of a family: never ignore them silently
+        given = [name for name, value in (("--store", store), ("--limit", limit), ("--device", device)) if value is not None]
+        if given:
+            raise CapcastError(f"{', '.join(given)} only {'applies' if len(given) == 1 else 'apply'} when forecasting a FAMILY.yaml; "
+                              "drop it with --scores or --samples")
     if samples is not None:  # PassUntil counts: see capcast.passuntil_forecast
         if family is not None or scores is not None:
             raise CapcastError("give one of FAMILY.yaml, --scores FILE or --samples FILE")
+        _check_samples_metric(metric)
         table, spec_target, metric = None, None, "pass_rate"
     else:
+        metric = metric or "acc"
         table, spec_target = scores_for_forecast(family, scores, store, task_list, limit, device, registry(), err_console)
     resolved = choose_target(target, target_params, target_tokens, target_flops, spec_target)
     if samples is not None:
@@ -110,7 +122,7 @@ def backtest_command(
     holdout_largest: int = typer.Option(1, "--holdout-largest", help="Hold out the K largest model sizes of each family."),
     methods: str = typer.Option("auto", "--methods", "--method", help="Comma-separated laws to compare."),
     tasks: Optional[str] = typer.Option(None, "--tasks", "-t", help="Comma-separated tasks (default: every task with --metric)."),
-    metric: str = typer.Option("acc", "--metric", help="Score metric to forecast."),
+    metric: Optional[str] = typer.Option(None, "--metric", help="Score metric to forecast (default acc; pass_rate with --samples)."),
     interval: float = typer.Option(0.9, "--interval", help="Prediction interval level."),
     max_step: Optional[int] = typer.Option(None, "--max-step", help="Fit only checkpoints up to this training step."),
     all_steps: bool = typer.Option(False, "--all-steps", help="Forecast every checkpoint of the held-out models."),
@@ -126,10 +138,13 @@ def backtest_command(
     if samples is not None:
         from capcast.passuntil_forecast import backtest_samples
 
+        _check_samples_metric(metric)
+        if all_steps:
+            raise CapcastError("--all-steps does not apply to --samples: a samples backtest forecasts each held-out model's final checkpoint")
         report = backtest_samples(samples, holdout_largest, _split(methods) or ["passuntil"], _split(tasks), interval,
                                   max_step, registry(), families=_split(families))
     else:
-        report = backtest_scores(scores, holdout_largest, _split(methods) or ["auto"], _split(tasks), metric, interval,
+        report = backtest_scores(scores, holdout_largest, _split(methods) or ["auto"], _split(tasks), metric or "acc", interval,
                                  max_step, all_steps, registry(), families=_split(families))
     if fmt == "json":
         print(json.dumps(report.to_dict(), indent=2))

@@ -31,7 +31,7 @@ def demo_command(
     out: Path = typer.Option(Path("demo-out"), "--out", help="Folder for the store and the plots."),
     tasks: Optional[str] = typer.Option(None, "--tasks", help="Comma-separated reference tasks (default: all)."),
     checkpoints: Optional[str] = typer.Option(None, "--checkpoints", help="Comma-separated checkpoint names (default: all)."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Items per task (default: all)."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Items per task (default: all)."),
     ladder: Optional[Path] = typer.Option(None, "--ladder", help="A built ladder folder (default: the committed one)."),
     forecast: bool = typer.Option(True, "--forecast/--no-forecast", help="Forecast the target from family.yaml's checkpoints."),
     passuntil: bool = typer.Option(True, "--passuntil/--no-passuntil", help="Run the short PassUntil measurement on ref_add3."),

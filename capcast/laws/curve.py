@@ -127,9 +127,6 @@ class CurveFit:
     def curve(self, x: np.ndarray) -> np.ndarray | None:
         return None if self.curve_fn is None else np.asarray(self.curve_fn(self.theta, np.asarray(x, float)))
 
-    def with_extra_var(self, extra_var: float, notes: str | None = None) -> "CurveFit":
-        return replace(self, extra_var=extra_var, notes=self.notes if notes is None else notes)
-
     def summary(self) -> str:
         sds = np.sqrt(np.clip(np.diag(np.nan_to_num(self.cov, nan=0.0)), 0, None)) if self.cov.size else []
         lines = [f"law {self.law}: {self.n_points} checkpoints, floor {self.floor:.3f}, residual sd (logit) {np.sqrt(self.resid_var):.3f}"]
