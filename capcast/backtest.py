@@ -19,10 +19,10 @@ import pandas as pd
 from capcast.errors import CapcastError
 from capcast.forecast import (
     MAX_INTERVAL_WIDTH, STATUS_FAILED, STATUS_OK, STATUS_UNPREDICTABLE, ForecastRow,
-    check_fitting_frame, fit_frame_for, fit_law, predict_row,
+    check_fitting_frame, check_interval, check_metric, fit_frame_for, fit_law, predict_row, tasks_to_forecast,
 )
 from capcast.laws.base import Target
-from capcast.table import build_series, read_scores, tasks_with_metric
+from capcast.table import build_series, read_scores
 
 ROW_FIELDS = ("family", "model", "task", "metric", "method", "law", "step", "forecast", "lower", "upper", "actual", "status", "reason")
 
@@ -65,6 +65,14 @@ def score_rows(rows: Iterable[dict]) -> MethodScore:
     )
 
 
+def held_out_sizes(family_frame: pd.DataFrame, holdout_largest: int, family: str) -> np.ndarray:
+    """The ``holdout_largest`` largest model sizes (params) of one family; some must be left to fit."""
+    sizes = np.sort(family_frame["params"].unique())
+    if len(sizes) <= holdout_largest:
+        raise CapcastError(f"family {family!r} has {len(sizes)} sizes; holding out {holdout_largest} leaves none to fit")
+    return sizes[-holdout_largest:]
+
+
 def held_out_targets(family_frame: pd.DataFrame, holdout: list[str], all_steps: bool) -> list[tuple[Target, float | None]]:
     """(Target, step) for each held-out model's final checkpoint, or all its checkpoints."""
     out = []
@@ -84,29 +92,20 @@ def backtest_scores(scores: pd.DataFrame | str, holdout_largest: int = 1, method
     frame = read_scores(scores)
     if holdout_largest < 1:
         raise CapcastError(f"--holdout-largest must be at least 1 (got {holdout_largest})")
-    if not 0 < interval < 1:
-        raise CapcastError(f"--interval must be between 0 and 1 (got {interval}); use e.g. 0.9")
-    if metric not in set(frame["metric"]):
-        raise CapcastError(f"metric {metric!r} is not in the scores table; available: {', '.join(sorted(frame['metric'].unique()))}")
+    check_interval(interval)
+    check_metric(frame, metric)
     if registry is None:
         from capcast.plugins import load_registry
 
         registry = load_registry()
     methods = list(methods)
     laws = {m: registry.law(m) for m in methods}
-    all_tasks = tasks_with_metric(frame, metric)
-    tasks = list(tasks) if tasks else all_tasks
-    unknown = [t for t in tasks if t not in all_tasks]
-    if unknown:
-        raise CapcastError(f"task(s) {', '.join(unknown)} have no {metric!r} scores in the table; available: {', '.join(all_tasks[:20])}")
+    tasks = tasks_to_forecast(frame, tasks, metric)
     fams = list(families) if families else sorted(frame["family"].unique())
     rows: list[dict] = []
     for fam in fams:
         fam_frame = frame[frame["family"] == fam]
-        sizes = np.sort(fam_frame["params"].unique())
-        if len(sizes) <= holdout_largest:
-            raise CapcastError(f"family {fam!r} has {len(sizes)} sizes; holding out {holdout_largest} leaves none to fit")
-        held_sizes = sizes[-holdout_largest:]
+        held_sizes = held_out_sizes(fam_frame, holdout_largest, fam)
         holdout = sorted(fam_frame.loc[fam_frame["params"].isin(held_sizes), "model"].unique())
         fit_frame = fit_frame_for(fam_frame[~fam_frame["model"].isin(holdout)], max_step)
         check_fitting_frame(fit_frame, fam)
@@ -122,12 +121,13 @@ def backtest_scores(scores: pd.DataFrame | str, holdout_largest: int = 1, method
                     if actual is None:
                         continue
                     row = predict_row(series, law.name, fitted, target, interval, actual, fam, max_width)
-                    rows.append(_as_dict(row, method, step))
+                    rows.append(row_dict(row, method, step))
     scores_by_method = {m: score_rows(r for r in rows if r["method"] == m) for m in methods}
     return BacktestReport(methods=scores_by_method, rows=rows)
 
 
-def _as_dict(row: ForecastRow, method: str, step) -> dict:
+def row_dict(row: ForecastRow, method: str, step) -> dict:
+    """A backtest row (``ROW_FIELDS``): the forecast row, the method asked for and the step (None when unknown)."""
     out = {k: getattr(row, k) for k in ("family", "model", "task", "metric", "law", "forecast", "lower", "upper", "actual", "status", "reason")}
     out["method"] = method
     out["step"] = None if step is None or (isinstance(step, float) and np.isnan(step)) else int(step)

@@ -53,6 +53,19 @@ def registry() -> "Registry":
     return state.registry
 
 
+def split_list(value: Optional[str]) -> Optional[list[str]]:
+    """A comma-separated option as a list of names (blanks dropped); None when absent or empty."""
+    if value is None:
+        return None
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    return items or None
+
+
+def pct(x: Optional[float]) -> str:
+    """A score as points (x 100, one decimal); empty when missing."""
+    return "" if x is None else f"{100 * x:.1f}"
+
+
 @app.callback()
 def _global_options(
     plugins_dir: Optional[Path] = typer.Option(

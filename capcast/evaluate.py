@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 import capcast
 from capcast.errors import CapcastError
-from capcast.family import Family, load_family, resolve_model_path
+from capcast.family import Family, open_family, resolve_model_path
 from capcast.records import weights_hash
 from capcast.store import Store
 from capcast.task import Task
@@ -117,11 +117,7 @@ def evaluate_family(
 
     harness.check_device(device)
     started = time.perf_counter()
-    if isinstance(family, (str, Path)):
-        spec_path = Path(family)
-        fam = load_family(spec_path)
-    else:
-        spec_path, fam = Path.cwd() / "family.yaml", family
+    spec_path, fam = open_family(family)
     tasks = resolve_tasks(task_names, registry)
     chosen = [fam.checkpoint(n) for n in checkpoints] if checkpoints else list(fam.checkpoints)
     models = {c.name: resolve_model_path(spec_path, c.model) for c in chosen}
@@ -146,8 +142,13 @@ def evaluate_family(
     summary.duplicates = _duplicate_groups(hashes)
     _warn_duplicates(summary.duplicates, console)
 
-    todo = [(c, t) for c in chosen for t in tasks if not store.has_run(fam.family, c.name, t.name)]
-    summary.skipped = [(c.name, t.name) for c in chosen for t in tasks if store.has_run(fam.family, c.name, t.name)]
+    todo = []
+    for c in chosen:
+        for t in tasks:
+            if store.has_run(fam.family, c.name, t.name):
+                summary.skipped.append((c.name, t.name))
+            else:
+                todo.append((c, t))
     if not todo:
         summary.seconds = time.perf_counter() - started
         return summary

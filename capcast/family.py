@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from capcast.errors import CapcastError
+from capcast.schema import default_flops
 
 
 class _Strict(BaseModel):
@@ -32,7 +33,7 @@ class Checkpoint(_Strict):
 
     @property
     def compute(self) -> float:
-        return self.flops if self.flops is not None else 6.0 * self.params * self.tokens
+        return self.flops if self.flops is not None else default_flops(self.params, self.tokens)
 
 
 class TargetSpec(_Strict):
@@ -135,6 +136,14 @@ def load_family(path: str | Path, check_paths: bool = True) -> Family:
         for i, ckpt in enumerate(family.checkpoints):
             _check_model_path(path, f"checkpoints[{i}].model", ckpt.model)
     return family
+
+
+def open_family(family: str | Path | Family) -> tuple[Path, Family]:
+    """(spec path, Family) from a spec file, or from a :class:`Family` built in memory, whose
+    relative model paths then resolve against the working folder."""
+    if isinstance(family, Family):
+        return Path.cwd() / "family.yaml", family
+    return Path(family), load_family(family)
 
 
 def _looks_local(model: str) -> bool:

@@ -18,7 +18,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from capcast.errors import CapcastError
+from capcast.errors import CapcastError, describe
 from capcast.laws.base import LawFit, NotPredictable, Series, Target
 from capcast.laws.signal import check_signal
 from capcast.table import build_series, read_scores, tasks_with_metric
@@ -147,6 +147,26 @@ def actual_value(target_rows: pd.DataFrame, task: str, metric: str, tokens: floa
     return None if rows.empty else float(rows["value"].iloc[0])
 
 
+def check_interval(interval: float) -> None:
+    if not 0 < interval < 1:
+        raise CapcastError(f"--interval must be between 0 and 1 (got {interval}); use e.g. 0.9")
+
+
+def check_metric(frame: pd.DataFrame, metric: str) -> None:
+    if metric not in set(frame["metric"]):
+        raise CapcastError(f"metric {metric!r} is not in the scores table; available: {', '.join(sorted(frame['metric'].unique()))}")
+
+
+def tasks_to_forecast(frame: pd.DataFrame, tasks: Iterable[str] | None, metric: str) -> list[str]:
+    """``tasks`` (default: every task with ``metric`` scores), each checked to have them."""
+    all_tasks = tasks_with_metric(frame, metric)
+    tasks = list(tasks) if tasks else all_tasks
+    unknown = [t for t in tasks if t not in all_tasks]
+    if unknown:
+        raise CapcastError(f"task(s) {', '.join(unknown)} have no {metric!r} scores in the table; available: {', '.join(all_tasks[:20])}")
+    return tasks
+
+
 def check_fitting_frame(fit: pd.DataFrame, family: str | None) -> None:
     where = f"family {family!r}" if family else "the scores table"
     if fit.empty:
@@ -166,7 +186,7 @@ def fit_law(series: Series, law) -> tuple[LawFit | None, str, str]:
     except CapcastError:
         raise
     except Exception as exc:  # a broken law must not take the other tasks down
-        return None, STATUS_FAILED, f"{type(exc).__name__}: {exc}".splitlines()[0]
+        return None, STATUS_FAILED, describe(exc)
 
 
 def predict_row(series: Series, law_name: str, fitted: tuple[LawFit | None, str, str], target: Target,
@@ -190,7 +210,7 @@ def predict_row(series: Series, law_name: str, fitted: tuple[LawFit | None, str,
     except NotPredictable as exc:
         return row(law_name, STATUS_UNPREDICTABLE, str(exc))
     except Exception as exc:
-        return row(law_name, STATUS_FAILED, f"{type(exc).__name__}: {exc}".splitlines()[0])
+        return row(law_name, STATUS_FAILED, describe(exc))
     notes = getattr(fit, "notes", "") or ""
     if getattr(pred, "law", None):  # another law answered for this target (auto's fallback)
         law_name, notes = pred.law, pred.notes or ""
@@ -215,21 +235,15 @@ def run_forecasts(scores: pd.DataFrame | str, target: str | Target, tasks: Itera
                   registry=None, max_width: float = MAX_INTERVAL_WIDTH) -> list[ForecastResult]:
     """Like :func:`forecast_scores` but keeps each row's series and fitted law (for plots)."""
     frame = read_scores(scores)
-    if not 0 < interval < 1:
-        raise CapcastError(f"--interval must be between 0 and 1 (got {interval}); use e.g. 0.9")
+    check_interval(interval)
     if registry is None:
         from capcast.plugins import load_registry
 
         registry = load_registry()
     law = registry.law(method)
-    if metric not in set(frame["metric"]):
-        raise CapcastError(f"metric {metric!r} is not in the scores table; available: {', '.join(sorted(frame['metric'].unique()))}")
+    check_metric(frame, metric)
     resolved, family, target_rows = resolve_target(frame, target)
-    all_tasks = tasks_with_metric(frame, metric)
-    tasks = list(tasks) if tasks else all_tasks
-    unknown = [t for t in tasks if t not in all_tasks]
-    if unknown:
-        raise CapcastError(f"task(s) {', '.join(unknown)} have no {metric!r} scores in the table; available: {', '.join(all_tasks[:20])}")
+    tasks = tasks_to_forecast(frame, tasks, metric)
     fit_all = fit_frame_for(frame[frame["model"] != resolved.name] if resolved.name else frame, max_step)
     families = [family] if family else sorted(fit_all["family"].unique())
     results = []

@@ -18,8 +18,8 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from capcast.errors import CapcastError
-from capcast.forecast import STATUS_FAILED, STATUS_OK, STATUS_UNPREDICTABLE, ForecastResult, ForecastRow
+from capcast.errors import CapcastError, describe
+from capcast.forecast import STATUS_FAILED, STATUS_OK, STATUS_UNPREDICTABLE, ForecastResult, ForecastRow, fit_frame_for
 from capcast.laws.base import NotPredictable, Target
 from capcast.laws.passuntil import fit_instances
 from capcast.samples_table import instance_rates, read_samples, task_table, validate_samples
@@ -70,7 +70,7 @@ def instance_forecast(
     except NotPredictable as exc:
         return row(STATUS_UNPREDICTABLE, str(exc))
     except Exception as exc:  # never let one task take the others down
-        return row(STATUS_FAILED, f"{type(exc).__name__}: {exc}".splitlines()[0])
+        return row(STATUS_FAILED, describe(exc))
     return row(STATUS_OK, fit.summary(), pred.mean, pred.lower, pred.upper)
 
 
@@ -89,7 +89,7 @@ def forecast_samples(
     interval: float = 0.9, max_step: int | None = None, registry=None,
 ) -> list[ForecastResult]:
     """Forecast ``target`` from a samples table: one result per (family, task)."""
-    from capcast.forecast import fit_frame_for, resolve_target, run_forecasts
+    from capcast.forecast import resolve_target, run_forecasts
 
     frame = load_samples(samples)
     scores = samples_to_scores(frame)
@@ -120,7 +120,7 @@ def backtest_samples(
     families: Iterable[str] | None = None,
 ):
     """Hide each family's largest sizes, forecast their final checkpoints, score every method."""
-    from capcast.backtest import BacktestReport, backtest_scores, score_rows
+    from capcast.backtest import BacktestReport, backtest_scores, held_out_sizes, row_dict, score_rows
 
     frame = load_samples(samples)
     scores = samples_to_scores(frame)
@@ -136,20 +136,14 @@ def backtest_samples(
     rows = list(report.rows)
     for fam in list(families) if families else sorted(frame["family"].unique()):
         fam_samples = frame[frame["family"] == fam]
-        sizes = np.sort(fam_samples["params"].unique())
-        if len(sizes) <= holdout_largest:
-            raise CapcastError(f"family {fam!r} has {len(sizes)} sizes; holding out {holdout_largest} leaves none to fit")
-        held = fam_samples[fam_samples["params"].isin(sizes[-holdout_largest:])]
-        fit_part = fam_samples[~fam_samples["params"].isin(sizes[-holdout_largest:])]
-        if max_step is not None:
-            fit_part = fit_part[fit_part["step"].isna() | (fit_part["step"] <= max_step)]
+        held_sizes = held_out_sizes(fam_samples, holdout_largest, fam)
+        held = fam_samples[fam_samples["params"].isin(held_sizes)]
+        fit_part = fit_frame_for(fam_samples[~fam_samples["params"].isin(held_sizes)], max_step)
         for task in list(tasks) if tasks else sorted(fam_samples["task"].unique()):
             for model, group in _final_rows(held[held["task"] == task]).groupby("model"):
                 first = group.iloc[0]
                 target = Target(name=str(model), params=float(first["params"]), tokens=float(first["tokens"]), flops=float(first["flops"]))
                 row = instance_forecast(fit_part, target, task, fam, fit_part["model"].unique(), interval, _actual(frame, fam, model, task))
-                out = {k: getattr(row, k) for k in ("family", "model", "task", "metric", "law", "forecast", "lower", "upper", "actual", "status", "reason")}
-                out.update(method=INSTANCE_METHOD, step=None if pd.isna(first["step"]) else int(first["step"]))
-                rows.append(out)
+                rows.append(row_dict(row, INSTANCE_METHOD, first["step"]))
     scored = {m: score_rows(r for r in rows if r["method"] == m) for m in methods}
     return BacktestReport(methods=scored, rows=rows)

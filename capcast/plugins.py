@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 from capcast import hookspecs
-from capcast.errors import CapcastError
+from capcast.errors import CapcastError, describe
 from capcast.task import Task
 
 if TYPE_CHECKING:
@@ -72,10 +72,6 @@ class Registry:
             raise CapcastError(f"unknown law {name!r}; known laws: {known}") from None
 
 
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
-
-
 def _load_plugin_file(path: Path) -> object:
     module_name = f"capcast_plugin_file_{path.stem}"
     spec = importlib.util.spec_from_file_location(module_name, path)
@@ -122,7 +118,7 @@ def load_registry(plugins_dir: Path | str | None = None) -> Registry:
             plugin = loader()  # type: ignore[operator]
             pm.register(plugin, name=name)
         except Exception as exc:  # a broken plugin is reported, never fatal
-            registry.broken.append(BrokenPlugin(name=name, source=source, error=_describe(exc)))
+            registry.broken.append(BrokenPlugin(name=name, source=source, error=describe(exc).strip()))
             continue
         tasks: list[Task] = []
         laws: list[Law] = []
@@ -131,7 +127,7 @@ def load_registry(plugins_dir: Path | str | None = None) -> Registry:
             _call_own_hook(pm.hook.register_laws, plugin, laws.append)
         except Exception as exc:
             pm.unregister(plugin)
-            registry.broken.append(BrokenPlugin(name=name, source=source, error=_describe(exc)))
+            registry.broken.append(BrokenPlugin(name=name, source=source, error=describe(exc).strip()))
             continue
         seen.add(name)
         for task in tasks:

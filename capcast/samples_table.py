@@ -20,7 +20,8 @@ import pandas as pd
 from capcast.errors import CapcastError
 from capcast.estimators import task_score, unbiased_pass_rate
 from capcast.laws.base import Series
-from capcast.schema import SAMPLES_COLUMNS
+from capcast.schema import SAMPLES_COLUMNS, default_flops
+from capcast.table import is_parquet, read_table_file
 
 REQUIRED = ("family", "model", "params", "tokens", "task", "doc_id", "n_samples", "n_correct")
 OPTIONAL = ("flops", "step", "target_successes")
@@ -30,14 +31,7 @@ KEY = ("family", "model", "task", "doc_id")
 def _read_file(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise CapcastError(f"{path}: no such samples table; pass a CSV or Parquet file with columns {', '.join(SAMPLES_COLUMNS)}")
-    try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        if path.suffix.lower() in (".csv", ".txt"):
-            return pd.read_csv(path)
-    except Exception as exc:  # malformed file: one line, no traceback
-        raise CapcastError(f"{path}: cannot be read as {path.suffix[1:]} ({type(exc).__name__}); check the file") from None
-    raise CapcastError(f"{path}: unknown file type {path.suffix!r}; use .csv or .parquet")
+    return read_table_file(path, lambda exc: f"{path}: cannot be read as {path.suffix[1:]} ({type(exc).__name__}); check the file")
 
 
 def validate_samples(frame: pd.DataFrame, source: str = "samples table") -> pd.DataFrame:
@@ -60,7 +54,7 @@ def validate_samples(frame: pd.DataFrame, source: str = "samples table") -> pd.D
         df[col] = values
     if "flops" not in df.columns:
         df["flops"] = np.nan
-    df["flops"] = df["flops"].fillna(6.0 * df["params"] * df["tokens"])
+    df["flops"] = df["flops"].fillna(default_flops(df["params"], df["tokens"]))
     if "step" not in df.columns:
         df["step"] = np.nan
     checks = [
@@ -96,7 +90,7 @@ def write_samples(frame: pd.DataFrame, path: str | Path) -> Path:
     path = Path(path)
     columns = list(SAMPLES_COLUMNS) + [c for c in ("target_successes",) if c in frame.columns]
     out = frame[columns]
-    if path.suffix.lower() in (".parquet", ".pq"):
+    if is_parquet(path):
         out.to_parquet(path, index=False)
     else:
         out.to_csv(path, index=False)

@@ -243,15 +243,11 @@ def sample_family(
     from capcast import harness
     from capcast import passuntil_store as pstore
     from capcast.evaluate import resolve_tasks
-    from capcast.family import Family, load_family, resolve_model_path
+    from capcast.family import open_family, resolve_model_path
     from capcast.store import Store
 
     harness.check_device(device)
-    if isinstance(family, Family):
-        spec_path, fam = Path.cwd() / "family.yaml", family
-    else:
-        spec_path = Path(family)
-        fam = load_family(spec_path)
+    spec_path, fam = open_family(family)
     tasks = resolve_tasks(task_names, registry)
     for task in tasks:
         if task.checker is None:

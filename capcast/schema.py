@@ -10,3 +10,12 @@ GENERATIVE_METRICS = ("pass_rate",)
 
 # The per-instance samples table (PassUntil interchange).
 SAMPLES_COLUMNS = ("family", "model", "params", "tokens", "flops", "step", "task", "doc_id", "n_samples", "n_correct")
+
+
+# Training compute when a spec or table gives none: C = 6 N D (Kaplan et al.).
+FLOPS_PER_PARAM_TOKEN = 6.0
+
+
+def default_flops(params, tokens):
+    """6 * params * tokens, for numbers or arrays/columns alike."""
+    return FLOPS_PER_PARAM_TOKEN * params * tokens

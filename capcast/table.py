@@ -12,14 +12,17 @@ are attached as ``extra[<metric>]``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 
 from capcast.errors import CapcastError
 from capcast.laws.base import Series
-from capcast.schema import SCORES_COLUMNS, SCORES_REQUIRED
+from capcast.schema import SCORES_COLUMNS, SCORES_REQUIRED, default_flops
 
+PARQUET_SUFFIXES = (".parquet", ".pq")
+CSV_SUFFIXES = (".csv", ".txt")
 VALIDATION_PREFIX = "val/"
 CHECKPOINT_KEY = ["family", "model", "tokens"]
 
@@ -33,18 +36,25 @@ def read_scores(source: str | Path | pd.DataFrame) -> pd.DataFrame:
         where = str(path)
         if not path.is_file():
             raise CapcastError(f"{path}: no such scores file; pass a CSV or Parquet scores table")
-        try:
-            if path.suffix.lower() in (".parquet", ".pq"):
-                frame = pd.read_parquet(path)
-            elif path.suffix.lower() in (".csv", ".txt"):
-                frame = pd.read_csv(path)
-            else:
-                raise CapcastError(f"{path}: unknown file type {path.suffix!r}; use .csv or .parquet")
-        except CapcastError:
-            raise
-        except Exception as exc:  # unreadable file: say so in one line
-            raise CapcastError(f"{path}: cannot read the scores table ({type(exc).__name__}); check it is valid CSV/Parquet") from None
+        frame = read_table_file(
+            path, lambda exc: f"{path}: cannot read the scores table ({type(exc).__name__}); check it is valid CSV/Parquet"
+        )
     return validate_scores(frame, where)
+
+
+def is_parquet(path: Path) -> bool:
+    return path.suffix.lower() in PARQUET_SUFFIXES
+
+
+def read_table_file(path: Path, unreadable: Callable[[Exception], str]) -> pd.DataFrame:
+    """A CSV or Parquet file (by suffix) as a DataFrame; ``unreadable(exc)`` words the one-line
+    error for a file that cannot be parsed."""
+    if not is_parquet(path) and path.suffix.lower() not in CSV_SUFFIXES:
+        raise CapcastError(f"{path}: unknown file type {path.suffix!r}; use .csv or .parquet")
+    try:
+        return pd.read_parquet(path) if is_parquet(path) else pd.read_csv(path)
+    except Exception as exc:  # unreadable file: say so in one line
+        raise CapcastError(unreadable(exc)) from None
 
 
 def validate_scores(frame: pd.DataFrame, where: str = "scores table") -> pd.DataFrame:
@@ -74,7 +84,7 @@ def validate_scores(frame: pd.DataFrame, where: str = "scores table") -> pd.Data
         raise CapcastError(f"{where}: params must be positive (row {_first(frame['params'] <= 0)} has {frame['params'][frame['params'] <= 0].iloc[0]:g}); use parameter counts such as 1.2e9")
     if (frame["tokens"] < 0).any():
         raise CapcastError(f"{where}: tokens must not be negative (row {_first(frame['tokens'] < 0)}); use training tokens seen")
-    frame["flops"] = frame["flops"].where(frame["flops"].notna(), 6.0 * frame["params"] * frame["tokens"])
+    frame["flops"] = frame["flops"].where(frame["flops"].notna(), default_flops(frame["params"], frame["tokens"]))
     key = CHECKPOINT_KEY + ["task", "metric"]
     dup = frame.duplicated(key)
     if dup.any():

@@ -15,21 +15,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from capcast.cli import app, console, err_console, registry
+from capcast.cli import app, console, err_console, pct, registry, split_list
 from capcast.errors import CapcastError
 
 FORMATS = ("table", "json", "csv")
-
-
-def _split(value: Optional[str]) -> Optional[list[str]]:
-    if value is None:
-        return None
-    items = [v.strip() for v in value.split(",") if v.strip()]
-    return items or None
-
-
-def _pct(x: Optional[float]) -> str:
-    return "" if x is None else f"{100 * x:.1f}"
 
 
 def _check_format(fmt: str) -> None:
@@ -66,7 +55,7 @@ def forecast_command(
     from capcast.forecast import choose_target, rows_frame, run_forecasts, scores_for_forecast
 
     _check_format(fmt)
-    task_list = _split(tasks)
+    task_list = split_list(tasks)
     if family is None:  # these options only steer the evaluation of a family: never ignore them silently
         given = [name for name, value in (("--store", store), ("--limit", limit), ("--device", device)) if value is not None]
         if given:
@@ -107,7 +96,7 @@ def _render_forecast_table(rows, interval: float) -> None:
     for col in ("family", "task", "metric", "law", "forecast", "lower", "upper", "actual", "status"):
         table.add_column(col, justify="right" if col in ("forecast", "lower", "upper", "actual") else "left")
     for r in rows:
-        table.add_row(r.family or "", r.task, r.metric, r.law, _pct(r.forecast), _pct(r.lower), _pct(r.upper), _pct(r.actual), r.status)
+        table.add_row(r.family or "", r.task, r.metric, r.law, pct(r.forecast), pct(r.lower), pct(r.upper), pct(r.actual), r.status)
     wide = Console(width=max(console.width, 150), file=console.file)
     wide.print(table)
     for r in rows:  # why: the reason behind every answer, a number or not
@@ -141,11 +130,11 @@ def backtest_command(
         _check_samples_metric(metric)
         if all_steps:
             raise CapcastError("--all-steps does not apply to --samples: a samples backtest forecasts each held-out model's final checkpoint")
-        report = backtest_samples(samples, holdout_largest, _split(methods) or ["passuntil"], _split(tasks), interval,
-                                  max_step, registry(), families=_split(families))
+        report = backtest_samples(samples, holdout_largest, split_list(methods) or ["passuntil"], split_list(tasks), interval,
+                                  max_step, registry(), families=split_list(families))
     else:
-        report = backtest_scores(scores, holdout_largest, _split(methods) or ["auto"], _split(tasks), metric or "acc", interval,
-                                 max_step, all_steps, registry(), families=_split(families))
+        report = backtest_scores(scores, holdout_largest, split_list(methods) or ["auto"], split_list(tasks), metric or "acc", interval,
+                                 max_step, all_steps, registry(), families=split_list(families))
     if fmt == "json":
         print(json.dumps(report.to_dict(), indent=2))
         return

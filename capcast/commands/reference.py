@@ -9,15 +9,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from capcast.cli import app, console
+from capcast.cli import app, console, pct, split_list
 from capcast.errors import CapcastError
 
 reference_app = typer.Typer(help="The reference mini-ladder: build (train) it, verify its weights.", no_args_is_help=True)
 app.add_typer(reference_app, name="reference-family")
-
-
-def _csv(value: Optional[str]) -> Optional[list[str]]:
-    return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
 
 def _fmt(value: float, metric: str) -> str:
@@ -43,7 +39,7 @@ def demo_command(
 
     settings = PassUntilSettings(limit=passuntil_items, cap=passuntil_cap) if passuntil else None
     result = run_demo(
-        out, ladder_dir=ladder, tasks=_csv(tasks), checkpoints=_csv(checkpoints), limit=limit, console=console,
+        out, ladder_dir=ladder, tasks=split_list(tasks), checkpoints=split_list(checkpoints), limit=limit, console=console,
         forecast=forecast, passuntil=settings,
     )
     wide = Console(width=max(console.width, 170))  # every column, even when stdout is not a terminal (make demo | tee)
@@ -72,10 +68,6 @@ def demo_command(
     )
 
 
-def _pct(value: Optional[float]) -> str:
-    return "" if value is None else f"{100 * value:.1f}"
-
-
 def forecast_table(result) -> Table:
     """The demo's forecast rows: law, forecast, interval, actual, status and reason (points x 100)."""
     fitted = result.fit_checkpoints
@@ -88,13 +80,13 @@ def forecast_table(result) -> Table:
         table.add_column(col, justify="right" if col in ("forecast", "90% interval", "actual") else "left",
                          no_wrap=col in ("task", "metric"), overflow="fold")
     for row in result.forecasts:
-        interval = f"{_pct(row.lower)} to {_pct(row.upper)}" if row.forecast is not None else ""
+        interval = f"{pct(row.lower)} to {pct(row.upper)}" if row.forecast is not None else ""
         if row.status == "ok":
             inside = row.actual is not None and row.lower <= row.actual <= row.upper
             status = "ok" + ("" if row.actual is None else (", actual inside" if inside else ", [yellow]actual outside[/]"))
         else:
             status = f"[yellow]{row.status}[/]: {row.reason}"
-        table.add_row(row.task, row.metric, row.law, _pct(row.forecast), interval, _pct(row.actual), status)
+        table.add_row(row.task, row.metric, row.law, pct(row.forecast), interval, pct(row.actual), status)
     return table
 
 

@@ -17,6 +17,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from capcast.schema import default_flops
+
 
 @dataclass(frozen=True)
 class Target:
@@ -32,7 +34,7 @@ class Target:
         if self.flops is not None:
             return float(self.flops)
         if self.params is not None and self.tokens is not None:
-            return 6.0 * float(self.params) * float(self.tokens)
+            return default_flops(float(self.params), float(self.tokens))
         return None
 
 

@@ -23,6 +23,7 @@ import statsmodels.api as sm
 from scipy import stats
 
 from capcast.laws.base import NotPredictable, Prediction, Series, Target
+from capcast.schema import default_flops
 
 AXES = ("params", "compute")
 MIN_POINTS = 3
@@ -42,7 +43,7 @@ def from_f(f) -> np.ndarray:
 def _axis_values(series: Series, axis: str) -> np.ndarray:
     if axis == "params":
         return np.log(np.asarray(series.params, dtype=float))
-    compute = np.where(np.isfinite(np.asarray(series.flops, dtype=float)), series.flops, 6.0 * series.params * series.tokens)
+    compute = np.where(np.isfinite(np.asarray(series.flops, dtype=float)), series.flops, default_flops(series.params, series.tokens))
     return np.log(np.asarray(compute, dtype=float))
 
 
