@@ -19,7 +19,7 @@ import numpy as np
 
 from capcast.laws.base import Series
 from capcast.laws.curve import CurveFit
-from capcast.laws.sigmoid import _items, bounded_sigmoid, fit_bounded_sigmoid
+from capcast.laws.sigmoid import binomial_weights, bounded_sigmoid, fit_bounded_sigmoid
 from capcast.laws.two_step import chain, fit_step_one
 
 TASK_LOSS_FIRST = ("bpb_gold", "loss", "nll", "bpb", "ppl", "logprob_gold", "val/c4:loss", "val/*")
@@ -38,7 +38,7 @@ class LadderLaw:
         one = fit_step_one(series, self.prefer, self.loss)
         l0 = float(np.mean(one.loss))
         # step 2: a sigmoid in -(loss - mean loss) (lower loss -> higher score) over all checkpoints
-        step2 = fit_bounded_sigmoid(-(one.loss - l0), one.series.value, _items(one.series), one.floor, None)
+        step2 = fit_bounded_sigmoid(-(one.loss - l0), one.series.value, binomial_weights(one.series), one.floor, None)
         ceiling = step2.ceiling
 
         def score_fn(theta2, losses):

@@ -116,7 +116,7 @@ class SigmoidLaw:
         floor = score_floor(series)
         x0 = float(np.mean(x_raw))
         x = x_raw - x0
-        n = _items(series)
+        n = binomial_weights(series)
         res = fit_bounded_sigmoid(x, series.value, n, floor, self.ceiling)
         ceiling = res.ceiling
 
@@ -135,7 +135,8 @@ class SigmoidLaw:
         )
 
 
-def _items(series: Series) -> np.ndarray:
+def binomial_weights(series: Series) -> np.ndarray:
+    """Items behind each point, for the binomial likelihood; DEFAULT_ITEMS where unknown."""
     if series.n_items is None:
         return np.full(len(series), DEFAULT_ITEMS)
     n = np.asarray(series.n_items, dtype=float)
