@@ -1,6 +1,6 @@
 """What capcast adds on top of lm-eval, and how fast the store ingests records.
 
-1. Wall time of the same checkpoint and task through ``capcast.evaluate.evaluate_family``
+1. Wall time of the same checkpoint and task through ``capcast.evaluation.runner.evaluate_family``
    (model load, weight hash, lm-eval run, per-choice records, Parquet commit) and through a
    plain ``lm_eval.simple_evaluate`` with the same model args, task config, batch size and
    ``log_samples=True, bootstrap_iters=0``; the two alternate, after one warm-up each, in one
@@ -38,9 +38,9 @@ def overhead(work: Path, size: str, task_name: str, repeats: int, batch_size: in
     import torch
     from lm_eval.tasks import TaskManager
 
-    from capcast import harness
-    from capcast.evaluate import evaluate_family
-    from capcast.plugins import load_registry
+    from capcast.evaluation import harness
+    from capcast.evaluation.runner import evaluate_family
+    from capcast.plugins.registry import load_registry
     from capcast.store import Store
     from capcast.testing import build_tiny_checkpoint
 
@@ -97,7 +97,7 @@ def overhead(work: Path, size: str, task_name: str, repeats: int, batch_size: in
 
 
 def ingest(work: Path, rows: int) -> list[str]:
-    from capcast.records import choice_table
+    from capcast.evaluation.records import choice_table
     from capcast.store import Store
 
     rng = np.random.default_rng(0)

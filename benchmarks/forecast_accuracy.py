@@ -23,8 +23,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from readers import read_openlm, read_pythia  # noqa: E402
 
-from capcast.backtest import backtest_scores, score_rows  # noqa: E402
-from capcast.plugins import load_registry  # noqa: E402
+from capcast.forecasting.backtest import backtest_scores, score_rows  # noqa: E402
+from capcast.plugins.registry import load_registry  # noqa: E402
 
 LAWS = ("auto", "sigmoid", "ladder", "loss-error", "logit-linear", "linear")
 PYTHIA_TASKS = {"arc_easy": "acc", "arc_challenge": "acc_norm", "lambada_openai": "acc", "piqa": "acc", "sciq": "acc",

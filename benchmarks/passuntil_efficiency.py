@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from passuntil_data import run_on_samples  # noqa: E402
 
-from capcast import estimators as est  # noqa: E402
+from capcast.passuntil import estimators as est  # noqa: E402
 
 REL, CONF, P_MIN = 0.30, 0.90, 1e-4
 FIRST_BATCH = 8

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from passuntil_data import run_on_samples  # noqa: E402
 
-from capcast import estimators as est  # noqa: E402
+from capcast.passuntil import estimators as est  # noqa: E402
 
 REPEATS = 200
 LEVEL = 0.9

@@ -30,7 +30,7 @@ from passuntil_data import run_on_samples  # noqa: E402
 
 from capcast.laws.base import Target  # noqa: E402
 from capcast.laws.passuntil import acceleration_test  # noqa: E402
-from capcast.passuntil_forecast import forecast_samples  # noqa: E402
+from capcast.forecasting.samples import forecast_samples  # noqa: E402
 
 FIT_SIZES = ("14M", "70M", "160M", "410M", "1B", "1.4B")
 TARGETS = ("6.9B", "12B")

@@ -5,7 +5,7 @@ Task ``ref_add3`` (3-digit addition, temperature 1, exact match), the first ``--
 every seed-0 checkpoint of the committed ladder (xs, s, m, l; 25%, 50% and 100% of each run).
 
 1. Greedy: ``capcast eval`` of ``ref_add3_greedy`` (the same items, greedy) on each checkpoint.
-2. PassUntil: ``capcast.sampling.sample_family`` (the library of ``capcast sample``; HF backend
+2. PassUntil: ``capcast.passuntil.sampler.sample_family`` (the library of ``capcast sample``; HF backend
    on CPU) with r = ``--successes`` and a cap of ``--cap`` samples per item, into one store.
    The pass rate is the unbiased estimate, the interval the task-level 90% interval.
 3. The actual for the target ``l-s0-step2441``: its PassUntil rate, and a fixed
@@ -14,7 +14,7 @@ every seed-0 checkpoint of the committed ladder (xs, s, m, l; 25%, 50% and 100% 
 4. Forecast of ``l-s0-step2441`` from the xs, s and m checkpoints (the whole l size is held
    out, as in ``family.yaml``): the PassUntil law on N (``passuntil``, final checkpoints),
    per instance (``passuntil_instance``, final checkpoints), on compute (``passuntil_compute``,
-   every checkpoint), all through ``capcast.passuntil_forecast.forecast_samples``; the naive
+   every checkpoint), all through ``capcast.forecasting.samples.forecast_samples``; the naive
    direct fits: a power law of the pass rate in compute (OLS of log rate on log C) and
    ``logit-linear``; and capcast's ``auto`` on the greedy scores. Then ``passuntil_compute``
    again with the l run's 25% (and 50%) checkpoints added to the fit.
@@ -39,17 +39,17 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 
-from capcast.evaluate import evaluate_family
-from capcast.family import load_family
-from capcast.forecast import forecast_scores
+from capcast.evaluation.runner import evaluate_family
+from capcast.spec import load_family
+from capcast.forecasting.forecast import forecast_scores
 from capcast.laws.base import Target
 from capcast.laws.passuntil import acceleration_test
-from capcast.passuntil_forecast import forecast_samples
-from capcast.passuntil_store import export_samples_table
+from capcast.forecasting.samples import forecast_samples
+from capcast.passuntil.rounds import export_samples_table
 from capcast.reference.ladder import default_ladder_dir
-from capcast.samples_table import task_table
-from capcast.sampling import SamplerConfig, sample_family
-from capcast.scores import scores_from_store
+from capcast.tables.samples import task_table
+from capcast.passuntil.runner import SamplerConfig, sample_family
+from capcast.evaluation.scores import scores_from_store
 
 TASK, GREEDY = "ref_add3", "ref_add3_greedy"
 TARGET = "l-s0-step2441"

@@ -1,21 +1,40 @@
-"""capcast: forecast a large model's benchmark scores from evaluations of its small siblings."""
+"""capcast: forecast a large model's benchmark scores from evaluations of its small siblings.
+
+The public API a plugin author needs lives here: ``Task`` and ``hookimpl`` for tasks, ``Law``,
+``LawFit``, ``Prediction``, ``Series``, ``Target`` and ``NotPredictable`` for laws, ``Reader`` for
+readers of external results. :mod:`capcast.api` holds one library function per command.
+"""
 
 from typing import TYPE_CHECKING
 
-from capcast.hookspecs import hookimpl
+from capcast.plugins.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from capcast.task import Task
+    from capcast.laws.base import Law, LawFit, NotPredictable, Prediction
+    from capcast.tables.readers.base import Reader
+    from capcast.tables.series import Series, Target
+    from capcast.tasks.task import Task
 
-__all__ = ["Task", "hookimpl", "__version__"]
+__all__ = ["Task", "Law", "LawFit", "NotPredictable", "Prediction", "Reader", "Series", "Target", "hookimpl", "__version__"]
 __version__ = "0.1.0"
+
+# Imported on first use, so `import capcast` (and every `capcast --help`) pays for neither
+# pydantic nor numpy.
+_LAZY = {
+    "Task": "capcast.tasks.task",
+    "Law": "capcast.laws.base",
+    "LawFit": "capcast.laws.base",
+    "NotPredictable": "capcast.laws.base",
+    "Prediction": "capcast.laws.base",
+    "Series": "capcast.tables.series",
+    "Target": "capcast.tables.series",
+    "Reader": "capcast.tables.readers.base",
+}
 
 
 def __getattr__(name: str):
-    # `Task` is a pydantic model: imported on first use, so `import capcast` (and every
-    # `capcast --help`) does not pay for pydantic.
-    if name == "Task":
-        from capcast.task import Task
+    if name in _LAZY:
+        import importlib
 
-        return Task
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'capcast' has no attribute {name!r}")

@@ -1,3 +1,3 @@
-from capcast.cli import main
+from capcast.cli.app import main
 
 main()

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from capcast import estimators as est
+from capcast.passuntil import estimators as est
 
 
 @pytest.fixture

@@ -229,7 +229,7 @@ def test_scores_command_writes_parquet_and_rejects_a_missing_store(evaluated, tm
     out = tmp_path / "scores.parquet"
     proc = run_cli("scores", "--store", str(store), "--format", "parquet", "-o", str(out))
     assert proc.returncode == 0, proc.stderr
-    from capcast.scores import scores_from_store
+    from capcast.evaluation.scores import scores_from_store
 
     pd.testing.assert_frame_equal(pd.read_parquet(out), scores_from_store(store))
     missing = run_cli("scores", "--store", str(tmp_path / "nowhere"))

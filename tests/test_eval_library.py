@@ -8,13 +8,13 @@ import textwrap
 import pytest
 
 import capcast
-from capcast import harness
+from capcast.evaluation import harness
 from capcast.errors import CapcastError
-from capcast.evaluate import DuplicateWeightsWarning, evaluate_family, resolve_tasks
-from capcast.plugins import load_registry
+from capcast.evaluation.runner import DuplicateWeightsWarning, evaluate_family, resolve_tasks
+from capcast.plugins.registry import load_registry
 from capcast.store import Store
 from capcast.testing import build_tiny_family
-from capcast_tasks.arithmetic import add_gen_docs
+from capcast.tasks.arithmetic import add_gen_docs
 
 
 def test_duplicate_weights_under_two_names_warn(tmp_path, offline_hf_env):

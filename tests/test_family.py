@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from capcast.errors import CapcastError
-from capcast.family import load_family
+from capcast.spec import load_family
 
 GOOD = """\
 family: tiny

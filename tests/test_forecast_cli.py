@@ -16,7 +16,7 @@ from scipy.special import expit
 
 from capcast import cli
 from capcast.errors import CapcastError
-from capcast.forecast import ForecastRow, forecast_scores
+from capcast.forecasting.forecast import ForecastRow, forecast_scores
 from capcast.laws.base import Target
 
 SIZES = {"s1": 2e7, "s2": 6e7, "s3": 2e8, "s4": 6e8, "big": 6e9}
@@ -96,7 +96,7 @@ def test_forecast_table_csv_and_explicit_target(scores_files, capsys) -> None:
 
 
 def test_max_step_fits_only_early_checkpoints(scores_files) -> None:
-    from capcast.forecast import run_forecasts
+    from capcast.forecasting.forecast import run_forecasts
 
     full = run_forecasts(pd.read_csv(scores_files["csv"]), "big", ["rising"], method="sigmoid")[0]
     early = run_forecasts(pd.read_csv(scores_files["csv"]), "big", ["rising"], method="sigmoid", max_step=2000)[0]
@@ -122,8 +122,8 @@ def test_forecast_library_with_target_object(scores_files) -> None:
 
 
 def test_choose_target_is_the_library_behind_the_target_options(scores_files) -> None:
-    from capcast.family import TargetSpec
-    from capcast.forecast import choose_target, scores_for_forecast
+    from capcast.spec import TargetSpec
+    from capcast.forecasting.forecast import choose_target, scores_for_forecast
 
     assert choose_target("big") == "big"
     assert choose_target(params=6e9, tokens=1.2e11) == Target(name="target", params=6e9, tokens=1.2e11)

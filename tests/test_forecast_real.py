@@ -11,7 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from readers import read_openlm, read_pythia, shared_data_dir  # noqa: E402
 
-from capcast.forecast import forecast_scores  # noqa: E402
+from capcast.forecasting.forecast import forecast_scores  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not (shared_data_dir() / "pythia").is_dir(), reason="shared data folder absent")
 

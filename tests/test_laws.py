@@ -190,7 +190,7 @@ def runaway_case(rng):
 
 
 def test_loss_error_refuses_a_runaway_extrapolation_instead_of_clipping_it() -> None:
-    from capcast.forecast import STATUS_UNPREDICTABLE, forecast_one
+    from capcast.forecasting.forecast import STATUS_UNPREDICTABLE, forecast_one
 
     series = runaway_case(np.random.default_rng(10))
     fit = LossErrorLaw().fit(series)
@@ -215,7 +215,7 @@ def test_loss_error_refuses_a_runaway_extrapolation_instead_of_clipping_it() -> 
 
 
 def test_auto_falls_back_to_the_next_law_when_its_choice_refuses_the_target() -> None:
-    from capcast.forecast import STATUS_OK, forecast_one
+    from capcast.forecasting.forecast import STATUS_OK, forecast_one
 
     series, truth = ladder_case(np.random.default_rng(4))
     auto = AutoLaw(candidates=(SigmoidLaw(), LadderLaw(), LossErrorLaw()))

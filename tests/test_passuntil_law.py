@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from capcast import estimators as est
+from capcast.passuntil import estimators as est
 from capcast.laws.base import NotPredictable, Series, Target
 from capcast.laws.passuntil import PassUntilLaw, acceleration_test, fit_instances, from_f, to_f
 

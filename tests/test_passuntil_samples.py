@@ -10,11 +10,11 @@ import pytest
 
 from typer.testing import CliRunner
 
-from capcast.cli import app, main
+from capcast.cli.app import app, main
 from capcast.errors import CapcastError
-from capcast.estimators import simulate_passuntil
+from capcast.passuntil.estimators import simulate_passuntil
 from capcast.laws.passuntil import from_f, to_f
-from capcast.samples_table import read_samples, task_table, to_series, validate_samples
+from capcast.tables.samples import read_samples, task_table, to_series, validate_samples
 
 SIZES = [1e6, 3e6, 1e7, 3e7, 1e8, 3e8, 1e9]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from capcast.plugins import load_registry
+from capcast.plugins.registry import load_registry
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_PLUGIN = REPO / "plugins" / "capcast-example-plugin"
@@ -95,8 +95,8 @@ def test_plugins_dir_loads_plain_files_and_broken_ones_are_reported(tmp_path: Pa
     assert "constant" in registry.laws
     broken = {b.name: b.error for b in registry.broken}
     assert broken == {
-        "bad_import": "RuntimeError: boom at import",
-        "bad_register": "ValueError: cannot build my task",
+        "bad_import": "RuntimeError: boom at import (at bad_import.py:2)",
+        "bad_register": "ValueError: cannot build my task (at bad_register.py:6)",
         "wrong_type": "TypeError: register_tasks got dict, expected capcast.Task",
     }
     # Built-ins still load beside the broken plugins.
@@ -113,7 +113,7 @@ def test_cli_lists_broken_plugin_and_keeps_working(tmp_path: Path) -> None:
         proc = run_cli(*args, env_extra=env)
         assert proc.returncode == 0, proc.stderr
         assert "Traceback" not in proc.stderr + proc.stdout
-        broken_row = next(line for line in proc.stdout.splitlines() if "bad_import" in line)
+        broken_row = next(line for line in proc.stdout.splitlines() if line.startswith("broken plugin bad_import"))
         assert "broken" in broken_row and "boom at import" in broken_row
         good_row = next(line for line in proc.stdout.splitlines() if "dir_task" in line)
         assert "constant" in good_row

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from capcast.family import load_family, resolve_model_path
+from capcast.spec import load_family, resolve_model_path
 from capcast.reference.ladder import default_ladder_dir, load_manifest, verify_ladder
 
 LADDER = default_ladder_dir()
@@ -88,9 +88,9 @@ def test_demo_end_to_end_on_the_two_smallest_members(manifest, tmp_path, monkeyp
 
     from transformers import AutoTokenizer, LlamaForCausalLM
 
-    from capcast import passuntil_store
-    from capcast.estimators import task_score
-    from capcast.forecast import STATUS_FAILED, STATUS_OK, STATUS_UNPREDICTABLE
+    from capcast.passuntil import rounds as passuntil_store
+    from capcast.passuntil.estimators import task_score
+    from capcast.forecasting.forecast import STATUS_FAILED, STATUS_OK, STATUS_UNPREDICTABLE
     from capcast.reference.demo import PassUntilSettings, run_demo
     from capcast.store import Store
 
@@ -175,7 +175,7 @@ def test_demo_end_to_end_on_the_two_smallest_members(manifest, tmp_path, monkeyp
 
 
 def _truncate(verdicts, r):
-    from capcast.estimators import truncate_at_rth_success
+    from capcast.passuntil.estimators import truncate_at_rth_success
 
     return truncate_at_rth_success(list(verdicts), r)
 
@@ -185,7 +185,7 @@ def test_demo_command_prints_scores_forecast_and_passuntil_tables(tmp_path, monk
     """`capcast demo` (thin shell over run_demo) on 3 checkpoints: all three tables, with real values."""
     from typer.testing import CliRunner
 
-    from capcast.cli import app
+    from capcast.cli.app import app
 
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
     names = "xs-s0-step244,s-s0-step122,l-s0-step2441"  # xs-s0-step244 is one of the PassUntil checkpoints

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from capcast.errors import CapcastError
-from capcast.family import load_family
+from capcast.spec import load_family
 from capcast.reference import corpus
 from capcast.reference.ladder import build_ladder, check_ladder, compare_manifests, tiny_members, verify_ladder
 from capcast.reference.tokenizer import build_tokenizer, encode
@@ -114,7 +114,7 @@ def test_hf_tokenizer_agrees_with_the_training_encoder(tmp_path):
 def test_build_cli_rejects_no_out(tmp_path):
     from typer.testing import CliRunner
 
-    from capcast.cli import app
+    from capcast.cli.app import app
 
     result = CliRunner().invoke(app, ["reference-family", "build"])
     assert result.exit_code == 2 and "--out" in result.output  # a usage error, before any training

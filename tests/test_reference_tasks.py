@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from capcast.plugins import load_registry
+from capcast.plugins.registry import load_registry
 from capcast.reference import corpus, items
 from capcast.reference.tasks import REFERENCE_TASK_NAMES, exact_answer
 

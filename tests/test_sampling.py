@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from capcast import passuntil_store as pstore
+from capcast.passuntil import rounds as pstore
 from capcast.errors import CapcastError
-from capcast.estimators import unbiased_pass_rate
-from capcast.sampling import SamplerConfig, SamplerState, plan_round, run_passuntil, simulated_draw
+from capcast.passuntil.estimators import unbiased_pass_rate
+from capcast.passuntil.sampler import SamplerConfig, SamplerState, plan_round, run_passuntil, simulated_draw
 from capcast.store import Store
 
 RATES = {0: 0.5, 1: 0.05, 2: 0.002, 3: 0.0}

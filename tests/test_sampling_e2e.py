@@ -7,9 +7,9 @@ import textwrap
 import pytest
 from typer.testing import CliRunner
 
-from capcast.cli import app
-from capcast.passuntil_store import connect
-from capcast.samples_table import read_samples
+from capcast.cli.app import app
+from capcast.passuntil.rounds import connect
+from capcast.tables.samples import read_samples
 from capcast.testing import build_tiny_family
 
 pytestmark = pytest.mark.slow
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 PLUGIN = textwrap.dedent(
     '''
     import capcast
-    from capcast_tasks.arithmetic import task_builder
+    from capcast.tasks.arithmetic import task_builder
 
     def first_char(sample, doc):
         # Untrained models hit the first digit of a 1-digit sum now and then; the checker of one doc

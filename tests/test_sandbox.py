@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from capcast import sandbox
+from capcast.tasks import sandbox
 
 DOC = {
     "prompt": "def add(a, b):\n",

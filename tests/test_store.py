@@ -10,7 +10,7 @@ import pytest
 
 from capcast.errors import CapcastError
 from capcast.schema import SCORES_COLUMNS
-from capcast.scores import scores_from_store
+from capcast.evaluation.scores import scores_from_store
 from capcast.store import CHOICES_SCHEMA, RUNS_SCHEMA, SAMPLES_SCHEMA, Store
 
 
@@ -168,7 +168,7 @@ def test_weights_hash_cache_is_used_until_the_files_change(tmp_path):
     import hashlib
     import os
 
-    from capcast.records import weights_hash
+    from capcast.evaluation.records import weights_hash
 
     model = tmp_path / "ckpt"
     model.mkdir()

@@ -18,24 +18,26 @@ def test_wheel_carries_plugins_and_task_files_and_runs_outside_the_checkout(tmp_
     )
     (wheel,) = (tmp_path / "dist").glob("capcast-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    for expected in ("capcast/cli.py", "capcast/laws/base.py", "capcast_builtin/local_tasks.py", "capcast_tasks/arithmetic.py"):
+    for expected in ("capcast/cli/app.py", "capcast/laws/base.py", "capcast/plugins/builtin/local_tasks.py", "capcast/tasks/arithmetic.py"):
         assert expected in names
     # The reference mini-ladder's weights, tokenizers, manifest and specs ship too.
     ladder = REPO / "capcast" / "reference" / "ladder"
     for path in ladder.rglob("*"):
         if path.is_file():
             assert f"capcast/reference/ladder/{path.relative_to(ladder).as_posix()}" in names
-    # Every task file of the checkout's tasks/ room is in the wheel.
-    for path in (REPO / "tasks").glob("*.yaml"):
-        assert f"capcast_tasks/{path.name}" in names
+    # Every task file of the checkout's capcast/tasks/ room is in the wheel.
+    task_files = list((REPO / "capcast" / "tasks").glob("*.yaml"))
+    assert task_files
+    for path in task_files:
+        assert f"capcast/tasks/{path.name}" in names
 
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     workdir = tmp_path / "elsewhere"
     workdir.mkdir()
     probe = (
-        "import capcast, capcast_tasks, pathlib;"
-        "from capcast.plugins import load_registry;"
+        "import capcast, capcast.tasks as capcast_tasks, pathlib;"
+        "from capcast.plugins.registry import load_registry;"
         "r = load_registry();"
         "assert not r.broken, r.broken;"
         "task = r.tasks['capcast_add_mc'];"

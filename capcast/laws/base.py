@@ -12,59 +12,14 @@ loss metric as the intermediate.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from capcast.schema import default_flops
+from capcast.tables.series import Series, Target
 
-
-@dataclass(frozen=True)
-class Target:
-    """The model to forecast. ``flops`` defaults to 6 * params * tokens."""
-
-    name: str | None = None
-    params: float | None = None
-    tokens: float | None = None
-    flops: float | None = None
-
-    @property
-    def compute(self) -> float | None:
-        if self.flops is not None:
-            return float(self.flops)
-        if self.params is not None and self.tokens is not None:
-            return default_flops(float(self.params), float(self.tokens))
-        return None
-
-
-@dataclass(frozen=True)
-class Series:
-    """One (task, metric) series over the fitting checkpoints, ordered as given.
-
-    ``extra`` maps other metric names of the same task (e.g. ``bpb_gold``) to arrays aligned with
-    ``value``; NaN where a checkpoint lacks that metric.
-    """
-
-    task: str
-    metric: str
-    model: np.ndarray  # model names
-    params: np.ndarray
-    tokens: np.ndarray
-    flops: np.ndarray
-    value: np.ndarray
-    n_items: np.ndarray | None = None
-    chance: float = 0.0
-    step: np.ndarray | None = None
-    family: str | None = None
-    extra: dict[str, np.ndarray] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.value)
-
-    @property
-    def log_compute(self) -> np.ndarray:
-        return np.log10(self.flops)
+__all__ = ["Law", "LawFit", "NotPredictable", "Prediction", "Series", "Target"]
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,7 @@ class DemoResult:
     metrics: dict[str, str]  # task -> metric shown
     plots: list[Path] = field(default_factory=list)
     target: str | None = None
-    forecasts: list = field(default_factory=list)  # capcast.forecast.ForecastRow, one per task
+    forecasts: list = field(default_factory=list)  # capcast.forecasting.forecast.ForecastRow, one per task
     forecast_plots: list[Path] = field(default_factory=list)
     fit_checkpoints: list[str] = field(default_factory=list)  # family.yaml's checkpoints that were evaluated
     passuntil: list[PassUntilRow] = field(default_factory=list)
@@ -114,8 +114,8 @@ def run_demo(
     PassUntil step samples only checkpoints of ``passuntil.checkpoints`` that are among
     ``checkpoints`` (all when ``checkpoints`` is None).
     """
-    from capcast.evaluate import evaluate_family
-    from capcast.scores import scores_from_store
+    from capcast.evaluation.runner import evaluate_family
+    from capcast.evaluation.scores import scores_from_store
 
     started = time.perf_counter()
     out = Path(out_dir)
@@ -159,12 +159,12 @@ def run_demo(
     if forecast:
         step = time.perf_counter()
         result.forecasts, results, result.fit_checkpoints = forecast_target(scores, ladder, metrics)
-        from capcast.plotting import plot_forecasts
+        from capcast.forecasting.plots import plot_forecasts
 
         result.forecast_plots = plot_forecasts(results, out / "forecast-plots")
         result.forecast_seconds = time.perf_counter() - step
     if passuntil is not None:
-        from capcast.family import load_family
+        from capcast.spec import load_family
 
         in_ladder = {c.name for c in load_family(ladder / "ladder.yaml").checkpoints}
         chosen = [c for c in passuntil.checkpoints if c in in_ladder and (checkpoints is None or c in checkpoints)]
@@ -186,7 +186,7 @@ def run_demo(
 def forecast_target(scores: pd.DataFrame, ladder: Path, metrics: dict[str, str], interval: float = 0.9):
     """Forecast ``family.yaml``'s target from its fitting checkpoints, one row per task.
 
-    Uses ``capcast.forecast.run_forecasts`` (= ``forecast_scores`` keeping the fits, for plots)
+    Uses ``capcast.forecasting.forecast.run_forecasts`` (= ``forecast_scores`` keeping the fits, for plots)
     with ``method="auto"`` on each task's main metric. Only the checkpoints listed in
     ``family.yaml`` are fitted (the other l members would leak the answer); the target's own
     measured score, when evaluated, is the row's ``actual``. Where the evaluated checkpoints
@@ -194,8 +194,8 @@ def forecast_target(scores: pd.DataFrame, ladder: Path, metrics: dict[str, str],
     predictable yet``, with the reason. Returns (rows in task order, ForecastResults, fit names).
     """
     from capcast.errors import CapcastError
-    from capcast.family import load_family
-    from capcast.forecast import STATUS_UNPREDICTABLE, ForecastResult, ForecastRow, actual_value, run_forecasts
+    from capcast.spec import load_family
+    from capcast.forecasting.forecast import STATUS_UNPREDICTABLE, ForecastResult, ForecastRow, actual_value, run_forecasts
     from capcast.laws.base import Target
 
     spec = load_family(ladder / "family.yaml")
@@ -224,14 +224,14 @@ def forecast_target(scores: pd.DataFrame, ladder: Path, metrics: dict[str, str],
 def passuntil_showcase(
     ladder: Path, store: Path, scores: pd.DataFrame, settings: PassUntilSettings, checkpoints: list[str]
 ) -> list[PassUntilRow]:
-    """PassUntil-sample ``ref_add3`` on ``checkpoints`` through :func:`capcast.sampling.sample_family`
+    """PassUntil-sample ``ref_add3`` on ``checkpoints`` through :func:`capcast.passuntil.sampler.sample_family`
     (the library of ``capcast sample``) into ``store``; greedy ``ref_add3_greedy`` beside it.
 
     Rounds already in the store are reused, so a second call costs nothing.
     """
-    from capcast import passuntil_store as pstore
-    from capcast.family import load_family
-    from capcast.sampling import SamplerConfig, sample_family
+    from capcast.passuntil import rounds as pstore
+    from capcast.spec import load_family
+    from capcast.passuntil.runner import SamplerConfig, sample_family
     from capcast.store import Store
 
     spec_path = ladder / "ladder.yaml"
@@ -259,7 +259,7 @@ def passuntil_showcase(
 
 
 def _target_name(ladder: Path) -> str | None:
-    from capcast.family import load_family
+    from capcast.spec import load_family
 
     family = load_family(ladder / "family.yaml")
     return family.target.name if family.target else None

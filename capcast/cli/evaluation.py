@@ -1,0 +1,115 @@
+"""CLI commands for evaluation: ``capcast eval`` and ``capcast scores``.
+
+Thin shells over :func:`capcast.evaluation.runner.evaluate_family` and
+:func:`capcast.evaluation.scores.scores_from_store`. Heavy imports (lm-eval, torch) happen inside the
+commands, so ``capcast --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from capcast.cli.common import console, err_console, registry
+from capcast.errors import CapcastError
+
+FORMATS = ("table", "csv", "parquet")
+
+
+def _batch_size(value: str) -> int | str:
+    if value == "auto" or value.startswith("auto:"):
+        return value
+    try:
+        size = int(value)
+    except ValueError:
+        raise CapcastError(f"--batch-size {value!r} is not a number; pass a positive integer or 'auto'") from None
+    if size < 1:
+        raise CapcastError("--batch-size must be at least 1")
+    return size
+
+
+
+def eval_command(
+    family: Path = typer.Argument(..., help="Family spec YAML naming the checkpoints."),
+    tasks: str = typer.Option(..., "--tasks", "-t", help="Comma-separated task names (capcast tasks or lm-eval tasks)."),
+    store: Path = typer.Option(Path("capcast-store"), "--store", help="Record store folder (created if missing)."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Evaluate only the first N items of each task."),
+    batch_size: str = typer.Option("16", "--batch-size", help="Batch size (an integer, or 'auto' on GPU)."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: cuda if available)."),
+    backend: str = typer.Option("hf", "--backend", help="lm-eval model backend: hf or vllm."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="Model dtype (default: float32 on CPU, the checkpoint's own on GPU)."),
+    seed: int = typer.Option(1234, "--seed", help="Seed for sampling (generative tasks)."),
+) -> None:
+    """Evaluate every checkpoint of FAMILY on --tasks; per-instance records go to --store.
+
+    Runs already in the store are skipped, so an interrupted run resumes where it stopped.
+    """
+    from capcast.evaluation.runner import evaluate_family
+
+    summary = evaluate_family(
+        family,
+        tasks.split(","),
+        store,
+        limit=limit,
+        batch_size=_batch_size(batch_size),
+        device=device,
+        registry=registry(),
+        backend=backend,
+        dtype=dtype,
+        seed=seed,
+        console=err_console,
+    )
+    console.print(str(summary), highlight=False, soft_wrap=True)
+
+
+
+def scores_command(
+    store: Path = typer.Option(Path("capcast-store"), "--store", help="Record store folder written by `capcast eval`."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table, csv or parquet."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write to this file (default: stdout; parquet needs -o)."),
+) -> None:
+    """Compute the scores table (acc, acc_norm, brier, p_gold, logprob_gold, bpb_gold, pass_rate)."""
+    from capcast.evaluation.scores import scores_from_store
+
+    if fmt not in FORMATS:
+        raise CapcastError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
+    if not store.is_dir():
+        raise CapcastError(f"store {store} does not exist; run `capcast eval ... --store {store}` first")
+    df = scores_from_store(store)
+    if fmt == "parquet":
+        if output is None:
+            raise CapcastError("--format parquet needs -o FILE")
+        df.to_parquet(output, index=False)
+    elif fmt == "csv":
+        if output is None:
+            df.to_csv(sys.stdout, index=False)
+        else:
+            df.to_csv(output, index=False)
+    else:
+        from rich.table import Table
+
+        table = Table(title=f"scores ({store})")
+        for col in df.columns:
+            table.add_column(col, justify="right" if df[col].dtype.kind in "fiu" else "left")
+        for row in df.itertuples(index=False):
+            table.add_row(*("" if _missing(v) else (f"{v:.4g}" if isinstance(v, float) else str(v)) for v in row))
+        from rich.console import Console
+
+        if output is not None:
+            with output.open("w") as fh:
+                Console(file=fh, width=200).print(table)
+        else:
+            # Never squeeze the table below a readable width (pipes report 80 columns).
+            Console(width=max(console.width, 160)).print(table)
+    if output is not None:
+        err_console.print(f"wrote {len(df)} rows to {output}", highlight=False)
+
+
+def _missing(value) -> bool:
+    try:
+        return value is None or value != value
+    except Exception:
+        return False

@@ -1,0 +1,150 @@
+"""CLI commands for forecasting: ``capcast forecast`` and ``capcast backtest``.
+
+Thin shells over :mod:`capcast.forecasting.forecast` and :mod:`capcast.forecasting.backtest`; heavy imports happen inside
+the commands so ``capcast --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from capcast.cli.common import console, err_console, pct, registry, split_list
+from capcast.errors import CapcastError
+
+FORMATS = ("table", "json", "csv")
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise CapcastError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
+
+
+def _check_samples_metric(metric: Optional[str]) -> None:
+    if metric not in (None, "pass_rate"):
+        raise CapcastError(f"--metric {metric!r} does not apply to --samples: a samples table forecasts pass_rate; drop --metric")
+
+
+
+def forecast_command(
+    family: Optional[Path] = typer.Argument(None, help="Family spec YAML: evaluate what is missing, then forecast its target."),
+    scores: Optional[Path] = typer.Option(None, "--scores", help="Scores table (CSV or Parquet) instead of a family."),
+    samples: Optional[Path] = typer.Option(None, "--samples", help="Samples table (per-instance n_samples, n_correct) instead of a family: forecasts pass_rate."),
+    store: Optional[Path] = typer.Option(None, "--store", help="Record store folder for FAMILY.yaml (default capcast-store)."),
+    target: Optional[str] = typer.Option(None, "--target", help="Model in the table to forecast (never used for fitting)."),
+    target_params: Optional[float] = typer.Option(None, "--target-params", help="Target parameter count."),
+    target_tokens: Optional[float] = typer.Option(None, "--target-tokens", help="Target training tokens."),
+    target_flops: Optional[float] = typer.Option(None, "--target-flops", help="Target training compute (FLOPs)."),
+    tasks: Optional[str] = typer.Option(None, "--tasks", "-t", help="Comma-separated tasks (default: every task with --metric)."),
+    metric: Optional[str] = typer.Option(None, "--metric", help="Score metric to forecast (default acc; pass_rate with --samples)."),
+    method: str = typer.Option("auto", "--method", help="Law: auto, sigmoid, ladder, loss-error, linear, logit-linear, passuntil, passuntil_compute, passuntil_instance (--samples) or a plugin's."),
+    interval: float = typer.Option(0.9, "--interval", help="Prediction interval level."),
+    max_step: Optional[int] = typer.Option(None, "--max-step", help="Fit only checkpoints up to this training step."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table, json or csv."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Write one PNG per task into this folder."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="With FAMILY.yaml: evaluate only N items per task."),
+    device: Optional[str] = typer.Option(None, "--device", help="With FAMILY.yaml: cpu or cuda."),
+) -> None:
+    """Forecast the target's scores, with prediction intervals, from the smaller checkpoints."""
+    from capcast.forecasting.forecast import choose_target, rows_frame, run_forecasts, scores_for_forecast
+
+    _check_format(fmt)
+    task_list = split_list(tasks)
+    if family is None:  # these options only steer the evaluation of a family: never ignore them silently
+        given = [name for name, value in (("--store", store), ("--limit", limit), ("--device", device)) if value is not None]
+        if given:
+            raise CapcastError(f"{', '.join(given)} only {'applies' if len(given) == 1 else 'apply'} when forecasting a FAMILY.yaml; "
+                              "drop it with --scores or --samples")
+    if samples is not None:  # PassUntil counts: see capcast.forecasting.samples
+        if family is not None or scores is not None:
+            raise CapcastError("give one of FAMILY.yaml, --scores FILE or --samples FILE")
+        _check_samples_metric(metric)
+        table, spec_target, metric = None, None, "pass_rate"
+    else:
+        metric = metric or "acc"
+        table, spec_target = scores_for_forecast(family, scores, store, task_list, limit, device, registry(), err_console)
+    resolved = choose_target(target, target_params, target_tokens, target_flops, spec_target)
+    if samples is not None:
+        from capcast.forecasting.samples import forecast_samples
+
+        results = forecast_samples(samples, resolved, task_list, method, interval, max_step, registry())
+    else:
+        results = run_forecasts(table, resolved, task_list, metric, method, interval, max_step, registry())
+    rows = [r.row for r in results]
+    if plot is not None:
+        from capcast.forecasting.plots import plot_forecasts
+
+        written = plot_forecasts(results, plot, interval)
+        err_console.print(f"wrote {len(written)} plot(s) to {plot}")
+    if fmt == "json":
+        print(json.dumps({"interval": interval, "rows": [r.to_dict() for r in rows]}, indent=2))
+    elif fmt == "csv":
+        rows_frame(rows).to_csv(sys.stdout, index=False)
+    else:
+        _render_forecast_table(rows, interval)
+
+
+def _render_forecast_table(rows, interval: float) -> None:
+    title = f"forecast of {rows[0].model or 'target'} ({int(interval * 100)}% intervals, points)" if rows else "forecast"
+    table = Table(title=title)
+    for col in ("family", "task", "metric", "law", "forecast", "lower", "upper", "actual", "status"):
+        table.add_column(col, justify="right" if col in ("forecast", "lower", "upper", "actual") else "left")
+    for r in rows:
+        table.add_row(r.family or "", r.task, r.metric, r.law, pct(r.forecast), pct(r.lower), pct(r.upper), pct(r.actual), r.status)
+    wide = Console(width=max(console.width, 150), file=console.file)
+    wide.print(table)
+    for r in rows:  # why: the reason behind every answer, a number or not
+        if r.reason:
+            wide.print(f"{r.family or ''} {r.task}: {r.reason}".strip(), highlight=False, markup=False)
+
+
+
+def backtest_command(
+    scores: Optional[Path] = typer.Option(None, "--scores", help="Scores table (CSV or Parquet) with the large models included."),
+    samples: Optional[Path] = typer.Option(None, "--samples", help="Samples table instead of --scores (forecasts pass_rate; methods passuntil, passuntil_instance, ...)."),
+    holdout_largest: int = typer.Option(1, "--holdout-largest", help="Hold out the K largest model sizes of each family."),
+    methods: str = typer.Option("auto", "--methods", "--method", help="Comma-separated laws to compare."),
+    tasks: Optional[str] = typer.Option(None, "--tasks", "-t", help="Comma-separated tasks (default: every task with --metric)."),
+    metric: Optional[str] = typer.Option(None, "--metric", help="Score metric to forecast (default acc; pass_rate with --samples)."),
+    interval: float = typer.Option(0.9, "--interval", help="Prediction interval level."),
+    max_step: Optional[int] = typer.Option(None, "--max-step", help="Fit only checkpoints up to this training step."),
+    all_steps: bool = typer.Option(False, "--all-steps", help="Forecast every checkpoint of the held-out models."),
+    families: Optional[str] = typer.Option(None, "--families", help="Comma-separated families (default: all)."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table, json or csv (csv: the rows)."),
+) -> None:
+    """Hide each family's largest models, forecast them from the rest, and score every method."""
+    from capcast.forecasting.backtest import backtest_scores
+
+    _check_format(fmt)
+    if (scores is None) == (samples is None):
+        raise CapcastError("give exactly one of --scores FILE or --samples FILE")
+    if samples is not None:
+        from capcast.forecasting.samples import backtest_samples
+
+        _check_samples_metric(metric)
+        if all_steps:
+            raise CapcastError("--all-steps does not apply to --samples: a samples backtest forecasts each held-out model's final checkpoint")
+        report = backtest_samples(samples, holdout_largest, split_list(methods) or ["passuntil"], split_list(tasks), interval,
+                                  max_step, registry(), families=split_list(families))
+    else:
+        report = backtest_scores(scores, holdout_largest, split_list(methods) or ["auto"], split_list(tasks), metric or "acc", interval,
+                                 max_step, all_steps, registry(), families=split_list(families))
+    if fmt == "json":
+        print(json.dumps(report.to_dict(), indent=2))
+        return
+    if fmt == "csv":
+        report.frame().to_csv(sys.stdout, index=False)
+        return
+    table = Table(title=f"backtest: {holdout_largest} largest size(s) held out, {int(interval * 100)}% intervals")
+    for col in ("method", "MAE (pts)", "max error", "coverage", "forecasts", "not predictable", "failed"):
+        table.add_column(col, justify="left" if col == "method" else "right")
+    for name, s in report.methods.items():
+        table.add_row(name, "" if s.mae is None else f"{s.mae:.2f}", "" if s.max_error is None else f"{s.max_error:.2f}",
+                      "" if s.coverage is None else f"{100 * s.coverage:.0f}%", str(s.n), str(s.unpredictable), str(s.failed))
+    console.print(table)

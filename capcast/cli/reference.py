@@ -1,0 +1,139 @@
+"""CLI commands for the reference mini-ladder: `capcast demo` and `capcast reference-family ...`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from capcast.cli.common import console, pct, split_list
+from capcast.errors import CapcastError
+
+reference_app = typer.Typer(help="The reference mini-ladder: build (train) it, verify its weights.", no_args_is_help=True)
+
+
+def _fmt(value: float, metric: str) -> str:
+    if value != value:  # NaN
+        return ""
+    return f"{value:.4f}" if metric == "pass_rate" and 0 < value < 0.01 else f"{value:.3f}"
+
+
+
+def demo_command(
+    out: Path = typer.Option(Path("demo-out"), "--out", help="Folder for the store and the plots."),
+    tasks: Optional[str] = typer.Option(None, "--tasks", help="Comma-separated reference tasks (default: all)."),
+    checkpoints: Optional[str] = typer.Option(None, "--checkpoints", help="Comma-separated checkpoint names (default: all)."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Items per task (default: all)."),
+    ladder: Optional[Path] = typer.Option(None, "--ladder", help="A built ladder folder (default: the committed one)."),
+    forecast: bool = typer.Option(True, "--forecast/--no-forecast", help="Forecast the target from family.yaml's checkpoints."),
+    passuntil: bool = typer.Option(True, "--passuntil/--no-passuntil", help="Run the short PassUntil measurement on ref_add3."),
+    passuntil_items: int = typer.Option(30, "--passuntil-items", min=1, help="PassUntil: the first N items of ref_add3."),
+    passuntil_cap: int = typer.Option(4096, "--passuntil-cap", min=1, help="PassUntil: cap on samples per item."),
+) -> None:
+    """Evaluate the reference mini-ladder, tabulate and plot; forecast its target beside the actual; PassUntil on ref_add3."""
+    from capcast.reference.demo import PassUntilSettings, run_demo
+
+    settings = PassUntilSettings(limit=passuntil_items, cap=passuntil_cap) if passuntil else None
+    result = run_demo(
+        out, ladder_dir=ladder, tasks=split_list(tasks), checkpoints=split_list(checkpoints), limit=limit, console=console,
+        forecast=forecast, passuntil=settings,
+    )
+    wide = Console(width=max(console.width, 170))  # every column, even when stdout is not a terminal (make demo | tee)
+    table = Table(title=f"capcast-mini: score per checkpoint (rows by training compute); target = {result.target}")
+    table.add_column("checkpoint", no_wrap=True)
+    table.add_column("params", justify="right")
+    table.add_column("tokens", justify="right")
+    table.add_column("FLOPs", justify="right")
+    tasks_shown = [c for c in result.table.columns if c in result.metrics]
+    for task in tasks_shown:
+        table.add_column(f"{task.removeprefix('ref_')}\n{result.metrics[task]}", justify="right")
+    for _, row in result.table.iterrows():
+        name = f"[bold red]{row['model']}[/]" if row["model"] == result.target else row["model"]
+        cells = [_fmt(row[t], result.metrics[t]) for t in tasks_shown]
+        table.add_row(name, f"{row['params']:,.0f}", f"{row['tokens']:,.0f}", f"{row['flops']:.2e}", *cells)
+    wide.print(table)
+    console.print(f"plots: {out / 'plots'} ({len(result.plots)} PNG); store: {result.store}")
+    if forecast:
+        wide.print(forecast_table(result))
+        console.print(f"forecast plots: {out / 'forecast-plots'} ({len(result.forecast_plots)} PNG)")
+    if result.passuntil:
+        wide.print(passuntil_table(result))
+    console.print(
+        f"demo took {result.seconds:.0f} s (evaluation {result.eval_seconds:.0f} s, forecasts {result.forecast_seconds:.0f} s, "
+        f"PassUntil {result.passuntil_seconds:.0f} s)"
+    )
+
+
+def forecast_table(result) -> Table:
+    """The demo's forecast rows: law, forecast, interval, actual, status and reason (points x 100)."""
+    fitted = result.fit_checkpoints
+    sizes = list(dict.fromkeys(name.split("-")[0] for name in fitted))  # fit_checkpoints come in family.yaml's order
+    table = Table(title=(
+        f"forecast of {result.target} from {len(fitted)} checkpoints of family.yaml ({', '.join(sizes) or 'none evaluated'}), "
+        "method auto, 90% interval, scores x 100"
+    ))
+    for col in ("task", "metric", "law chosen", "forecast", "90% interval", "actual", "status / reason"):
+        table.add_column(col, justify="right" if col in ("forecast", "90% interval", "actual") else "left",
+                         no_wrap=col in ("task", "metric"), overflow="fold")
+    for row in result.forecasts:
+        interval = f"{pct(row.lower)} to {pct(row.upper)}" if row.forecast is not None else ""
+        if row.status == "ok":
+            inside = row.actual is not None and row.lower <= row.actual <= row.upper
+            status = "ok" + ("" if row.actual is None else (", actual inside" if inside else ", [yellow]actual outside[/]"))
+        else:
+            status = f"[yellow]{row.status}[/]: {row.reason}"
+        table.add_row(row.task, row.metric, row.law, pct(row.forecast), interval, pct(row.actual), status)
+    return table
+
+
+def passuntil_table(result) -> Table:
+    """Greedy accuracy beside the measured PassUntil pass rate, per sampled checkpoint."""
+    s = result.passuntil_settings
+    table = Table(title=(
+        f"ref_add3: greedy vs PassUntil (first {s.limit} items, r = {s.successes}, cap {s.cap:,} samples per item; "
+        "unbiased estimate, 90% interval)"
+    ))
+    for col in ("checkpoint", "params", "greedy acc", "PassUntil pass rate", "90% interval", "items passed", "samples", "seconds"):
+        table.add_column(col, justify="left" if col == "checkpoint" else "right", no_wrap=True)
+    for row in result.passuntil:
+        table.add_row(
+            row.checkpoint, f"{row.params:,.0f}", "" if row.greedy is None else f"{row.greedy:.3f}", f"{row.pass_rate:.2e}",
+            f"{row.lower:.2e} to {row.upper:.2e}", f"{row.passed}/{row.instances}", f"{row.samples:,}", f"{row.seconds:.0f}",
+        )
+    return table
+
+
+@reference_app.command("build")
+def build_command(
+    out: Path = typer.Option(..., "--out", help="Folder to write the checkpoints, manifest.json and family specs into."),
+    jobs: int = typer.Option(2, "--jobs", help="Training processes in parallel (does not change the weights)."),
+    check: bool = typer.Option(True, "--check/--no-check", help="Compare the hashes with the committed manifest."),
+) -> None:
+    """Train the mini-ladder from scratch on CPU (deterministic; about 10-15 minutes on 2 cores)."""
+    from capcast.reference.ladder import build_ladder, compare_manifests, load_manifest
+
+    manifest = build_ladder(out, jobs=jobs, log=lambda line: console.print(line, highlight=False))
+    console.print(f"built {len(manifest['checkpoints'])} checkpoints into {out} in {manifest['build_seconds']:.0f} s")
+    if not check:
+        return
+    differ = compare_manifests(manifest, load_manifest())
+    if differ:
+        raise CapcastError(
+            f"{len(differ)} of {len(manifest['checkpoints'])} checkpoints differ from the committed hashes "
+            f"(first: {differ[0]}); expected with another torch version or CPU kind, see docs/reference-family.md"
+        )
+    console.print("all weights hashes match the committed manifest: the build reproduced bit for bit")
+
+
+@reference_app.command("verify")
+def verify_command(
+    ladder: Optional[Path] = typer.Option(None, "--ladder", help="A built ladder folder (default: the committed one)."),
+) -> None:
+    """Check every checkpoint's weights against the sha256 in the ladder's manifest.json."""
+    from capcast.reference.ladder import check_ladder, load_manifest
+
+    folder = check_ladder(ladder)
+    console.print(f"{folder}: all {len(load_manifest(folder)['checkpoints'])} checkpoints match manifest.json")

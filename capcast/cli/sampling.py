@@ -1,0 +1,92 @@
+"""CLI commands for PassUntil sampling: ``capcast sample`` and ``capcast samples``.
+
+Thin shells over :func:`capcast.passuntil.sampler.sample_family` and
+:func:`capcast.passuntil.rounds.export_samples_table`; heavy imports stay inside the commands.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from capcast.cli.common import console, err_console, registry
+from capcast.errors import CapcastError
+
+
+
+def sample_command(
+    family: Path = typer.Argument(..., help="Family spec YAML naming the checkpoints."),
+    tasks: str = typer.Option(..., "--tasks", "-t", help="Comma-separated generative task names (with a checker)."),
+    successes: int = typer.Option(3, "--successes", "-r", help="Stop sampling an instance after this many passing samples."),
+    max_samples: int = typer.Option(10_000, "--max-samples-per-instance", help="Cap on samples per instance (unsolved below it)."),
+    total_budget: Optional[int] = typer.Option(None, "--total-budget", help="Cap on samples per checkpoint and task."),
+    batch: int = typer.Option(8, "--batch", help="Samples per instance in the first round; each round doubles it."),
+    seed: int = typer.Option(1234, "--seed", help="Base seed; round j uses seed + 7919 j."),
+    store: Path = typer.Option(Path("capcast-store"), "--store", help="Record store folder (created if missing)."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Sample only the first N instances of each task."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Model batch size (generations per forward batch)."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: cuda if available)."),
+    backend: str = typer.Option("hf", "--backend", help="lm-eval model backend: hf, or vllm on a GPU."),
+) -> None:
+    """Sample each instance until it passes --successes times (PassUntil), for every checkpoint.
+
+    Only still-unsolved instances are sent each round; every sample is stored; an interrupted run
+    resumes from the rounds already in --store.
+    """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from capcast.passuntil.runner import SamplerConfig, sample_family
+
+    config = SamplerConfig(successes=successes, max_samples_per_instance=max_samples, total_budget=total_budget, first_batch=batch)
+    bar = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("solved {task.fields[solved]} / unsolved {task.fields[unsolved]}"),
+        TextColumn("samples {task.fields[spent]:,}"),
+        TimeElapsedColumn(),
+        console=err_console,
+    )
+    jobs: dict[str, int] = {}
+
+    def progress(name: str, report) -> None:
+        total = report.solved + report.unresolved
+        if name not in jobs:
+            jobs[name] = bar.add_task(name, total=total, solved=0, unsolved=total, spent=0)
+        bar.update(jobs[name], completed=report.solved, solved=report.solved, unsolved=report.unresolved, spent=report.samples_spent)
+
+    with bar:
+        summaries = sample_family(
+            family, tasks.split(","), store, config, seed=seed, batch_size=batch_size, device=device, backend=backend,
+            limit=limit, registry=registry(), on_progress=progress,
+        )
+    from rich.table import Table
+
+    table = Table(title=f"PassUntil (r = {successes}, cap {max_samples:,} per instance)")
+    for col in ("checkpoint", "task", "solved", "samples", "pass rate", "90% interval", "rounds"):
+        table.add_column(col, justify="left" if col in ("checkpoint", "task") else "right")
+    for s in summaries:
+        table.add_row(s.checkpoint, s.task, f"{s.solved}/{s.instances}", f"{s.samples:,}", f"{s.pass_rate:.3g}",
+                      f"{s.lower:.3g} to {s.upper:.3g}", str(s.rounds))
+    console.print(table)
+
+
+
+def samples_command(
+    store: Path = typer.Option(Path("capcast-store"), "--store", help="Record store written by capcast sample / eval."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write CSV or Parquet (by suffix); default: CSV to stdout."),
+) -> None:
+    """Export the per-instance samples table (family, model, ..., doc_id, n_samples, n_correct)."""
+    from capcast.passuntil.rounds import export_samples_table
+    from capcast.tables.samples import write_samples
+
+    if not store.is_dir():
+        raise CapcastError(f"store {store} does not exist; run `capcast sample ... --store {store}` first")
+    frame = export_samples_table(store)
+    if output is None:
+        frame.to_csv(sys.stdout, index=False)
+    else:
+        write_samples(frame, output)
+        err_console.print(f"wrote {len(frame)} rows to {output}", highlight=False)

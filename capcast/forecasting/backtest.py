@@ -1,0 +1,134 @@
+"""Backtests: hide each family's K largest model sizes, forecast them from the rest, score it.
+
+    report = backtest_scores(frame, holdout_largest=2, methods=["auto", "sigmoid"])
+    report.to_dict()   # {"methods": {name: {mae, max_error, coverage, n, unpredictable, failed}}, "rows": [...]}
+
+MAE and max error are in score points (x100); coverage is the share of numeric forecasts whose
+interval holds the actual value. Each held-out model is forecast at its final checkpoint (the
+most tokens), or at every checkpoint with ``all_steps``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from capcast.errors import CapcastError
+from capcast.forecasting.forecast import (
+    MAX_INTERVAL_WIDTH, STATUS_FAILED, STATUS_OK, STATUS_UNPREDICTABLE, ForecastRow,
+    check_fitting_frame, check_interval, check_metric, fit_frame_for, fit_law, predict_row, tasks_to_forecast,
+)
+from capcast.laws.base import Target
+from capcast.tables.scores import build_series, read_scores
+
+ROW_FIELDS = ("family", "model", "task", "metric", "method", "law", "step", "forecast", "lower", "upper", "actual", "status", "reason")
+
+
+@dataclass(frozen=True)
+class MethodScore:
+    mae: float | None
+    max_error: float | None
+    coverage: float | None
+    n: int
+    unpredictable: int
+    failed: int
+
+    def to_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+@dataclass(frozen=True)
+class BacktestReport:
+    methods: dict[str, MethodScore]
+    rows: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"methods": {k: v.to_dict() for k, v in self.methods.items()}, "rows": self.rows}
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows, columns=list(ROW_FIELDS))
+
+
+def score_rows(rows: Iterable[dict]) -> MethodScore:
+    rows = list(rows)
+    ok = [r for r in rows if r["status"] == STATUS_OK and r["actual"] is not None]
+    errors = np.array([abs(r["forecast"] - r["actual"]) for r in ok]) * 100
+    covered = [r["lower"] <= r["actual"] <= r["upper"] for r in ok]
+    return MethodScore(
+        mae=float(errors.mean()) if len(ok) else None, max_error=float(errors.max()) if len(ok) else None,
+        coverage=float(np.mean(covered)) if ok else None, n=len(ok),
+        unpredictable=sum(r["status"] == STATUS_UNPREDICTABLE for r in rows),
+        failed=sum(r["status"] == STATUS_FAILED for r in rows),
+    )
+
+
+def held_out_sizes(family_frame: pd.DataFrame, holdout_largest: int, family: str) -> np.ndarray:
+    """The ``holdout_largest`` largest model sizes (params) of one family; some must be left to fit."""
+    sizes = np.sort(family_frame["params"].unique())
+    if len(sizes) <= holdout_largest:
+        raise CapcastError(f"family {family!r} has {len(sizes)} sizes; holding out {holdout_largest} leaves none to fit")
+    return sizes[-holdout_largest:]
+
+
+def held_out_targets(family_frame: pd.DataFrame, holdout: list[str], all_steps: bool) -> list[tuple[Target, float | None]]:
+    """(Target, step) for each held-out model's final checkpoint, or all its checkpoints."""
+    out = []
+    ckpts = family_frame[family_frame["model"].isin(holdout)].drop_duplicates(["model", "tokens"])
+    for model, group in ckpts.groupby("model"):
+        chosen = group[group["tokens"] > 0] if all_steps else group[group["tokens"] == group["tokens"].max()]
+        for _, ck in chosen.sort_values("tokens").iterrows():
+            out.append((Target(name=str(model), params=float(ck["params"]), tokens=float(ck["tokens"]),
+                               flops=float(ck["flops"])), ck["step"]))
+    return out
+
+
+def backtest_scores(scores: pd.DataFrame | str, holdout_largest: int = 1, methods: Iterable[str] = ("auto",),
+                    tasks: Iterable[str] | None = None, metric: str = "acc", interval: float = 0.9,
+                    max_step: int | None = None, all_steps: bool = False, registry=None,
+                    max_width: float = MAX_INTERVAL_WIDTH, families: Iterable[str] | None = None) -> BacktestReport:
+    frame = read_scores(scores)
+    if holdout_largest < 1:
+        raise CapcastError(f"--holdout-largest must be at least 1 (got {holdout_largest})")
+    check_interval(interval)
+    check_metric(frame, metric)
+    if registry is None:
+        from capcast.plugins.registry import load_registry
+
+        registry = load_registry()
+    methods = list(methods)
+    laws = {m: registry.law(m) for m in methods}
+    tasks = tasks_to_forecast(frame, tasks, metric)
+    fams = list(families) if families else sorted(frame["family"].unique())
+    rows: list[dict] = []
+    for fam in fams:
+        fam_frame = frame[frame["family"] == fam]
+        held_sizes = held_out_sizes(fam_frame, holdout_largest, fam)
+        holdout = sorted(fam_frame.loc[fam_frame["params"].isin(held_sizes), "model"].unique())
+        fit_frame = fit_frame_for(fam_frame[~fam_frame["model"].isin(holdout)], max_step)
+        check_fitting_frame(fit_frame, fam)
+        targets = held_out_targets(fam_frame, holdout, all_steps)
+        for task in tasks:
+            series = build_series(fit_frame, task, metric)
+            truth = fam_frame[(fam_frame["task"] == task) & (fam_frame["metric"] == metric)]
+            truth = dict(zip(zip(truth["model"], truth["tokens"]), truth["value"]))
+            for method, law in laws.items():
+                fitted = fit_law(series, law)
+                for target, step in targets:
+                    actual = truth.get((target.name, target.tokens))
+                    if actual is None:
+                        continue
+                    row = predict_row(series, law.name, fitted, target, interval, actual, fam, max_width)
+                    rows.append(row_dict(row, method, step))
+    scores_by_method = {m: score_rows(r for r in rows if r["method"] == m) for m in methods}
+    return BacktestReport(methods=scores_by_method, rows=rows)
+
+
+def row_dict(row: ForecastRow, method: str, step) -> dict:
+    """A backtest row (``ROW_FIELDS``): the forecast row, the method asked for and the step (None when unknown)."""
+    out = {k: getattr(row, k) for k in ("family", "model", "task", "metric", "law", "forecast", "lower", "upper", "actual", "status", "reason")}
+    out["method"] = method
+    out["step"] = None if step is None or (isinstance(step, float) and np.isnan(step)) else int(step)
+    return {k: out[k] for k in ROW_FIELDS}

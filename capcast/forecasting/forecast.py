@@ -1,0 +1,268 @@
+"""Forecast a target model's scores from a scores table: the library behind ``capcast forecast``.
+
+    rows = forecast_scores(scores_df, target="pythia-12b", tasks=["arc_easy"], metric="acc")
+    rows = forecast_scores(scores_df, Target(name="big", params=7e9, tokens=2e12))
+
+Every requested task yields one :class:`ForecastRow`: ``ok`` with a number and an interval,
+``not predictable yet`` with the reason (no signal above chance, interval too wide, data that
+cannot support the law), or ``failed`` when a (third-party) law crashed. No task is dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from capcast.errors import CapcastError, describe
+from capcast.laws.base import LawFit, NotPredictable, Series, Target
+from capcast.laws.signal import check_signal
+from capcast.tables.scores import build_series, read_scores, tasks_with_metric
+
+STATUS_OK = "ok"
+STATUS_UNPREDICTABLE = "not predictable yet"
+STATUS_FAILED = "failed"
+MAX_INTERVAL_WIDTH = 0.3  # a 90% interval wider than 30 points says nothing useful
+
+
+@dataclass(frozen=True)
+class ForecastRow:
+    family: str | None
+    model: str | None  # target name, or None
+    task: str
+    metric: str
+    law: str
+    forecast: float | None
+    lower: float | None
+    upper: float | None
+    actual: float | None
+    status: str  # "ok" | "not predictable yet" | "failed"
+    reason: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ForecastResult:
+    """A row plus what produced it (for plots and backtests)."""
+
+    row: ForecastRow
+    series: Series | None
+    fit: LawFit | None
+    target: Target
+
+
+def _nan_to_none(x: float | None) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+def fit_frame_for(frame: pd.DataFrame, max_step: int | None) -> pd.DataFrame:
+    if max_step is None:
+        return frame
+    return frame[frame["step"].isna() | (frame["step"] <= max_step)]
+
+
+def resolve_target(frame: pd.DataFrame, target: str | Target) -> tuple[Target, str | None, pd.DataFrame]:
+    """(Target, its family, the table rows of the target model) for a name or an explicit Target."""
+    if isinstance(target, Target):
+        if target.compute is None:
+            raise CapcastError("target needs params and tokens, or flops; pass --target-params N --target-tokens D or --target-flops C")
+        rows = frame[frame["model"] == target.name] if target.name else frame.iloc[0:0]
+        return target, None, rows
+    rows = frame[frame["model"] == target]
+    if rows.empty:
+        known = ", ".join(sorted(frame["model"].unique())[:12])
+        raise CapcastError(f"target {target!r} is not a model in the scores table; use one of: {known}")
+    families = rows["family"].unique()
+    if len(families) > 1:
+        raise CapcastError(f"target {target!r} appears in several families ({', '.join(families)}); rename it in one of them")
+    last = rows[rows["tokens"] == rows["tokens"].max()].iloc[0]
+    resolved = Target(name=target, params=float(last["params"]), tokens=float(last["tokens"]), flops=float(last["flops"]))
+    return resolved, str(families[0]), rows
+
+
+def choose_target(name: str | None = None, params: float | None = None, tokens: float | None = None,
+                  flops: float | None = None, spec_target=None) -> str | Target:
+    """The model to forecast, from a user's choices (``capcast forecast``'s target options).
+
+    ``name``: a model in the scores table (returned as is, resolved later by
+    :func:`resolve_target`); ``params`` and ``tokens`` or ``flops``: a model that does not exist
+    yet; else ``spec_target``, the family spec's ``target`` (:class:`capcast.spec.TargetSpec`).
+    Conflicting, non-positive or incomplete choices raise a one-line :class:`CapcastError`.
+    """
+    explicit = any(v is not None for v in (params, tokens, flops))
+    if name and explicit:
+        raise CapcastError("give --target NAME or --target-params/--target-tokens/--target-flops, not both")
+    for option, value in (("--target-params", params), ("--target-tokens", tokens), ("--target-flops", flops)):
+        if value is not None and not value > 0:
+            raise CapcastError(f"{option} must be positive (got {value:g})")
+    if explicit:
+        if flops is None and (params is None or tokens is None):
+            raise CapcastError("give both --target-params and --target-tokens, or --target-flops")
+        return Target(name="target", params=params, tokens=tokens, flops=flops)
+    if name:
+        return name
+    if spec_target is not None:
+        return Target(name=spec_target.name, params=spec_target.params, tokens=spec_target.tokens, flops=spec_target.flops)
+    raise CapcastError("no target: pass --target NAME (a model in the table) or --target-params N --target-tokens D")
+
+
+def scores_for_forecast(family: str | Path | None = None, scores: str | Path | None = None, store: str | Path | None = None,
+                        tasks: list[str] | None = None, limit: int | None = None, device: str | None = None,
+                        registry=None, console=None):
+    """(scores table, the family spec's target or None) from exactly one of a family spec or a table.
+
+    For a family spec, first evaluates whatever ``store`` (default ``capcast-store``) lacks for
+    ``tasks`` (resumable, as ``capcast eval``), then reads that family's scores from the store.
+    """
+    sources = [s for s in (family, scores) if s is not None]
+    if len(sources) != 1:
+        raise CapcastError("give exactly one of FAMILY.yaml or --scores FILE (with a family, --store names the record store)")
+    if scores is not None:
+        return read_scores(scores), None
+    from capcast.evaluation.runner import evaluate_family
+    from capcast.spec import load_family
+    from capcast.evaluation.scores import scores_from_store
+
+    if not tasks:
+        raise CapcastError("forecasting a family needs --tasks (the tasks to evaluate and forecast)")
+    spec = load_family(family)
+    store_dir = Path(store) if store is not None else Path("capcast-store")
+    evaluate_family(family, tasks, store_dir, limit=limit, device=device, registry=registry, console=console)
+    table = scores_from_store(store_dir)
+    table = table[table["family"] == spec.family]
+    return read_scores(table), spec.target
+
+
+def actual_value(target_rows: pd.DataFrame, task: str, metric: str, tokens: float | None = None) -> float | None:
+    rows = target_rows[(target_rows["task"] == task) & (target_rows["metric"] == metric)]
+    if rows.empty:
+        return None
+    rows = rows[rows["tokens"] == (rows["tokens"].max() if tokens is None else tokens)]
+    return None if rows.empty else float(rows["value"].iloc[0])
+
+
+def check_interval(interval: float) -> None:
+    if not 0 < interval < 1:
+        raise CapcastError(f"--interval must be between 0 and 1 (got {interval}); use e.g. 0.9")
+
+
+def check_metric(frame: pd.DataFrame, metric: str) -> None:
+    if metric not in set(frame["metric"]):
+        raise CapcastError(f"metric {metric!r} is not in the scores table; available: {', '.join(sorted(frame['metric'].unique()))}")
+
+
+def tasks_to_forecast(frame: pd.DataFrame, tasks: Iterable[str] | None, metric: str) -> list[str]:
+    """``tasks`` (default: every task with ``metric`` scores), each checked to have them."""
+    all_tasks = tasks_with_metric(frame, metric)
+    tasks = list(tasks) if tasks else all_tasks
+    unknown = [t for t in tasks if t not in all_tasks]
+    if unknown:
+        raise CapcastError(f"task(s) {', '.join(unknown)} have no {metric!r} scores in the table; available: {', '.join(all_tasks[:20])}")
+    return tasks
+
+
+def check_fitting_frame(fit: pd.DataFrame, family: str | None) -> None:
+    where = f"family {family!r}" if family else "the scores table"
+    if fit.empty:
+        raise CapcastError(f"{where} has no checkpoints left to fit; lower --max-step or add smaller models")
+    if fit["params"].nunique() < 2:
+        raise CapcastError(f"{where} has a single fitting model size; a forecast needs at least 2 sizes (3+ for cross-validation)")
+
+
+def fit_law(series: Series, law) -> tuple[LawFit | None, str, str]:
+    """(fit, status, reason): the signal check, then the law's fit; never raises on a law's failure."""
+    try:
+        if len(series) and np.all((series.value >= 0) & (series.value <= 1)):
+            check_signal(series)
+        return law.fit(series), STATUS_OK, ""
+    except NotPredictable as exc:
+        return None, STATUS_UNPREDICTABLE, str(exc)
+    except CapcastError:
+        raise
+    except Exception as exc:  # a broken law must not take the other tasks down
+        return None, STATUS_FAILED, describe(exc)
+
+
+def predict_row(series: Series, law_name: str, fitted: tuple[LawFit | None, str, str], target: Target,
+                interval: float, actual: float | None, family: str | None,
+                max_width: float = MAX_INTERVAL_WIDTH) -> ForecastRow:
+    """One forecast row for ``target`` from a fitted law (or the reason there is none)."""
+    fit, status, reason = fitted
+
+    def row(law, status, reason, pred=None):
+        return ForecastRow(
+            family=family, model=target.name, task=series.task, metric=series.metric, law=law,
+            forecast=None if pred is None else pred.mean, lower=None if pred is None else pred.lower,
+            upper=None if pred is None else pred.upper, actual=_nan_to_none(actual), status=status, reason=reason,
+        )
+
+    if fit is None:
+        return row(law_name, status, reason)
+    law_name = getattr(fit, "law", law_name)
+    try:
+        pred = fit.predict(target, level=interval)
+    except NotPredictable as exc:
+        return row(law_name, STATUS_UNPREDICTABLE, str(exc))
+    except Exception as exc:
+        return row(law_name, STATUS_FAILED, describe(exc))
+    notes = getattr(fit, "notes", "") or ""
+    if getattr(pred, "law", None):  # another law answered for this target (auto's fallback)
+        law_name, notes = pred.law, pred.notes or ""
+    if not all(np.isfinite([pred.mean, pred.lower, pred.upper])):
+        return row(law_name, STATUS_FAILED, "the law returned a non-finite forecast")
+    if pred.upper - pred.lower > max_width:
+        reason = f"interval too wide to mean anything: {100 * pred.lower:.1f} to {100 * pred.upper:.1f} (width > {100 * max_width:.0f} points)"
+        return row(law_name, STATUS_UNPREDICTABLE, reason)
+    return row(law_name, STATUS_OK, notes, pred)
+
+
+def forecast_one(series: Series, target: Target, law, interval: float, actual: float | None,
+                 family: str | None, max_width: float = MAX_INTERVAL_WIDTH) -> ForecastResult:
+    """Fit ``law`` on ``series`` and forecast ``target``."""
+    fitted = fit_law(series, law)
+    row = predict_row(series, law.name, fitted, target, interval, actual, family, max_width)
+    return ForecastResult(row, series, fitted[0], target)
+
+
+def run_forecasts(scores: pd.DataFrame | str, target: str | Target, tasks: Iterable[str] | None = None,
+                  metric: str = "acc", method: str = "auto", interval: float = 0.9, max_step: int | None = None,
+                  registry=None, max_width: float = MAX_INTERVAL_WIDTH) -> list[ForecastResult]:
+    """Like :func:`forecast_scores` but keeps each row's series and fitted law (for plots)."""
+    frame = read_scores(scores)
+    check_interval(interval)
+    if registry is None:
+        from capcast.plugins.registry import load_registry
+
+        registry = load_registry()
+    law = registry.law(method)
+    check_metric(frame, metric)
+    resolved, family, target_rows = resolve_target(frame, target)
+    tasks = tasks_to_forecast(frame, tasks, metric)
+    fit_all = fit_frame_for(frame[frame["model"] != resolved.name] if resolved.name else frame, max_step)
+    families = [family] if family else sorted(fit_all["family"].unique())
+    results = []
+    for fam in families:
+        fit = fit_all[fit_all["family"] == fam]
+        check_fitting_frame(fit, fam)
+        for task in tasks:
+            series = build_series(fit, task, metric)
+            actual = actual_value(target_rows, task, metric) if len(target_rows) else None
+            results.append(forecast_one(series, resolved, law, interval, actual, fam, max_width))
+    return results
+
+
+def forecast_scores(scores_df: pd.DataFrame | str, target: str | Target, tasks: Iterable[str] | None = None,
+                    metric: str = "acc", method: str = "auto", interval: float = 0.9, max_step: int | None = None,
+                    registry=None) -> list[ForecastRow]:
+    """Forecast ``target`` (a model name in the table, or a :class:`Target`) on each task."""
+    return [r.row for r in run_forecasts(scores_df, target, tasks, metric, method, interval, max_step, registry)]
+
+
+def rows_frame(rows: Iterable[ForecastRow]) -> pd.DataFrame:
+    return pd.DataFrame([r.to_dict() for r in rows], columns=list(ForecastRow.__dataclass_fields__))

@@ -1,0 +1,277 @@
+"""The record store: Parquet part files plus DuckDB views over them.
+
+Layout (``store/`` is the folder given to ``capcast eval --store``)::
+
+    store/parts/<family>/<checkpoint>/<task>/   one folder per (checkpoint, task) run
+        choices.parquet | samples.parquet         the records (multiple choice | generative)
+        run.parquet, run.json                     the run manifest (one row; JSON for people)
+    store/tasks/<task>/                           generated task data (JSONL) and its cache
+    store/cache/                                  weight hashes, HF datasets cache
+    store/tmp/                                    folders being written (ignored by readers)
+
+A run is committed atomically: its folder is written under ``tmp/``, every file fsynced, then
+renamed into ``parts/`` with one ``os.rename``. A folder in ``parts/`` is therefore always
+complete, a killed run leaves at most garbage under ``tmp/``, and a rerun skips every
+(checkpoint, task) whose folder exists: nothing is lost or written twice.
+
+:meth:`Store.connect` returns a DuckDB connection with the views ``choices``, ``samples`` and
+``runs`` (columns: ``docs/evaluation.md``).
+
+The durable-file helpers are public, so every writer of the store (``capcast.passuntil.rounds``
+too) commits files the same way: :func:`path_slug` (folder names), :func:`write_parquet` and
+:func:`write_json` (written and fsynced), :func:`write_atomically` and
+:func:`write_parquet_atomic` (whole file or nothing), :func:`fsync_dir`, and
+:func:`register_parquet_view` (a DuckDB view over part files, empty but typed when there are none).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import urllib.parse
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from capcast.errors import CapcastError
+
+KEY_COLUMNS = ("family", "checkpoint", "task")
+RECORD_FILES = {"multiple_choice": "choices.parquet", "generate": "samples.parquet"}
+
+# Column types of the views, used to give an empty store views with the right columns.
+KEY_FIELDS = [pa.field(name, pa.string()) for name in KEY_COLUMNS]
+CHOICES_SCHEMA = pa.schema(
+    KEY_FIELDS
+    + [
+        ("doc_id", pa.int64()),
+        ("choice_idx", pa.int32()),
+        ("loglik", pa.float64()),
+        ("n_tokens", pa.int32()),
+        ("n_bytes", pa.int32()),
+        ("n_chars", pa.int32()),
+        ("is_greedy", pa.bool_()),
+        ("is_gold", pa.bool_()),
+    ]
+)
+SAMPLES_SCHEMA = pa.schema(
+    KEY_FIELDS
+    + [
+        ("doc_id", pa.int64()),
+        ("sample_idx", pa.int32()),
+        ("text", pa.string()),
+        ("correct", pa.bool_()),
+        ("target", pa.string()),
+    ]
+)
+RUNS_SCHEMA = pa.schema(
+    KEY_FIELDS
+    + [
+        ("kind", pa.string()),
+        ("model", pa.string()),
+        ("revision", pa.string()),
+        ("params", pa.float64()),
+        ("tokens", pa.float64()),
+        ("flops", pa.float64()),
+        ("step", pa.int64()),
+        ("chance", pa.float64()),
+        ("weights_hash", pa.string()),
+        ("backend", pa.string()),
+        ("dtype", pa.string()),
+        ("device", pa.string()),
+        ("batch_size", pa.string()),
+        ("seed", pa.int64()),
+        ("limit", pa.int64()),
+        ("repeats", pa.int64()),
+        ("n_docs", pa.int64()),
+        ("n_records", pa.int64()),
+        ("task_hash", pa.string()),
+        ("lm_eval_version", pa.string()),
+        ("transformers_version", pa.string()),
+        ("torch_version", pa.string()),
+        ("capcast_version", pa.string()),
+        ("lm_eval_metrics", pa.string()),  # JSON object of lm-eval's own aggregate metrics
+        ("started_at", pa.string()),
+        ("finished_at", pa.string()),
+        ("duration_s", pa.float64()),
+    ]
+)
+
+
+# --- durable files: the small public API the store's writers share (also capcast.passuntil.rounds)
+
+
+def path_slug(name: str) -> str:
+    """A reversible, filesystem-safe folder name for ``name`` (percent-encoding; never '.' or '..')."""
+    slug = urllib.parse.quote(name, safe="-_.+=@,")
+    return "%2E" + slug[1:] if slug.startswith(".") else slug
+
+
+def fsync_dir(path: Path) -> None:
+    """fsync a folder, so that the names created or renamed in it survive a crash."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_parquet(table: pa.Table, path: Path) -> None:
+    """Write ``table`` to ``path`` as zstd Parquet and fsync it (durable, not atomic)."""
+    with Path(path).open("wb") as fh:
+        pq.write_table(table, fh, compression="zstd")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def write_json(obj: Any, path: Path) -> None:
+    """Write ``obj`` as indented JSON (``str`` for anything else) to ``path`` and fsync it."""
+    with Path(path).open("w") as fh:
+        json.dump(obj, fh, indent=2, default=str)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """Create or replace ``path`` all or nothing: ``write(tmp)`` fills a temporary file beside it
+    (and should fsync it), which is then renamed over ``path``; the folder is fsynced."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_parquet_atomic(table: pa.Table, path: Path) -> None:
+    """Write ``table`` to ``path`` as zstd Parquet so that readers see the whole file or none."""
+    write_atomically(path, lambda tmp: write_parquet(table, tmp))
+
+
+def register_parquet_view(con, view: str, files: list[str], schema: pa.Schema, union_by_name: bool = True) -> None:
+    """Create the DuckDB view ``view`` over Parquet ``files``; with no files, an empty view of ``schema``."""
+    if files:
+        listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+        union = ", union_by_name = true" if union_by_name else ""
+        con.execute(f"CREATE VIEW {view} AS SELECT * FROM read_parquet([{listing}]{union})")
+    else:
+        con.register(f"_{view}_empty", schema.empty_table())
+        con.execute(f"CREATE VIEW {view} AS SELECT * FROM _{view}_empty")
+
+
+def with_keys(records: pa.Table, family: str, checkpoint: str, task: str) -> pa.Table:
+    """Prepend the key columns (constant per run) to a records table, column-wise."""
+    n = records.num_rows
+    keys = [pa.array([value] * n, pa.string()) if n else pa.array([], pa.string()) for value in (family, checkpoint, task)]
+    return pa.Table.from_arrays(keys + records.columns, names=list(KEY_COLUMNS) + records.column_names)
+
+
+class Store:
+    """A folder of per-run Parquet parts, read through DuckDB views."""
+
+    def __init__(self, root: Path | str):
+        self.root = Path(root)
+
+    @property
+    def parts(self) -> Path:
+        return self.root / "parts"
+
+    def task_data_dir(self, task: str) -> Path:
+        return self.root / "tasks" / path_slug(task)
+
+    def run_dir(self, family: str, checkpoint: str, task: str) -> Path:
+        return self.parts / path_slug(family) / path_slug(checkpoint) / path_slug(task)
+
+    def has_run(self, family: str, checkpoint: str, task: str) -> bool:
+        return self.run_dir(family, checkpoint, task).is_dir()
+
+    def write_run(self, manifest: Mapping[str, Any], kind: str, records: pa.Table) -> Path:
+        """Commit one (checkpoint, task) run: records plus manifest, all or nothing.
+
+        ``records`` holds the per-choice or per-sample columns without the key columns; the
+        keys come from ``manifest`` (family, checkpoint, task).
+        """
+        family, checkpoint, task = (str(manifest[k]) for k in KEY_COLUMNS)
+        final = self.run_dir(family, checkpoint, task)
+        if final.exists():
+            raise CapcastError(f"{final} already exists; delete it to re-run {checkpoint} on {task}")
+        tmp_root = self.root / "tmp"
+        tmp_root.mkdir(parents=True, exist_ok=True)
+        tmp = tmp_root / f"{uuid.uuid4().hex}"
+        tmp.mkdir()
+        try:
+            write_parquet(with_keys(records, family, checkpoint, task), tmp / RECORD_FILES[kind])
+            row = {name: manifest.get(name) for name in RUNS_SCHEMA.names}
+            row["kind"], row["n_records"] = kind, records.num_rows
+            write_parquet(pa.Table.from_pylist([row], schema=RUNS_SCHEMA), tmp / "run.parquet")
+            write_json({**manifest, "kind": kind, "n_records": records.num_rows}, tmp / "run.json")
+            fsync_dir(tmp)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(tmp, final)  # atomic; fails if another writer got there first
+            fsync_dir(final.parent)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return final
+
+    def clean_tmp(self) -> None:
+        """Remove folders left under tmp/ by killed runs (never read by anything)."""
+        shutil.rmtree(self.root / "tmp", ignore_errors=True)
+
+    def _files(self, name: str) -> list[str]:
+        return sorted(str(p) for p in self.parts.glob(f"*/*/*/{name}")) if self.parts.is_dir() else []
+
+    def connect(self, database: str = ":memory:"):
+        """A DuckDB connection with views ``choices``, ``samples`` and ``runs`` over the parts."""
+        import duckdb
+
+        con = duckdb.connect(database)
+        for view, filename, schema in (
+            ("choices", RECORD_FILES["multiple_choice"], CHOICES_SCHEMA),
+            ("samples", RECORD_FILES["generate"], SAMPLES_SCHEMA),
+            ("runs", "run.parquet", RUNS_SCHEMA),
+        ):
+            register_parquet_view(con, view, self._files(filename), schema)
+        return con
+
+    @property
+    def weights_hash_cache(self) -> Path:
+        """JSON map of weight-file fingerprint -> sha256 (see :func:`capcast.evaluation.records.weights_hash`)."""
+        return self.root / "weights-hashes.json"
+
+    def load_weights_hash_cache(self) -> dict[str, str]:
+        try:
+            return json.loads(self.weights_hash_cache.read_text())
+        except (FileNotFoundError, ValueError):  # absent, or unreadable: hash again
+            return {}
+
+    def save_weights_hash_cache(self, known: dict[str, str]) -> None:
+        write_atomically(self.weights_hash_cache, lambda tmp: write_json(known, tmp))
+
+    def weight_hashes(self, family: str) -> dict[str, str]:
+        """checkpoint -> weights sha256 of every stored run of ``family``.
+
+        Read straight from the run manifests with pyarrow: this sits on every ``capcast eval``
+        start, where opening DuckDB would cost more than the lookup itself.
+        """
+        import pyarrow.parquet as pq
+
+        hashes: dict[str, str] = {}
+        family_dir = self.parts / path_slug(family)
+        for path in sorted(family_dir.glob("*/*/run.parquet")) if family_dir.is_dir() else []:
+            row = pq.read_table(path, columns=["checkpoint", "weights_hash"]).to_pylist()[0]
+            if row["weights_hash"]:
+                hashes[row["checkpoint"]] = row["weights_hash"]
+        return hashes
+
+    def runs(self):
+        """The runs table as a pandas DataFrame."""
+        with self.connect() as con:
+            return con.execute("SELECT * FROM runs ORDER BY family, checkpoint, task").df()

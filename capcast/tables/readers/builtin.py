@@ -1,0 +1,3 @@
+"""The built-in readers (filled in by the readers work)."""
+
+READERS = ()

@@ -1,0 +1,129 @@
+"""Read and validate a scores table (CSV, Parquet or DataFrame) and cut it into law ``Series``.
+
+The table is long-format (see :mod:`capcast.schema`): one ``value`` per (family, model, step,
+task, metric). A checkpoint is (family, model, tokens). Validation failures raise one-line
+:class:`CapcastError` messages that name the problem and the fix.
+
+Validation losses that belong to no task (rows with task ``val/<name>``) are family-wide: they are
+attached to every task's series as ``extra["val/<name>:<metric>"]``; the task's own other metrics
+are attached as ``extra[<metric>]``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from capcast.errors import CapcastError
+from capcast.tables.series import Series
+from capcast.schema import SCORES_COLUMNS, SCORES_REQUIRED, default_flops
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+CSV_SUFFIXES = (".csv", ".txt")
+VALIDATION_PREFIX = "val/"
+CHECKPOINT_KEY = ["family", "model", "tokens"]
+
+
+def read_scores(source: str | Path | pd.DataFrame) -> pd.DataFrame:
+    """A validated scores table from a CSV/Parquet path or a DataFrame."""
+    if isinstance(source, pd.DataFrame):
+        frame, where = source.copy(), "scores table"
+    else:
+        path = Path(source)
+        where = str(path)
+        if not path.is_file():
+            raise CapcastError(f"{path}: no such scores file; pass a CSV or Parquet scores table")
+        frame = read_table_file(
+            path, lambda exc: f"{path}: cannot read the scores table ({type(exc).__name__}); check it is valid CSV/Parquet"
+        )
+    return validate_scores(frame, where)
+
+
+def is_parquet(path: Path) -> bool:
+    return path.suffix.lower() in PARQUET_SUFFIXES
+
+
+def read_table_file(path: Path, unreadable: Callable[[Exception], str]) -> pd.DataFrame:
+    """A CSV or Parquet file (by suffix) as a DataFrame; ``unreadable(exc)`` words the one-line
+    error for a file that cannot be parsed."""
+    if not is_parquet(path) and path.suffix.lower() not in CSV_SUFFIXES:
+        raise CapcastError(f"{path}: unknown file type {path.suffix!r}; use .csv or .parquet")
+    try:
+        return pd.read_parquet(path) if is_parquet(path) else pd.read_csv(path)
+    except Exception as exc:  # unreadable file: say so in one line
+        raise CapcastError(unreadable(exc)) from None
+
+
+def validate_scores(frame: pd.DataFrame, where: str = "scores table") -> pd.DataFrame:
+    missing = [c for c in SCORES_REQUIRED if c not in frame.columns]
+    if missing:
+        raise CapcastError(f"{where}: missing column(s) {', '.join(missing)}; a scores table needs {', '.join(SCORES_REQUIRED)}")
+    if frame.empty:
+        raise CapcastError(f"{where}: the table has no rows")
+    frame = frame.copy()
+    for col in ("family", "model", "task", "metric"):
+        if frame[col].isna().any():
+            raise CapcastError(f"{where}: column {col} has empty values (first at row {_first(frame[col].isna())}); fill them in")
+        frame[col] = frame[col].astype(str)
+    for col in ("params", "tokens", "value", "flops", "step", "n_items", "chance"):
+        if col in frame.columns:
+            converted = pd.to_numeric(frame[col], errors="coerce")
+            bad = converted.isna() & frame[col].notna()
+            if bad.any():
+                raise CapcastError(f"{where}: column {col} has a non-number {frame[col][bad].iloc[0]!r} at row {_first(bad)}; use numbers")
+            frame[col] = converted.astype(float)
+        else:
+            frame[col] = np.nan
+    for col in ("params", "tokens", "value"):
+        if frame[col].isna().any():
+            raise CapcastError(f"{where}: column {col} has NaN/empty values (first at row {_first(frame[col].isna())}); drop or fill those rows")
+    if (frame["params"] <= 0).any():
+        raise CapcastError(f"{where}: params must be positive (row {_first(frame['params'] <= 0)} has {frame['params'][frame['params'] <= 0].iloc[0]:g}); use parameter counts such as 1.2e9")
+    if (frame["tokens"] < 0).any():
+        raise CapcastError(f"{where}: tokens must not be negative (row {_first(frame['tokens'] < 0)}); use training tokens seen")
+    frame["flops"] = frame["flops"].where(frame["flops"].notna(), default_flops(frame["params"], frame["tokens"]))
+    key = CHECKPOINT_KEY + ["task", "metric"]
+    dup = frame.duplicated(key)
+    if dup.any():
+        row = frame[dup].iloc[0]
+        raise CapcastError(f"{where}: duplicate rows for model {row['model']} tokens {row['tokens']:g} task {row['task']} metric {row['metric']}; keep one value per checkpoint")
+    return frame[list(SCORES_COLUMNS)]
+
+
+def _first(mask: pd.Series) -> int:
+    return int(np.flatnonzero(mask.to_numpy())[0])
+
+
+def tasks_with_metric(frame: pd.DataFrame, metric: str) -> list[str]:
+    tasks = frame.loc[frame["metric"] == metric, "task"]
+    return sorted(t for t in tasks.unique() if not t.startswith(VALIDATION_PREFIX))
+
+
+def build_series(frame: pd.DataFrame, task: str, metric: str) -> Series:
+    """The (task, metric) series over the checkpoints in ``frame`` (all of them; one family)."""
+    rows = frame[(frame["task"] == task) & (frame["metric"] == metric)]
+    rows = rows[rows["tokens"] > 0].sort_values(["flops", "model"]).reset_index(drop=True)
+    keys = rows[CHECKPOINT_KEY]
+    extra: dict[str, np.ndarray] = {}
+    others = frame[(frame["task"] == task) & (frame["metric"] != metric)]
+    for other, group in others.groupby("metric"):
+        extra[str(other)] = _align(keys, group)
+    for (vtask, vmetric), group in frame[frame["task"].str.startswith(VALIDATION_PREFIX)].groupby(["task", "metric"]):
+        extra[f"{vtask}:{vmetric}"] = _align(keys, group)
+    chance = rows["chance"].dropna()
+    n_items = rows["n_items"].to_numpy(dtype=float)
+    return Series(
+        task=task, metric=metric, model=rows["model"].to_numpy(dtype=object), params=rows["params"].to_numpy(float),
+        tokens=rows["tokens"].to_numpy(float), flops=rows["flops"].to_numpy(float), value=rows["value"].to_numpy(float),
+        n_items=n_items if np.isfinite(n_items).any() else None,
+        chance=float(chance.iloc[0]) if len(chance) else 0.0,
+        step=rows["step"].to_numpy(float), family=str(rows["family"].iloc[0]) if len(rows) else None, extra=extra,
+    )
+
+
+def _align(keys: pd.DataFrame, group: pd.DataFrame) -> np.ndarray:
+    merged = keys.merge(group[CHECKPOINT_KEY + ["value"]], on=CHECKPOINT_KEY, how="left")
+    return merged["value"].to_numpy(dtype=float)

@@ -1,1 +1,0 @@
-"""Plugins that ship with capcast, registered through the same hooks as third-party ones."""

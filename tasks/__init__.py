@@ -1,1 +1,0 @@
-"""Task files and data generators shipped with capcast (installed as ``capcast_tasks``)."""
