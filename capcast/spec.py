@@ -1,5 +1,10 @@
 """The checkpoint-family spec: a YAML file naming small checkpoints and, optionally, the target.
 
+``run`` names the training run a checkpoint belongs to (one size, one seed, one schedule); it
+defaults to the checkpoint name without a trailing ``-step<N>`` or ``_step<N>``, so
+``l-s0-step610`` and ``l-s0-step2441`` are two checkpoints of run ``l-s0``. Everything that means
+"the final checkpoint of a run", "the target's run" or "early checkpoints" uses it.
+
 ``params`` counts non-embedding parameters when you have them (the convention of Kaplan et al.
 and Pythia's published counts); total parameters work too, as long as one family uses one
 convention. ``tokens`` is the number of training tokens seen by the checkpoint. ``flops``
@@ -15,7 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from capcast.errors import CapcastError
-from capcast.schema import default_flops
+from capcast.schema import default_flops, default_run
 
 
 class _Strict(BaseModel):
@@ -24,6 +29,7 @@ class _Strict(BaseModel):
 
 class Checkpoint(_Strict):
     name: str = Field(min_length=1)
+    run: str | None = Field(default=None, min_length=1, description="training run; default: name without -step<N>")
     model: str = Field(min_length=1, description="local path or hub id")
     revision: str | None = None
     params: float = Field(gt=0)
@@ -34,6 +40,12 @@ class Checkpoint(_Strict):
     @property
     def compute(self) -> float:
         return self.flops if self.flops is not None else default_flops(self.params, self.tokens)
+
+    @property
+    def run_name(self) -> str:
+        """The training run this checkpoint belongs to: ``run``, else the name without a trailing
+        ``-step<N>``/``_step<N>`` (:func:`capcast.schema.default_run`)."""
+        return self.run if self.run is not None else default_run(self.name)
 
 
 class TargetSpec(_Strict):

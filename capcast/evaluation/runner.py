@@ -187,6 +187,7 @@ def evaluate_family(
                     "family": fam.family,
                     "checkpoint": ckpt.name,
                     "task": task.name,
+                    "run": ckpt.run_name,
                     "model": ckpt.model,
                     "revision": ckpt.revision,
                     "params": ckpt.params,

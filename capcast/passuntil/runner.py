@@ -91,7 +91,7 @@ def sample_family(
             folder = pstore.run_dir(store, fam.family, ckpt.name, task.name)
             state = pstore.load_state(folder, doc_ids)
             pstore.write_manifest(folder, {
-                "family": fam.family, "checkpoint": ckpt.name, "task": task.name, "model": ckpt.model, "revision": ckpt.revision,
+                "family": fam.family, "checkpoint": ckpt.name, "task": task.name, "run": ckpt.run_name, "model": ckpt.model, "revision": ckpt.revision,
                 "params": ckpt.params, "tokens": ckpt.tokens, "flops": ckpt.compute, "step": ckpt.step,
                 "successes": config.successes, "max_samples_per_instance": config.max_samples_per_instance,
                 "total_budget": config.total_budget, "first_batch": config.first_batch, "growth": config.growth,

@@ -71,6 +71,7 @@ RUNS_SCHEMA = pa.schema(
     KEY_FIELDS
     + [
         ("kind", pa.string()),
+        ("run", pa.string()),
         ("model", pa.string()),
         ("revision", pa.string()),
         ("params", pa.float64()),
