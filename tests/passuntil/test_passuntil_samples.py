@@ -123,7 +123,7 @@ def test_real_pythia_gsm8k_counts_read_as_a_samples_table():
     import sys
     from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     from passuntil_data import available, read_pythia_gsm8k_samples
 
     if not available():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from readers import read_openlm, read_pythia, shared_data_dir  # noqa: E402
 
 from capcast.forecasting.forecast import forecast_scores  # noqa: E402

@@ -12,7 +12,7 @@ import pytest
 
 from capcast.plugins.registry import load_registry
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_PLUGIN = REPO / "plugins" / "capcast-example-plugin"
 
 GOOD_PLUGIN = '''
