@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from capcast.passuntil.estimators import truncate_at_rth_success
 from capcast.passuntil.sampler import InstanceOutcomes, Sample, SamplerState
 from capcast.store import KEY_FIELDS, Store, path_slug, register_parquet_view, write_atomically, write_json, write_parquet_atomic
+from capcast.schema import RUN_SUFFIX_PATTERN, SAMPLES_COLUMNS, default_run
 
 ROUND_SCHEMA = pa.schema(
     KEY_FIELDS
@@ -96,6 +97,12 @@ def manifests(store: Store) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _run_of(manifest: pd.Series, checkpoint: str) -> str:
+    """The manifest's run; stores written before runs existed fall back to the default rule."""
+    run = manifest.get("run")
+    return run if isinstance(run, str) and run else default_run(checkpoint)
+
+
 def export_samples_table(store_dir: str | Path) -> pd.DataFrame:
     """The samples table (capcast.schema.SAMPLES_COLUMNS) of everything a store holds.
 
@@ -119,7 +126,8 @@ def export_samples_table(store_dir: str | Path) -> pd.DataFrame:
         ).df()
         fixed = con.execute(
             "SELECT s.family, s.checkpoint, s.task, s.doc_id, count(*) AS n_samples, sum(s.correct::INT) AS n_correct, "
-            "any_value(r.params) AS params, any_value(r.tokens) AS tokens, any_value(r.flops) AS flops, any_value(r.step) AS step "
+            "any_value(r.params) AS params, any_value(r.tokens) AS tokens, any_value(r.flops) AS flops, any_value(r.step) AS step, "
+            f"any_value(coalesce(r.run, regexp_replace(s.checkpoint, '{RUN_SUFFIX_PATTERN}', ''))) AS run "
             "FROM samples s JOIN runs r USING (family, checkpoint, task) GROUP BY s.family, s.checkpoint, s.task, s.doc_id"
         ).df()
     for _, m in meta.iterrows():
@@ -133,7 +141,7 @@ def export_samples_table(store_dir: str | Path) -> pd.DataFrame:
             c, n = truncate_at_rth_success(np.asarray(row["verdicts"], dtype=bool), r)
             rows.append(
                 {
-                    "family": key[0], "model": key[1], "params": m["params"], "tokens": m["tokens"], "flops": m["flops"],
+                    "family": key[0], "run": _run_of(m, key[1]), "model": key[1], "params": m["params"], "tokens": m["tokens"], "flops": m["flops"],
                     "step": m.get("step"), "task": key[2], "doc_id": int(row["doc_id"]), "n_samples": n, "n_correct": c,
                     "target_successes": r,
                 }
@@ -143,10 +151,10 @@ def export_samples_table(store_dir: str | Path) -> pd.DataFrame:
             continue
         rows.append(
             {
-                "family": row["family"], "model": row["checkpoint"], "params": row["params"], "tokens": row["tokens"],
+                "family": row["family"], "run": row["run"], "model": row["checkpoint"], "params": row["params"], "tokens": row["tokens"],
                 "flops": row["flops"], "step": row["step"], "task": row["task"], "doc_id": int(row["doc_id"]),
                 "n_samples": int(row["n_samples"]), "n_correct": int(row["n_correct"]), "target_successes": np.nan,
             }
         )
-    columns = ["family", "model", "params", "tokens", "flops", "step", "task", "doc_id", "n_samples", "n_correct", "target_successes"]
+    columns = [*SAMPLES_COLUMNS, "target_successes"]
     return pd.DataFrame(rows, columns=columns).sort_values(["family", "task", "flops", "doc_id"]).reset_index(drop=True)
