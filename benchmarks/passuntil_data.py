@@ -5,8 +5,9 @@ The files stay where they are (``$CAPCAST_SHARED_DATA/pythia-gsm8k-samples``, de
 
     python benchmarks/passuntil_data.py out.parquet      # write the samples table
 
-One row per (checkpoint, GSM8K problem): family ``pythia-gsm8k``, model = the source's nickname
-(``Pythia_1.4B_300B``), params = parameters excluding embeddings, tokens, step from the revision.
+One row per (checkpoint, GSM8K problem): family ``pythia-gsm8k``, run = the size's training run
+(``Pythia_1.4B``), model = the source's nickname for the checkpoint (``Pythia_1.4B_300B``), params =
+parameters excluding embeddings, tokens, step from the revision.
 """
 
 from __future__ import annotations
@@ -65,11 +66,12 @@ def read_pythia_gsm8k_samples(root: Path | None = None) -> pd.DataFrame:
         columns={"Model Nickname": "model", "prompt_idx": "doc_id", "Num. Samples": "n_samples", "Num. Samples Correct": "n_correct"}
     ).merge(meta, on="model", how="inner", validate="many_to_one")
     table["family"] = "pythia-gsm8k"
+    table["run"] = "Pythia_" + table["size"]
     table["task"] = "gsm8k"
     table["flops"] = 6.0 * table["params"] * table["tokens"]
     table["n_correct"] = table["n_correct"].astype(int)
     table["n_samples"] = table["n_samples"].astype(int)
-    columns = ["family", "model", "params", "tokens", "flops", "step", "task", "doc_id", "n_samples", "n_correct", "size"]
+    columns = ["family", "run", "model", "params", "tokens", "flops", "step", "task", "doc_id", "n_samples", "n_correct", "size"]
     return table[columns].sort_values(["params", "tokens", "doc_id"]).reset_index(drop=True)
 
 

@@ -10,3 +10,12 @@ class CapcastError(Exception):
 def describe(exc: BaseException) -> str:
     """An exception as one line, ``TypeName: first line of the message`` (for status rows)."""
     return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
+def note(message: str) -> None:
+    """A one-line note for the user (e.g. how an old table was read): logged on logger
+    ``capcast``, which the CLI prints to stderr as ``note: ...``; silent in library use unless the
+    caller configures logging."""
+    import logging
+
+    logging.getLogger("capcast").info(message)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from capcast.schema import SCORES_COLUMNS
+from capcast.schema import RUN_SUFFIX_PATTERN, SCORES_COLUMNS
 from capcast.store import Store
 
 _MC_ITEMS = """
@@ -93,24 +93,27 @@ _MC_METRICS = (
     ("bpb_gold", "bpb_gold", "NULL"),
 )
 
+# The training run: the manifest's, or for stores written before runs existed the default rule
+# (the checkpoint name without a trailing -step<N>/_step<N>, capcast.schema.default_run).
+_RUN = f"coalesce(r.run, regexp_replace(s.checkpoint, '{RUN_SUFFIX_PATTERN}', '')) AS run"
 _RUN_COLUMNS = "r.params, r.tokens, r.flops, r.step"
 
 
 def scores_query() -> str:
     """The SQL (over the store's views) that yields the long-format scores table."""
     parts = [
-        f"""SELECT s.family, s.checkpoint AS model, {_RUN_COLUMNS}, s.task, '{metric}' AS metric,
+        f"""SELECT s.family, {_RUN}, s.checkpoint AS model, {_RUN_COLUMNS}, s.task, '{metric}' AS metric,
                    s.{column}::DOUBLE AS value, s.n_items, ({chance})::DOUBLE AS chance
             FROM ({_MC_SCORES}) s JOIN runs r USING (family, checkpoint, task)"""
         for metric, column, chance in _MC_METRICS
     ]
     parts.append(
-        f"""SELECT s.family, s.checkpoint AS model, {_RUN_COLUMNS}, s.task, 'pass_rate' AS metric,
+        f"""SELECT s.family, {_RUN}, s.checkpoint AS model, {_RUN_COLUMNS}, s.task, 'pass_rate' AS metric,
                    s.pass_rate::DOUBLE AS value, s.n_items, r.chance::DOUBLE AS chance
             FROM ({_GEN_SCORES}) s JOIN runs r USING (family, checkpoint, task)"""
     )
     columns = ", ".join(SCORES_COLUMNS)
-    return f"SELECT {columns} FROM ({' UNION ALL '.join(parts)}) ORDER BY family, flops, model, task, metric"
+    return f"SELECT {columns} FROM ({' UNION ALL '.join(parts)}) ORDER BY family, flops, run, model, task, metric"
 
 
 def scores_from_store(store_dir: str | Path) -> pd.DataFrame:

@@ -4,8 +4,8 @@
     report.to_dict()   # {"methods": {name: {mae, max_error, coverage, n, unpredictable, failed}}, "rows": [...]}
 
 MAE and max error are in score points (x100); coverage is the share of numeric forecasts whose
-interval holds the actual value. Each held-out model is forecast at its final checkpoint (the
-most tokens), or at every checkpoint with ``all_steps``.
+interval holds the actual value. Each held-out run is forecast at its final checkpoint (the
+most tokens), or at every checkpoint with ``all_steps``; no checkpoint of a held-out run is fitted.
 """
 
 from __future__ import annotations
@@ -73,14 +73,15 @@ def held_out_sizes(family_frame: pd.DataFrame, holdout_largest: int, family: str
     return sizes[-holdout_largest:]
 
 
-def held_out_targets(family_frame: pd.DataFrame, holdout: list[str], all_steps: bool) -> list[tuple[Target, float | None]]:
-    """(Target, step) for each held-out model's final checkpoint, or all its checkpoints."""
+def held_out_targets(family_frame: pd.DataFrame, held_sizes: np.ndarray, all_steps: bool) -> list[tuple[Target, float | None]]:
+    """(Target, step) for the final checkpoint of each held-out run (a run of a held-out size),
+    or for every checkpoint of those runs with ``all_steps``."""
     out = []
-    ckpts = family_frame[family_frame["model"].isin(holdout)].drop_duplicates(["model", "tokens"])
-    for model, group in ckpts.groupby("model"):
-        chosen = group[group["tokens"] > 0] if all_steps else group[group["tokens"] == group["tokens"].max()]
+    held = family_frame[family_frame["params"].isin(held_sizes)].drop_duplicates(["run", "model", "tokens"])
+    for _, run_rows in held.groupby("run"):
+        chosen = run_rows[run_rows["tokens"] > 0] if all_steps else run_rows[run_rows["tokens"] == run_rows["tokens"].max()]
         for _, ck in chosen.sort_values("tokens").iterrows():
-            out.append((Target(name=str(model), params=float(ck["params"]), tokens=float(ck["tokens"]),
+            out.append((Target(name=str(ck["model"]), params=float(ck["params"]), tokens=float(ck["tokens"]),
                                flops=float(ck["flops"])), ck["step"]))
     return out
 
@@ -106,10 +107,11 @@ def backtest_scores(scores: pd.DataFrame | str, holdout_largest: int = 1, method
     for fam in fams:
         fam_frame = frame[frame["family"] == fam]
         held_sizes = held_out_sizes(fam_frame, holdout_largest, fam)
-        holdout = sorted(fam_frame.loc[fam_frame["params"].isin(held_sizes), "model"].unique())
-        fit_frame = fit_frame_for(fam_frame[~fam_frame["model"].isin(holdout)], max_step)
+        # Whole runs are held out: no checkpoint of a held-out size's run is ever fitted.
+        held_runs = set(fam_frame.loc[fam_frame["params"].isin(held_sizes), "run"])
+        fit_frame = fit_frame_for(fam_frame[~fam_frame["run"].isin(held_runs)], max_step)
         check_fitting_frame(fit_frame, fam)
-        targets = held_out_targets(fam_frame, holdout, all_steps)
+        targets = held_out_targets(fam_frame, held_sizes, all_steps)
         for task in tasks:
             series = build_series(fit_frame, task, metric)
             truth = fam_frame[(fam_frame["task"] == task) & (fam_frame["metric"] == metric)]

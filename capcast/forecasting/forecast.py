@@ -67,23 +67,60 @@ def fit_frame_for(frame: pd.DataFrame, max_step: int | None) -> pd.DataFrame:
     return frame[frame["step"].isna() | (frame["step"] <= max_step)]
 
 
-def resolve_target(frame: pd.DataFrame, target: str | Target) -> tuple[Target, str | None, pd.DataFrame]:
-    """(Target, its family, the table rows of the target model) for a name or an explicit Target."""
+@dataclass(frozen=True)
+class ResolvedTarget:
+    """The model to forecast, as found in a table.
+
+    ``rows``: the table's rows of the target checkpoint (for the actual score; empty for a model
+    not in the table). ``runs``: the (family, run) pairs the fit must never see: the target's own
+    training run, every checkpoint of it, not only the target checkpoint.
+    """
+
+    target: Target
+    family: str | None
+    rows: pd.DataFrame
+    runs: frozenset[tuple[str, str]]
+
+
+def resolve_target(frame: pd.DataFrame, target: str | Target) -> ResolvedTarget:
+    """Find ``target`` (a checkpoint or run name in the table, or an explicit :class:`Target`).
+
+    A name matches a ``model`` first, then a ``run``; either way the target is that run's
+    final checkpoint when the name covers several (the most tokens).
+    """
     if isinstance(target, Target):
         if target.compute is None:
             raise CapcastError("target needs params and tokens, or flops; pass --target-params N --target-tokens D or --target-flops C")
         rows = frame[frame["model"] == target.name] if target.name else frame.iloc[0:0]
-        return target, None, rows
+        return ResolvedTarget(target, None, rows, _runs_of(rows))
     rows = frame[frame["model"] == target]
     if rows.empty:
+        rows = frame[frame["run"] == target]
+    if rows.empty:
         known = ", ".join(sorted(frame["model"].unique())[:12])
-        raise CapcastError(f"target {target!r} is not a model in the scores table; use one of: {known}")
+        raise CapcastError(f"target {target!r} is not a model or run in the scores table; use one of: {known}")
     families = rows["family"].unique()
     if len(families) > 1:
         raise CapcastError(f"target {target!r} appears in several families ({', '.join(families)}); rename it in one of them")
+    if rows["run"].nunique() > 1:
+        raise CapcastError(f"target {target!r} names checkpoints of several runs ({', '.join(sorted(rows['run'].unique()))}); "
+                          "pass one checkpoint's model name")
     last = rows[rows["tokens"] == rows["tokens"].max()].iloc[0]
-    resolved = Target(name=target, params=float(last["params"]), tokens=float(last["tokens"]), flops=float(last["flops"]))
-    return resolved, str(families[0]), rows
+    checkpoint = rows[(rows["model"] == last["model"]) & (rows["tokens"] == last["tokens"])]
+    resolved = Target(name=str(last["model"]), params=float(last["params"]), tokens=float(last["tokens"]), flops=float(last["flops"]))
+    return ResolvedTarget(resolved, str(families[0]), checkpoint, _runs_of(rows))
+
+
+def _runs_of(rows: pd.DataFrame) -> frozenset[tuple[str, str]]:
+    return frozenset(zip(rows["family"], rows["run"]))
+
+
+def without_runs(frame: pd.DataFrame, runs: frozenset[tuple[str, str]]) -> pd.DataFrame:
+    """``frame`` less every checkpoint of the (family, run) pairs in ``runs``."""
+    if not runs:
+        return frame
+    keys = pd.MultiIndex.from_frame(frame[["family", "run"]])
+    return frame[~keys.isin(list(runs))]
 
 
 def choose_target(name: str | None = None, params: float | None = None, tokens: float | None = None,
@@ -135,7 +172,11 @@ def scores_for_forecast(family: str | Path | None = None, scores: str | Path | N
     store_dir = Path(store) if store is not None else Path("capcast-store")
     evaluate_family(family, tasks, store_dir, limit=limit, device=device, registry=registry, console=console)
     table = scores_from_store(store_dir)
-    table = table[table["family"] == spec.family]
+    # Only the spec's own checkpoints (and the target's, for its actual score): a store shared by
+    # several specs of one family name must not leak other checkpoints, the target's run among
+    # them, into the fit.
+    names = {c.name for c in spec.checkpoints} | ({spec.target.name} if spec.target is not None else set())
+    table = table[(table["family"] == spec.family) & table["model"].isin(names)]
     return read_scores(table), spec.target
 
 
@@ -242,9 +283,11 @@ def run_forecasts(scores: pd.DataFrame | str, target: str | Target, tasks: Itera
         registry = load_registry()
     law = registry.law(method)
     check_metric(frame, metric)
-    resolved, family, target_rows = resolve_target(frame, target)
+    found = resolve_target(frame, target)
+    resolved, family, target_rows = found.target, found.family, found.rows
     tasks = tasks_to_forecast(frame, tasks, metric)
-    fit_all = fit_frame_for(frame[frame["model"] != resolved.name] if resolved.name else frame, max_step)
+    # Never fit on the target's run: none of its checkpoints, not only the target one.
+    fit_all = fit_frame_for(without_runs(frame, found.runs), max_step)
     families = [family] if family else sorted(fit_all["family"].unique())
     results = []
     for fam in families:

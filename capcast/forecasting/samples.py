@@ -37,7 +37,7 @@ def samples_to_scores(samples: pd.DataFrame, estimator: str = "unbiased") -> pd.
     table = task_table(samples, estimator=estimator)
     return pd.DataFrame(
         {
-            "family": table["family"], "model": table["model"], "params": table["params"], "tokens": table["tokens"],
+            "family": table["family"], "run": table["run"], "model": table["model"], "params": table["params"], "tokens": table["tokens"],
             "flops": table["flops"], "step": table["step"], "task": table["task"], "metric": METRIC,
             "value": table["pass_rate"], "n_items": np.nan, "chance": 0.0,
         }
@@ -45,23 +45,22 @@ def samples_to_scores(samples: pd.DataFrame, estimator: str = "unbiased") -> pd.
 
 
 def _final_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """Each model's last checkpoint (most tokens): instance laws on N use final models only."""
-    last = frame.groupby(["family", "model"])["tokens"].transform("max")
+    """Each run's final checkpoint (most tokens): instance laws on N use final checkpoints only."""
+    last = frame.groupby(["family", "run"])["tokens"].transform("max")
     return frame[frame["tokens"] == last]
 
 
 def instance_forecast(
-    samples: pd.DataFrame, target: Target, task: str, family: str, fit_models: Iterable[str], interval: float,
-    actual: float | None,
+    samples: pd.DataFrame, target: Target, task: str, family: str, interval: float, actual: float | None,
 ) -> ForecastRow:
-    """Forecast ``target`` on ``task`` with per-instance PassUntil laws fitted on ``fit_models``."""
+    """Forecast ``target`` on ``task`` with per-instance PassUntil laws fitted on ``samples``
+    (already restricted to the fitting checkpoints)."""
 
     def row(status, reason, mean=None, lower=None, upper=None):
         return ForecastRow(family=family, model=target.name, task=task, metric=METRIC, law=INSTANCE_METHOD, forecast=mean,
                            lower=lower, upper=upper, actual=actual, status=status, reason=reason)
 
-    sub = samples[(samples["family"] == family) & (samples["task"] == task) & samples["model"].isin(list(fit_models))]
-    sub = _final_rows(sub)
+    sub = _final_rows(samples[(samples["family"] == family) & (samples["task"] == task)])
     try:
         if target.params is None:
             raise NotPredictable("the target has no params; instance laws run on N")
@@ -74,10 +73,13 @@ def instance_forecast(
     return row(STATUS_OK, fit.summary(), pred.mean, pred.lower, pred.upper)
 
 
-def _actual(samples: pd.DataFrame, family: str, model: str | None, task: str) -> float | None:
-    if not model:
+def _actual(samples: pd.DataFrame, family: str, target: Target, task: str) -> float | None:
+    """The measured pass rate of the target checkpoint (its model name at its tokens), if known."""
+    if not target.name:
         return None
-    rows = samples[(samples["family"] == family) & (samples["model"] == model) & (samples["task"] == task)]
+    rows = samples[(samples["family"] == family) & (samples["model"] == target.name) & (samples["task"] == task)]
+    if target.tokens is not None and rows["tokens"].nunique() > 1:
+        rows = rows[rows["tokens"] == target.tokens]
     if rows.empty:
         return None
     table = task_table(rows)
@@ -89,27 +91,28 @@ def forecast_samples(
     interval: float = 0.9, max_step: int | None = None, registry=None,
 ) -> list[ForecastResult]:
     """Forecast ``target`` from a samples table: one result per (family, task)."""
-    from capcast.forecasting.forecast import resolve_target, run_forecasts
+    from capcast.forecasting.forecast import resolve_target, run_forecasts, without_runs
 
     frame = load_samples(samples)
     scores = samples_to_scores(frame)
     if method != INSTANCE_METHOD:
         return run_forecasts(scores, target, tasks, METRIC, method, interval, max_step, registry)
-    resolved, family, _ = resolve_target(scores, target)
+    found = resolve_target(scores, target)
+    resolved, family = found.target, found.family
     all_tasks = sorted(frame["task"].unique())
     task_list = list(tasks) if tasks else all_tasks
     unknown = [t for t in task_list if t not in all_tasks]
     if unknown:
         raise CapcastError(f"task(s) {', '.join(unknown)} are not in the samples table; available: {', '.join(all_tasks)}")
-    fit_scores = fit_frame_for(scores[scores["model"] != resolved.name] if resolved.name else scores, max_step)
+    fit_scores = fit_frame_for(without_runs(scores, found.runs), max_step)  # never the target's run
     results = []
     for fam in [family] if family else sorted(fit_scores["family"].unique()):
         fam_fit = fit_scores[fit_scores["family"] == fam]
         fam_samples = frame[frame["family"] == fam]
-        keep = fam_samples.merge(fam_fit[["model", "tokens"]].drop_duplicates(), on=["model", "tokens"])
+        keep = fam_samples.merge(fam_fit[["run", "model", "tokens"]].drop_duplicates(), on=["run", "model", "tokens"])
         for task in task_list:
-            actual = _actual(frame, fam, resolved.name, task)
-            row = instance_forecast(keep, resolved, task, fam, fam_fit["model"].unique(), interval, actual)
+            actual = _actual(frame, fam, resolved, task)
+            row = instance_forecast(keep, resolved, task, fam, interval, actual)
             results.append(ForecastResult(row=row, series=None, fit=None, target=resolved))
     return results
 
@@ -140,10 +143,11 @@ def backtest_samples(
         held = fam_samples[fam_samples["params"].isin(held_sizes)]
         fit_part = fit_frame_for(fam_samples[~fam_samples["params"].isin(held_sizes)], max_step)
         for task in list(tasks) if tasks else sorted(fam_samples["task"].unique()):
-            for model, group in _final_rows(held[held["task"] == task]).groupby("model"):
+            for _, group in _final_rows(held[held["task"] == task]).groupby(["run", "model"]):
                 first = group.iloc[0]
-                target = Target(name=str(model), params=float(first["params"]), tokens=float(first["tokens"]), flops=float(first["flops"]))
-                row = instance_forecast(fit_part, target, task, fam, fit_part["model"].unique(), interval, _actual(frame, fam, model, task))
+                target = Target(name=str(first["model"]), params=float(first["params"]), tokens=float(first["tokens"]),
+                                flops=float(first["flops"]))
+                row = instance_forecast(fit_part, target, task, fam, interval, _actual(frame, fam, target, task))
                 rows.append(row_dict(row, INSTANCE_METHOD, first["step"]))
     scored = {m: score_rows(r for r in rows if r["method"] == m) for m in methods}
     return BacktestReport(methods=scored, rows=rows)

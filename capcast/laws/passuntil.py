@@ -146,8 +146,8 @@ class PassUntilLaw:
             raise ValueError(f"axis must be one of {AXES}")
 
     def fit(self, series: Series) -> PassUntilFit:
-        if self.axis == "params" and len(np.unique(series.model)) < len(series):
-            # On the params axis only each model's last checkpoint belongs (Hu et al. fit final
+        if self.axis == "params" and len(np.unique(series.runs)) < len(series):
+            # On the params axis only each run's final checkpoint belongs (Hu et al. fit final
             # models); intermediate checkpoints of one size would pile up at one x.
             from capcast.laws.signal import final_checkpoints, subset
 

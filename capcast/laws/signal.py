@@ -22,27 +22,29 @@ def subset(series: Series, mask: np.ndarray) -> Series:
         return None if arr is None else np.asarray(arr)[mask]
 
     return replace(
-        series, model=cut(series.model), params=cut(series.params), tokens=cut(series.tokens),
+        series, model=cut(series.model), run=cut(series.run), params=cut(series.params), tokens=cut(series.tokens),
         flops=cut(series.flops), value=cut(series.value), n_items=cut(series.n_items), step=cut(series.step),
         extra={k: np.asarray(v)[mask] for k, v in series.extra.items()},
     )
 
 
 def drop_early_checkpoints(series: Series, fraction: float = EARLY_FRACTION) -> Series:
-    """Drop checkpoints in the first ``fraction`` of each model's training (by tokens)."""
+    """Drop checkpoints in the first ``fraction`` of each run's training (by tokens)."""
     keep = np.ones(len(series), dtype=bool)
-    for model in np.unique(series.model):
-        rows = series.model == model
+    runs = series.runs
+    for run in np.unique(runs):
+        rows = runs == run
         final = np.max(series.tokens[rows])
         keep &= ~rows | (series.tokens >= fraction * final)
     return subset(series, keep)
 
 
 def final_checkpoints(series: Series) -> np.ndarray:
-    """Mask of each model's last checkpoint (the most tokens)."""
+    """Mask of each run's final checkpoint (the most tokens)."""
     keep = np.zeros(len(series), dtype=bool)
-    for model in np.unique(series.model):
-        rows = np.flatnonzero(series.model == model)
+    runs = series.runs
+    for run in np.unique(runs):
+        rows = np.flatnonzero(runs == run)
         keep[rows[np.argmax(series.tokens[rows])]] = True
     return keep
 
@@ -77,7 +79,7 @@ def items_of(series: Series) -> np.ndarray | None:
 def check_signal(series: Series, z: float = SIGNAL_Z) -> None:
     """Raise NotPredictable when the fitting data show no signal above chance within noise.
 
-    Signal means both: the largest model's last checkpoint sits more than ``z`` binomial
+    Signal means both: the final checkpoint of a largest-size run sits more than ``z`` binomial
     standard errors above chance (when the item count is known), and scores rise with compute
     (positive Spearman correlation over the final checkpoints, or over all checkpoints when
     there are too few sizes).
@@ -85,13 +87,14 @@ def check_signal(series: Series, z: float = SIGNAL_Z) -> None:
     series = require_score_series(series)
     chance = float(series.chance) if np.isfinite(series.chance) else 0.0
     final = final_checkpoints(series)
-    # the best final checkpoint among the largest size (several runs may share a size)
-    candidates = np.flatnonzero(final & (series.params == np.max(series.params[final])))
-    largest = candidates[np.argmax(series.value[candidates])]
-    top = float(series.value[largest])
+    # The final checkpoints of the largest size's runs, averaged: several runs (seeds) may share
+    # a size, and picking the best of them would find signal in noise.
+    largest = np.flatnonzero(final & (series.params == np.max(series.params[final])))
+    top = float(np.mean(series.value[largest]))
     n = items_of(series)
     if n is not None:
-        se = np.sqrt(max(chance * (1 - chance), top * (1 - top), 1e-6) / n[largest])
+        # Seeds are scored on the same items, so their mean has (at most) one run's item count.
+        se = np.sqrt(max(chance * (1 - chance), top * (1 - top), 1e-6) / float(np.max(n[largest])))
         if top - chance < z * se:
             raise NotPredictable(
                 f"no signal above chance: the largest fitting model scores {top:.3f} vs chance {chance:.3f} "

@@ -156,12 +156,23 @@ def write_parquet_atomic(table: pa.Table, path: Path) -> None:
     write_atomically(path, lambda tmp: write_parquet(table, tmp))
 
 
+_DUCKDB_TYPES = {"string": "VARCHAR", "int64": "BIGINT", "int32": "INTEGER", "double": "DOUBLE", "bool": "BOOLEAN"}
+
+
 def register_parquet_view(con, view: str, files: list[str], schema: pa.Schema, union_by_name: bool = True) -> None:
-    """Create the DuckDB view ``view`` over Parquet ``files``; with no files, an empty view of ``schema``."""
+    """Create the DuckDB view ``view`` over Parquet ``files``; with no files, an empty view of ``schema``.
+
+    Columns of ``schema`` that no file has (parts written by an older capcast, e.g. before the
+    ``run`` column) appear as typed NULLs, so readers never depend on the store's age.
+    """
     if files:
         listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
         union = ", union_by_name = true" if union_by_name else ""
-        con.execute(f"CREATE VIEW {view} AS SELECT * FROM read_parquet([{listing}]{union})")
+        source = f"read_parquet([{listing}]{union})"
+        present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+        missing = [f for f in schema if f.name not in present]
+        added = "".join(f", NULL::{_DUCKDB_TYPES.get(str(f.type), 'VARCHAR')} AS {f.name}" for f in missing)
+        con.execute(f"CREATE VIEW {view} AS SELECT *{added} FROM {source}")
     else:
         con.register(f"_{view}_empty", schema.empty_table())
         con.execute(f"CREATE VIEW {view} AS SELECT * FROM _{view}_empty")

@@ -1,8 +1,10 @@
 """The samples table: per-instance sampling counts, the PassUntil interchange format.
 
-One row per (family, model checkpoint, task, instance) with columns
-``family, model, params, tokens, flops, step, task, doc_id, n_samples, n_correct`` (CSV or
-Parquet; ``flops`` and ``step`` may be empty). An optional ``target_successes`` column records the
+One row per (checkpoint, task, instance) with columns
+``family, run, model, params, tokens, flops, step, task, doc_id, n_samples, n_correct`` (CSV or
+Parquet; ``run``, ``flops`` and ``step`` may be empty). A checkpoint is (family, run, model,
+tokens), so several checkpoints of one run (say ``model`` = ``Pythia_1.4B`` at 9 token counts, or
+one ``model`` name per checkpoint) fit in one table; without ``run`` each model is its own run. An optional ``target_successes`` column records the
 PassUntil r the instance was sampled for; the counts then stop at the r-th success (exported that
 way by :func:`export_store`), so the unbiased (r-1)/(K-1) estimator applies.
 
@@ -20,12 +22,12 @@ import pandas as pd
 from capcast.errors import CapcastError
 from capcast.passuntil.estimators import task_score, unbiased_pass_rate
 from capcast.tables.series import Series
-from capcast.schema import SAMPLES_COLUMNS, default_flops
-from capcast.tables.scores import is_parquet, read_table_file
+from capcast.schema import CHECKPOINT_KEY, SAMPLES_COLUMNS, default_flops
+from capcast.tables.scores import fill_run, is_parquet, read_table_file
 
 REQUIRED = ("family", "model", "params", "tokens", "task", "doc_id", "n_samples", "n_correct")
 OPTIONAL = ("flops", "step", "target_successes")
-KEY = ("family", "model", "task", "doc_id")
+KEY = (*CHECKPOINT_KEY, "task", "doc_id")
 
 
 def _read_file(path: Path) -> pd.DataFrame:
@@ -40,7 +42,8 @@ def validate_samples(frame: pd.DataFrame, source: str = "samples table") -> pd.D
     if missing:
         raise CapcastError(f"{source}: missing column(s) {', '.join(missing)}; a samples table needs {', '.join(SAMPLES_COLUMNS)}")
     df = frame.copy()
-    for col in ("family", "model", "task"):
+    fill_run(df, source)
+    for col in ("family", "model", "run", "task"):
         if df[col].isna().any():
             raise CapcastError(f"{source}: column {col!r} has empty cells (row {int(df[col].isna().idxmax()) + 1}); fill them")
         df[col] = df[col].astype(str)
@@ -72,8 +75,8 @@ def validate_samples(frame: pd.DataFrame, source: str = "samples table") -> pd.D
     if dup.any():
         row = df[dup].iloc[0]
         raise CapcastError(
-            f"{source}: instance doc_id={row['doc_id']} of {row['model']} on {row['task']} appears twice; "
-            "keep one row per (family, model, task, doc_id) (add the counts together)"
+            f"{source}: instance doc_id={row['doc_id']} of {row['model']} (run {row['run']}, {row['tokens']:g} tokens) on {row['task']} "
+            "appears twice; keep one row per checkpoint (family, run, model, tokens), task and doc_id (add the counts together)"
         )
     df["n_samples"] = df["n_samples"].astype(np.int64)
     df["n_correct"] = df["n_correct"].astype(np.int64)
@@ -116,9 +119,9 @@ def instance_rates(frame: pd.DataFrame, estimator: str = "unbiased") -> np.ndarr
 
 
 def task_table(frame: pd.DataFrame, estimator: str = "unbiased", level: float = 0.9) -> pd.DataFrame:
-    """One row per (family, model, task): the task-level pass rate, its interval and counts."""
+    """One row per (checkpoint, task): the task-level pass rate, its interval and counts."""
     rows = []
-    for (family, model, task), group in frame.groupby(["family", "model", "task"], sort=False):
+    for (family, run, model, tokens, task), group in frame.groupby([*CHECKPOINT_KEY, "task"], sort=False):
         r_values = group["target_successes"].dropna().unique() if "target_successes" in group else []
         r = int(r_values[0]) if len(r_values) == 1 else None
         c = group["n_correct"].to_numpy()
@@ -129,10 +132,11 @@ def task_table(frame: pd.DataFrame, estimator: str = "unbiased", level: float = 
         rows.append(
             {
                 "family": family,
+                "run": run,
                 "model": model,
                 "task": task,
                 "params": float(first["params"]),
-                "tokens": float(first["tokens"]),
+                "tokens": float(tokens),
                 "flops": float(first["flops"]),
                 "step": first["step"],
                 "pass_rate": score.value,
@@ -155,11 +159,12 @@ def to_series(frame: pd.DataFrame, task: str, family: str | None = None, estimat
         raise CapcastError(f"samples table has no rows for task {task!r}" + (f" in family {family!r}" if family else ""))
     if family is None and sub["family"].nunique() > 1:
         raise CapcastError(f"samples table holds several families for task {task!r}; pick one with --family")
-    table = task_table(sub, estimator=estimator).sort_values("flops")
+    table = task_table(sub, estimator=estimator).sort_values(["flops", "run", "model"])
     return Series(
         task=task,
         metric="pass_rate",
         model=table["model"].to_numpy(),
+        run=table["run"].to_numpy(dtype=object),
         params=table["params"].to_numpy(float),
         tokens=table["tokens"].to_numpy(float),
         flops=table["flops"].to_numpy(float),

@@ -1,7 +1,8 @@
 """Read and validate a scores table (CSV, Parquet or DataFrame) and cut it into law ``Series``.
 
-The table is long-format (see :mod:`capcast.schema`): one ``value`` per (family, model, step,
-task, metric). A checkpoint is (family, model, tokens). Validation failures raise one-line
+The table is long-format (see :mod:`capcast.schema`): one ``value`` per (family, run, model,
+tokens, task, metric). A checkpoint is (family, run, model, tokens). A table without a ``run``
+column (written before runs existed, or by hand) reads as one run per model, with a note. Validation failures raise one-line
 :class:`CapcastError` messages that name the problem and the fix.
 
 Validation losses that belong to no task (rows with task ``val/<name>``) are family-wide: they are
@@ -17,14 +18,15 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from capcast.errors import CapcastError
-from capcast.tables.series import Series
+from capcast.errors import CapcastError, note
+from capcast.schema import CHECKPOINT_KEY as _CHECKPOINT_KEY
 from capcast.schema import SCORES_COLUMNS, SCORES_REQUIRED, default_flops
+from capcast.tables.series import Series
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv", ".txt")
 VALIDATION_PREFIX = "val/"
-CHECKPOINT_KEY = ["family", "model", "tokens"]
+CHECKPOINT_KEY = list(_CHECKPOINT_KEY)
 
 
 def read_scores(source: str | Path | pd.DataFrame) -> pd.DataFrame:
@@ -64,7 +66,8 @@ def validate_scores(frame: pd.DataFrame, where: str = "scores table") -> pd.Data
     if frame.empty:
         raise CapcastError(f"{where}: the table has no rows")
     frame = frame.copy()
-    for col in ("family", "model", "task", "metric"):
+    fill_run(frame, where)
+    for col in ("family", "model", "run", "task", "metric"):
         if frame[col].isna().any():
             raise CapcastError(f"{where}: column {col} has empty values (first at row {_first(frame[col].isna())}); fill them in")
         frame[col] = frame[col].astype(str)
@@ -89,8 +92,21 @@ def validate_scores(frame: pd.DataFrame, where: str = "scores table") -> pd.Data
     dup = frame.duplicated(key)
     if dup.any():
         row = frame[dup].iloc[0]
-        raise CapcastError(f"{where}: duplicate rows for model {row['model']} tokens {row['tokens']:g} task {row['task']} metric {row['metric']}; keep one value per checkpoint")
+        raise CapcastError(f"{where}: duplicate rows for run {row['run']} model {row['model']} tokens {row['tokens']:g} task {row['task']} "
+                           f"metric {row['metric']}; keep one value per checkpoint")
     return frame[list(SCORES_COLUMNS)]
+
+
+def fill_run(frame: pd.DataFrame, where: str) -> None:
+    """Give ``frame`` a ``run`` column in place: missing column or empty cells mean one run per model."""
+    if "run" not in frame.columns:
+        frame["run"] = frame["model"]
+        note(f"{where}: no run column; each model is read as its own training run (add a run column to group checkpoints)")
+        return
+    empty = frame["run"].isna() | (frame["run"].astype(str).str.strip() == "")
+    if empty.any():
+        frame.loc[empty, "run"] = frame.loc[empty, "model"]
+        note(f"{where}: {int(empty.sum())} row(s) have no run; each of those models is read as its own training run")
 
 
 def _first(mask: pd.Series) -> int:
@@ -105,7 +121,7 @@ def tasks_with_metric(frame: pd.DataFrame, metric: str) -> list[str]:
 def build_series(frame: pd.DataFrame, task: str, metric: str) -> Series:
     """The (task, metric) series over the checkpoints in ``frame`` (all of them; one family)."""
     rows = frame[(frame["task"] == task) & (frame["metric"] == metric)]
-    rows = rows[rows["tokens"] > 0].sort_values(["flops", "model"]).reset_index(drop=True)
+    rows = rows[rows["tokens"] > 0].sort_values(["flops", "run", "model"]).reset_index(drop=True)
     keys = rows[CHECKPOINT_KEY]
     extra: dict[str, np.ndarray] = {}
     others = frame[(frame["task"] == task) & (frame["metric"] != metric)]
@@ -116,7 +132,8 @@ def build_series(frame: pd.DataFrame, task: str, metric: str) -> Series:
     chance = rows["chance"].dropna()
     n_items = rows["n_items"].to_numpy(dtype=float)
     return Series(
-        task=task, metric=metric, model=rows["model"].to_numpy(dtype=object), params=rows["params"].to_numpy(float),
+        task=task, metric=metric, model=rows["model"].to_numpy(dtype=object), run=rows["run"].to_numpy(dtype=object),
+        params=rows["params"].to_numpy(float),
         tokens=rows["tokens"].to_numpy(float), flops=rows["flops"].to_numpy(float), value=rows["value"].to_numpy(float),
         n_items=n_items if np.isfinite(n_items).any() else None,
         chance=float(chance.iloc[0]) if len(chance) else 0.0,

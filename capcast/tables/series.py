@@ -34,13 +34,15 @@ class Target:
 class Series:
     """One (task, metric) series over the fitting checkpoints, ordered as given.
 
-    ``extra`` maps other metric names of the same task (e.g. ``bpb_gold``) to arrays aligned with
-    ``value``; NaN where a checkpoint lacks that metric.
+    ``model`` names each checkpoint; ``run`` the training run it belongs to (None: one run per
+    model name, as in tables without a ``run`` column). ``extra`` maps other metric names of the
+    same task (e.g. ``bpb_gold``) to arrays aligned with ``value``; NaN where a checkpoint lacks
+    that metric.
     """
 
     task: str
     metric: str
-    model: np.ndarray  # model names
+    model: np.ndarray  # checkpoint (or run) names
     params: np.ndarray
     tokens: np.ndarray
     flops: np.ndarray
@@ -50,9 +52,15 @@ class Series:
     step: np.ndarray | None = None
     family: str | None = None
     extra: dict[str, np.ndarray] = field(default_factory=dict)
+    run: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.value)
+
+    @property
+    def runs(self) -> np.ndarray:
+        """The training run of each checkpoint (``model`` where no run was given)."""
+        return np.asarray(self.model if self.run is None else self.run, dtype=object)
 
     @property
     def log_compute(self) -> np.ndarray:

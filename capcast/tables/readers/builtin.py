@@ -1,3 +1,6 @@
-"""The built-in readers (filled in by the readers work)."""
+"""The built-in readers, registered by :mod:`capcast.plugins.builtin.readers` through the same
+``register_readers`` hook a third-party plugin uses."""
 
-READERS = ()
+from capcast.tables.readers import lm_eval_results, openlm, pythia
+
+READERS = (lm_eval_results.READER, pythia.READER, openlm.READER)

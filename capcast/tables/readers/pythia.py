@@ -1,0 +1,153 @@
+"""Reader ``pythia``: the Pythia suite's published lm-eval results as a scores table.
+
+Source: the ``pythia`` data folder (which holds ``evals/pythia-v1``) or the ``evals/pythia-v1``
+folder itself. Its files are lm-eval v0.3 JSON, one per size x step x shot setting
+(``<model>/<zero-shot|five-shot>/..._step<N>.json``).
+
+Rows: family ``pythia`` / ``pythia-deduped`` (+ ``-5shot``), model ``pythia-<size>`` plus the
+family's suffix (``pythia-12b-deduped``, ``pythia-70m-5shot``); ``run`` = ``model`` (each model is
+one training run, its checkpoints told apart by ``tokens`` and ``step``). One row per
+(step, task, metric). ``params`` are the paper's non-embedding counts, ``tokens`` = step x
+2,097,152. ``n_items`` is recovered from the reported binomial stderr (n = p(1-p)/se^2 + 1, exact
+for lm-eval's sample stderr). ``mmlu`` is the mean of the 57 ``hendrycksTest-*`` subjects
+(n_items = their sum). LAMBADA's perplexity is kept as metric ``ppl``: a loss the two-step laws
+can use.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+
+from capcast.errors import CapcastError
+from capcast.tables.readers.base import Reader
+
+TOKENS_PER_STEP = 2_097_152
+
+# Non-embedding parameter counts from the Pythia paper (data/pythia/PROVENANCE.md).
+PYTHIA_PARAMS = {
+    "70m": 18_915_328,
+    "160m": 85_056_000,
+    "410m": 302_311_424,
+    "1b": 805_736_448,
+    "1.4b": 1_208_602_624,
+    "2.8b": 2_517_652_480,
+    "6.9b": 6_444_163_072,
+    "12b": 11_327_027_200,
+}
+# Chance accuracy per task. lm-eval v0.3 ``wsc`` is the SuperGLUE binary version.
+PYTHIA_CHANCE = {
+    "arc_easy": 0.25,
+    "arc_challenge": 0.25,
+    "lambada_openai": 0.0,
+    "logiqa": 0.25,
+    "piqa": 0.5,
+    "sciq": 0.25,
+    "winogrande": 0.5,
+    "wsc": 0.5,
+    "mmlu": 0.25,
+}
+PYTHIA_TASKS = tuple(PYTHIA_CHANCE)
+SUITE_FOLDER = Path("evals") / "pythia-v1"
+SETTINGS = (("zero-shot", ""), ("five-shot", "-5shot"))
+
+
+def n_from_stderr(p: float, se: float | None) -> float:
+    """The number of items behind a binomial proportion ``p`` with sample stderr ``se``."""
+    if se is None or not se > 0 or not 0 < p < 1:
+        return math.nan
+    return round(p * (1 - p) / se**2 + 1)
+
+
+def _run_folder(size: str, family: str) -> str:
+    if family == "pythia-deduped":
+        return f"pythia-{size}-deduped"
+    return "pythia-1b-bf16" if size == "1b" else f"pythia-{size}"  # the standard 1B run's folder
+
+
+def _looks_like_suite(folder: Path) -> bool:
+    return folder.is_dir() and any((folder / _run_folder(size, "pythia") / "zero-shot").is_dir() for size in PYTHIA_PARAMS)
+
+
+def suite_root(source: Path) -> Optional[Path]:
+    """The ``evals/pythia-v1`` folder for ``source`` (that folder or the ``pythia`` folder above it)."""
+    source = Path(source)
+    for candidate in (source, source / SUITE_FOLDER):
+        if _looks_like_suite(candidate):
+            return candidate
+    return None
+
+
+def _rows(path: Path, family: str, size: str, step: int) -> list[dict]:
+    try:
+        results = json.loads(path.read_text())["results"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise CapcastError(f"{path}: not an lm-eval results JSON with a 'results' mapping; restore the file from the Pythia repository") from None
+    params = PYTHIA_PARAMS[size]
+    tokens = float(step * TOKENS_PER_STEP)
+    # model names are unique across families (pythia-1b, pythia-1b-deduped, pythia-1b-5shot, ...)
+    model = f"pythia-{size}" + family.removeprefix("pythia")
+    base = {"family": family, "run": model, "model": model, "params": params, "tokens": tokens,
+            "flops": 6.0 * params * tokens, "step": step}
+    rows = []
+    for task in PYTHIA_TASKS:
+        if task == "mmlu" or task not in results:
+            continue
+        res = results[task]
+        for metric in ("acc", "acc_norm"):
+            if metric in res:
+                n = n_from_stderr(res[metric], res.get(f"{metric}_stderr"))
+                rows.append({**base, "task": task, "metric": metric, "value": float(res[metric]),
+                             "n_items": n, "chance": PYTHIA_CHANCE[task]})
+        if "ppl" in res:
+            rows.append({**base, "task": task, "metric": "ppl", "value": float(res["ppl"]),
+                         "n_items": math.nan, "chance": math.nan})
+    subjects = [v for k, v in results.items() if k.startswith("hendrycksTest-")]
+    if len(subjects) == 57:
+        for metric in ("acc", "acc_norm"):
+            values = [s[metric] for s in subjects]
+            ns = [n_from_stderr(s[metric], s.get(f"{metric}_stderr")) for s in subjects]
+            rows.append({**base, "task": "mmlu", "metric": metric, "value": sum(values) / len(values),
+                         "n_items": float(sum(ns)), "chance": 0.25})
+    return rows
+
+
+def read_pythia(source: Path, deduped: bool = True, five_shot: bool = False) -> pd.DataFrame:
+    """The Pythia v1 suite under ``source`` (the ``pythia`` folder or its ``evals/pythia-v1``):
+    the standard runs, optionally the deduped ones and the five-shot evaluations."""
+    root = suite_root(Path(source))
+    if root is None:
+        raise CapcastError(f"{source}: not the Pythia suite's results; pass the pythia data folder or its {SUITE_FOLDER} folder "
+                           f"(it holds pythia-70m/zero-shot/...)")
+    rows: list[dict] = []
+    for size in PYTHIA_PARAMS:
+        families = ["pythia"] + (["pythia-deduped"] if deduped else [])
+        for family in families:
+            for setting, suffix in SETTINGS[: 2 if five_shot else 1]:
+                for path in sorted((root / _run_folder(size, family) / setting).glob("*_step*.json")):
+                    step = int(re.search(r"_step(\d+)\.json$", path.name).group(1))
+                    rows.extend(_rows(path, family + suffix, size, step))
+    return pd.DataFrame(rows)
+
+
+def _read(source: Path, spec: Optional[Path]) -> pd.DataFrame:
+    if spec is not None:
+        raise CapcastError("reader pythia takes no --spec: the suite's parameters and tokens are known; drop --spec")
+    return read_pythia(source, deduped=True, five_shot=True)
+
+
+def detect(source: Path) -> bool:
+    return suite_root(Path(source)) is not None
+
+
+READER = Reader(
+    name="pythia",
+    read=_read,
+    description="Pythia suite evals (the pythia data folder or its evals/pythia-v1): standard, deduped, zero- and five-shot",
+    detect=detect,
+)
