@@ -93,7 +93,21 @@ def hoist_global_options(argv: list[str]) -> list[str]:
     return hoisted + out
 
 
+def _show_notes() -> None:
+    """Print the library's one-line notes (logger ``capcast``, see :func:`capcast.errors.note`)."""
+    import logging
+
+    logger = logging.getLogger("capcast")
+    if not any(getattr(h, "capcast_notes", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("note: %(message)s"))
+        handler.capcast_notes = True
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
 def main(argv: Optional[list[str]] = None) -> None:
+    _show_notes()
     args = hoist_global_options(list(sys.argv[1:] if argv is None else argv))
     try:
         app(args=args, prog_name="capcast")
