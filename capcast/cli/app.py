@@ -8,6 +8,7 @@ stderr with exit status 2. Commands live one room per module (:mod:`.evaluation`
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Optional
@@ -93,24 +94,35 @@ def hoist_global_options(argv: list[str]) -> list[str]:
     return hoisted + out
 
 
-def _show_notes() -> None:
-    """Print the library's one-line notes (logger ``capcast``, see :func:`capcast.errors.note`)."""
-    import logging
+class _Notes(logging.Handler):
+    """Collects the library's one-line notes (logger ``capcast``, :func:`capcast.errors.note`) so
+    the CLI prints them once each after the command's output; an error prints only its line."""
 
-    logger = logging.getLogger("capcast")
-    if not any(getattr(h, "capcast_notes", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("note: %(message)s"))
-        handler.capcast_notes = True
-        logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message not in self.messages:
+            self.messages.append(message)
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    _show_notes()
+    logger = logging.getLogger("capcast")
+    notes = _Notes()
+    logger.addHandler(notes)
+    logger.setLevel(logging.INFO)
     args = hoist_global_options(list(sys.argv[1:] if argv is None else argv))
     try:
-        app(args=args, prog_name="capcast")
+        app(args=args, prog_name="capcast")  # click ends with SystemExit, success included
     except CapcastError as exc:
         err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
+    except SystemExit as exc:
+        if not exc.code:
+            for message in notes.messages:
+                err_console.print(f"note: {message}", markup=False, highlight=False, soft_wrap=True)
+        raise
+    finally:
+        logger.removeHandler(notes)

@@ -26,12 +26,6 @@ def _check_format(fmt: str) -> None:
         raise CapcastError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
 
 
-def _check_samples_metric(metric: Optional[str]) -> None:
-    if metric not in (None, "pass_rate"):
-        raise CapcastError(f"--metric {metric!r} does not apply to --samples: a samples table forecasts pass_rate; drop --metric")
-
-
-
 def forecast_command(
     family: Optional[Path] = typer.Argument(None, help="Family spec YAML: evaluate what is missing, then forecast its target."),
     scores: Optional[Path] = typer.Option(None, "--scores", help="Scores table (CSV or Parquet) instead of a family."),
@@ -52,30 +46,15 @@ def forecast_command(
     device: Optional[str] = typer.Option(None, "--device", help="With FAMILY.yaml: cpu or cuda."),
 ) -> None:
     """Forecast the target's scores, with prediction intervals, from the smaller checkpoints."""
-    from capcast.forecasting.forecast import choose_target, rows_frame, run_forecasts, scores_for_forecast
+    from capcast import api
+    from capcast.forecasting.forecast import rows_frame
 
     _check_format(fmt)
-    task_list = split_list(tasks)
-    if family is None:  # these options only steer the evaluation of a family: never ignore them silently
-        given = [name for name, value in (("--store", store), ("--limit", limit), ("--device", device)) if value is not None]
-        if given:
-            raise CapcastError(f"{', '.join(given)} only {'applies' if len(given) == 1 else 'apply'} when forecasting a FAMILY.yaml; "
-                              "drop it with --scores or --samples")
-    if samples is not None:  # PassUntil counts: see capcast.forecasting.samples
-        if family is not None or scores is not None:
-            raise CapcastError("give one of FAMILY.yaml, --scores FILE or --samples FILE")
-        _check_samples_metric(metric)
-        table, spec_target, metric = None, None, "pass_rate"
-    else:
-        metric = metric or "acc"
-        table, spec_target = scores_for_forecast(family, scores, store, task_list, limit, device, registry(), err_console)
-    resolved = choose_target(target, target_params, target_tokens, target_flops, spec_target)
-    if samples is not None:
-        from capcast.forecasting.samples import forecast_samples
-
-        results = forecast_samples(samples, resolved, task_list, method, interval, max_step, registry())
-    else:
-        results = run_forecasts(table, resolved, task_list, metric, method, interval, max_step, registry())
+    results = api.forecast(
+        family, scores=scores, samples=samples, store=store, target=target, target_params=target_params,
+        target_tokens=target_tokens, target_flops=target_flops, tasks=split_list(tasks), metric=metric, method=method,
+        interval=interval, max_step=max_step, limit=limit, device=device, registry=registry(), console=err_console,
+    )
     rows = [r.row for r in results]
     if plot is not None:
         from capcast.forecasting.plots import plot_forecasts
@@ -119,22 +98,13 @@ def backtest_command(
     fmt: str = typer.Option("table", "--format", "-f", help="table, json or csv (csv: the rows)."),
 ) -> None:
     """Hide each family's largest models, forecast them from the rest, and score every method."""
-    from capcast.forecasting.backtest import backtest_scores
+    from capcast import api
 
     _check_format(fmt)
-    if (scores is None) == (samples is None):
-        raise CapcastError("give exactly one of --scores FILE or --samples FILE")
-    if samples is not None:
-        from capcast.forecasting.samples import backtest_samples
-
-        _check_samples_metric(metric)
-        if all_steps:
-            raise CapcastError("--all-steps does not apply to --samples: a samples backtest forecasts each held-out model's final checkpoint")
-        report = backtest_samples(samples, holdout_largest, split_list(methods) or ["passuntil"], split_list(tasks), interval,
-                                  max_step, registry(), families=split_list(families))
-    else:
-        report = backtest_scores(scores, holdout_largest, split_list(methods) or ["auto"], split_list(tasks), metric or "acc", interval,
-                                 max_step, all_steps, registry(), families=split_list(families))
+    report = api.backtest(
+        scores=scores, samples=samples, holdout_largest=holdout_largest, methods=split_list(methods), tasks=split_list(tasks),
+        metric=metric, interval=interval, max_step=max_step, all_steps=all_steps, families=split_list(families), registry=registry(),
+    )
     if fmt == "json":
         print(json.dumps(report.to_dict(), indent=2))
         return

@@ -1,0 +1,152 @@
+"""The library behind the command line: one function per command, each returning a result object.
+
+    from capcast import api
+    summary = api.evaluate("family.yaml", ["arc_easy"], store="capcast-store")      # capcast eval
+    table = api.scores("capcast-store")                                             # capcast scores
+    results = api.forecast(scores="scores.csv", target="pythia-12b")                # capcast forecast
+    report = api.backtest(scores="scores.csv", holdout_largest=2, methods=["auto"])  # capcast backtest
+    summaries = api.sample("family.yaml", ["capcast_add_gen"])                      # capcast sample
+    samples = api.samples("capcast-store")                                          # capcast samples
+    table = api.import_scores("results/", reader="lm-eval-results", spec="family.yaml")  # capcast import
+
+The CLI (:mod:`capcast.cli`) parses options, calls these, and renders what they return. Heavy
+imports happen inside each function: forecasting from a table never imports lm-eval.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
+
+from capcast.errors import CapcastError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from capcast.forecasting.backtest import BacktestReport
+    from capcast.forecasting.forecast import ForecastResult
+    from capcast.tables.series import Target
+
+SAMPLES_METRIC = "pass_rate"
+
+
+def _registry(registry):
+    if registry is not None:
+        return registry
+    from capcast.plugins.registry import load_registry
+
+    return load_registry()
+
+
+def evaluate(family, tasks: Iterable[str], store: str | Path = "capcast-store", **options):
+    """``capcast eval``: evaluate every checkpoint of ``family`` on ``tasks`` into ``store``
+    (options as :func:`capcast.evaluation.runner.evaluate_family`). Returns an ``EvalSummary``."""
+    from capcast.evaluation.runner import evaluate_family
+
+    return evaluate_family(family, list(tasks), store, **options)
+
+
+def scores(store: str | Path = "capcast-store") -> "pd.DataFrame":
+    """``capcast scores``: the long-format scores table of everything ``store`` holds."""
+    from capcast.evaluation.scores import scores_from_store
+
+    store = Path(store)
+    if not store.is_dir():
+        raise CapcastError(f"store {store} does not exist; run `capcast eval ... --store {store}` first")
+    return scores_from_store(store)
+
+
+def sample(family, tasks: Iterable[str], store: str | Path = "capcast-store", config=None, **options):
+    """``capcast sample``: PassUntil-sample every checkpoint of ``family`` on ``tasks`` (options as
+    :func:`capcast.passuntil.runner.sample_family`). Returns one summary per (checkpoint, task)."""
+    from capcast.passuntil.runner import SamplerConfig, sample_family
+
+    return sample_family(family, list(tasks), store, config or SamplerConfig(), **options)
+
+
+def samples(store: str | Path = "capcast-store") -> "pd.DataFrame":
+    """``capcast samples``: the per-instance samples table of everything ``store`` holds."""
+    from capcast.passuntil.rounds import export_samples_table
+
+    store = Path(store)
+    if not store.is_dir():
+        raise CapcastError(f"store {store} does not exist; run `capcast sample ... --store {store}` first")
+    return export_samples_table(store)
+
+
+def import_scores(source: str | Path, reader: str | None = None, spec: str | Path | None = None, registry=None) -> "pd.DataFrame":
+    """``capcast import``: a validated scores table from external results (lm-eval ``results*.json``,
+    the Pythia or OpenLM suites, or a plugin's format)."""
+    from capcast.tables.readers import import_scores as read
+
+    return read(Path(source), reader=reader, spec=None if spec is None else Path(spec), registry=_registry(registry))
+
+
+def forecast(
+    family: str | Path | None = None, *, scores: "str | Path | pd.DataFrame | None" = None,
+    samples: "str | Path | pd.DataFrame | None" = None, store: str | Path | None = None, target: "str | Target | None" = None,
+    target_params: float | None = None, target_tokens: float | None = None, target_flops: float | None = None,
+    tasks: Iterable[str] | None = None, metric: str | None = None, method: str = "auto", interval: float = 0.9,
+    max_step: int | None = None, limit: int | None = None, device: str | None = None, registry=None, console=None,
+) -> list["ForecastResult"]:
+    """``capcast forecast``: forecast the target from exactly one of a family spec (evaluating what
+    the store lacks first), a scores table, or a samples table (``pass_rate``). One result per
+    (family, task), each with a row, its series and the fitted law."""
+    from capcast.forecasting.forecast import choose_target, run_forecasts, scores_for_forecast
+
+    registry = _registry(registry)
+    task_list = list(tasks) if tasks else None
+    if family is None:  # these options only steer the evaluation of a family: never ignore them silently
+        given = [name for name, value in (("--store", store), ("--limit", limit), ("--device", device)) if value is not None]
+        if given:
+            raise CapcastError(f"{', '.join(given)} only {'applies' if len(given) == 1 else 'apply'} when forecasting a FAMILY.yaml; "
+                               "drop it with --scores or --samples")
+    if samples is not None:  # PassUntil counts: see capcast.forecasting.samples
+        if family is not None or scores is not None:
+            raise CapcastError("give one of FAMILY.yaml, --scores FILE or --samples FILE")
+        check_samples_metric(metric)
+        resolved = target if _is_target(target) else choose_target(target, target_params, target_tokens, target_flops)
+        from capcast.forecasting.samples import forecast_samples
+
+        return forecast_samples(samples, resolved, task_list, method, interval, max_step, registry)
+    table, spec_target = scores_for_forecast(family, scores, store, task_list, limit, device, registry, console)
+    resolved = target if _is_target(target) else choose_target(target, target_params, target_tokens, target_flops, spec_target)
+    return run_forecasts(table, resolved, task_list, metric or "acc", method, interval, max_step, registry)
+
+
+def _is_target(target) -> bool:
+    from capcast.tables.series import Target
+
+    return isinstance(target, Target)
+
+
+def backtest(
+    *, scores: "str | Path | pd.DataFrame | None" = None, samples: "str | Path | pd.DataFrame | None" = None,
+    holdout_largest: int = 1, methods: Iterable[str] | None = None, tasks: Iterable[str] | None = None,
+    metric: str | None = None, interval: float = 0.9, max_step: int | None = None, all_steps: bool = False,
+    families: Iterable[str] | None = None, registry=None,
+) -> "BacktestReport":
+    """``capcast backtest``: hide each family's largest sizes (whole runs), forecast them from the
+    rest with every method, and score each method on the same forecasts."""
+    registry = _registry(registry)
+    if (scores is None) == (samples is None):
+        raise CapcastError("give exactly one of --scores FILE or --samples FILE")
+    task_list = list(tasks) if tasks else None
+    family_list = list(families) if families else None
+    if samples is not None:
+        from capcast.forecasting.samples import backtest_samples
+
+        check_samples_metric(metric)
+        if all_steps:
+            raise CapcastError("--all-steps does not apply to --samples: a samples backtest forecasts each held-out run's final checkpoint")
+        return backtest_samples(samples, holdout_largest, list(methods or ["passuntil"]), task_list, interval, max_step, registry,
+                                families=family_list)
+    from capcast.forecasting.backtest import backtest_scores
+
+    return backtest_scores(scores, holdout_largest, list(methods or ["auto"]), task_list, metric or "acc", interval, max_step,
+                           all_steps, registry, families=family_list)
+
+
+def check_samples_metric(metric: str | None) -> None:
+    if metric not in (None, SAMPLES_METRIC):
+        raise CapcastError(f"--metric {metric!r} does not apply to --samples: a samples table forecasts pass_rate; drop --metric")
