@@ -302,6 +302,24 @@ def _yaml_task_name(path: Path) -> str:
     return str(raw["task"])
 
 
+def _with_local_data_files(path: Path) -> dict | None:
+    """The task YAML at ``path`` as lm-eval reads it (includes merged, ``!function`` resolved), with
+    relative ``dataset_kwargs.data_files`` made absolute against the YAML's own folder; None when
+    it names no relative data file (lm-eval then loads the YAML itself)."""
+    from capcast.plugins.registry import resolve_task_paths
+
+    try:
+        from lm_eval.tasks._yaml_loader import load_yaml
+
+        config = load_yaml(path, resolve_func=True, recursive=True)
+    except ImportError:  # older lm-eval 0.4
+        from lm_eval.utils import load_yaml_config
+
+        config = load_yaml_config(str(path), mode="full")
+    resolved = resolve_task_paths(Task(name="yaml", lm_eval_config=config), path.parent).lm_eval_config
+    return None if resolved == config else resolved
+
+
 def prepare_task(task: Task, data_dir: Path, repeats: int | None = None) -> PreparedTask:
     """Build the task's data and config (or find the lm-eval built-in) without running a model.
 
@@ -328,6 +346,9 @@ def prepare_task(task: Task, data_dir: Path, repeats: int | None = None) -> Prep
         path = Path(config).expanduser().resolve()
         if not path.is_file():
             raise CapcastError(f"task {task.name!r}: YAML {path} does not exist; fix lm_eval_config in the plugin")
+        local = _with_local_data_files(path)
+        if local is not None:  # relative data_files: lm-eval would look for them in the current directory
+            return prepare_task(task.model_copy(update={"lm_eval_config": local}), data_dir, repeats)
         manager = TaskManager(include_path=str(path.parent), include_defaults=False)
         name = _yaml_task_name(path)
     elif config is None:

@@ -158,6 +158,8 @@ def plugin_folder(plugin: object) -> Path | None:
 
 
 def _resolve(path: str | Path, folder: Path) -> str:
+    if "://" in str(path):  # a URL (https://, hf://): not a local path
+        return str(path)
     p = Path(path).expanduser()
     return str(p if p.is_absolute() else (folder / p).resolve())
 
@@ -238,6 +240,45 @@ class _Collector:
         call.__wrapped__ = function
         return call
 
+    def guard_wrapper(self, plugin: str, function: Callable) -> Callable:
+        """A wrapper (``wrapper=True`` or ``hookwrapper=True``) run step by step inside its plugin's
+        context, so it may call ``register`` before or after its ``yield``; a wrapper that raises or
+        never yields marks only its own plugin broken, and the other implementations still run."""
+
+        def step(action: Callable[[], Any]) -> tuple[bool, Any]:
+            token = self.current.set(plugin)
+            try:
+                action()
+                return True, None  # the wrapper yielded (again)
+            except StopIteration as stop:
+                return False, stop
+            except Exception as exc:
+                self.fail(plugin, describe_whole(exc))
+                return False, None
+            finally:
+                self.current.reset(token)
+
+        def call(*args, **kwargs):
+            inner = function(*args, **kwargs)
+            yielded, stop = step(lambda: next(inner))
+            if stop is not None:
+                self.fail(plugin, f"RuntimeError: hook wrapper {function.__name__} did not yield")
+            try:
+                outcome = yield  # the inner implementations run here
+            except BaseException:
+                inner.close()
+                raise
+            if not yielded:  # failed before its yield: pass the others' result through
+                return outcome
+            yielded, stop = step(lambda: inner.send(outcome))
+            if yielded:
+                inner.close()
+                self.fail(plugin, f"RuntimeError: hook wrapper {function.__name__} yields twice")
+            return stop.value if stop is not None else outcome
+
+        call.__wrapped__ = function
+        return call
+
 
 def load_registry(plugins_dir: Path | str | None = None) -> Registry:
     """Load every plugin and collect what it registers. Safe against broken plugins."""
@@ -269,14 +310,13 @@ def load_registry(plugins_dir: Path | str | None = None) -> Registry:
     for hook_name, _, kind in KINDS:
         caller = getattr(pm.hook, hook_name)
         for impl in caller.get_hookimpls():
-            if not (impl.hookwrapper or impl.wrapper):
-                impl.function = collector.guard(impl.plugin_name, impl.function)
+            guard = collector.guard_wrapper if impl.hookwrapper or impl.wrapper else collector.guard
+            impl.function = guard(impl.plugin_name, impl.function)
         try:
             caller(register=collector.register_for(kind, hook_name))
-        except Exception as exc:  # only a wrapper can raise past the guards
-            wrappers = [i.plugin_name for i in caller.get_hookimpls() if i.hookwrapper or i.wrapper]
-            for plugin in wrappers or list(sources):
-                collector.fail(plugin, describe_whole(exc))
+        except Exception as exc:  # past every guard (should not happen): blame this hook's plugins
+            for impl in caller.get_hookimpls():
+                collector.fail(impl.plugin_name, describe_whole(exc))
 
     _commit(registry, collector, sources)
     return registry

@@ -12,7 +12,13 @@ Layout (``store/`` is the folder given to ``capcast eval --store``)::
 A run is committed atomically: its folder is written under ``tmp/``, every file fsynced, then
 renamed into ``parts/`` with one ``os.rename``. A folder in ``parts/`` is therefore always
 complete, a killed run leaves at most garbage under ``tmp/``, and a rerun skips every
-(checkpoint, task) whose folder exists: nothing is lost or written twice.
+(checkpoint, task) whose folder exists and whose settings match (``capcast.evaluation.runner``
+compares :meth:`Store.run_manifest`): nothing is lost or written twice.
+
+Replacing a stored run (``write_run(..., replace=True)``, ``capcast eval --force``) goes through
+:meth:`Store.replace_dir`: the new folder is completed under ``tmp/`` and marked ready before the
+old one leaves ``parts/``, so the old run stays whole until the new one is committed; a crash
+between the two renames of the swap is rolled forward by the next :meth:`Store.clean_tmp`.
 
 :meth:`Store.connect` returns a DuckDB connection with the views ``choices``, ``samples`` and
 ``runs`` (columns: ``docs/evaluation.md``).
@@ -204,20 +210,48 @@ class Store:
     def has_run(self, family: str, checkpoint: str, task: str) -> bool:
         return self.run_dir(family, checkpoint, task).is_dir()
 
-    def write_run(self, manifest: Mapping[str, Any], kind: str, records: pa.Table) -> Path:
+    def run_manifest(self, family: str, checkpoint: str, task: str) -> dict[str, Any] | None:
+        """The stored manifest of one run (``run.json``: every field, library versions too), or
+        None when the store holds no such run. Falls back to ``run.parquet`` if the JSON is unreadable."""
+        folder = self.run_dir(family, checkpoint, task)
+        if not folder.is_dir():
+            return None
+        try:
+            manifest = json.loads((folder / "run.json").read_text())
+            if isinstance(manifest, dict):
+                return manifest
+        except (OSError, ValueError):
+            pass
+        try:
+            return pq.read_table(folder / "run.parquet").to_pylist()[0]
+        except (OSError, IndexError, pa.ArrowException):
+            raise CapcastError(f"{folder} holds no readable run.json or run.parquet; delete the folder to re-run {checkpoint} on {task}") from None
+
+    @property
+    def tmp(self) -> Path:
+        """Folders being written; readers never look here (see :meth:`clean_tmp`)."""
+        return self.root / "tmp"
+
+    def new_tmp_dir(self) -> Path:
+        """A new empty folder under ``tmp/`` (same filesystem as the store: renames are atomic)."""
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        folder = self.tmp / uuid.uuid4().hex
+        folder.mkdir()
+        return folder
+
+    def write_run(self, manifest: Mapping[str, Any], kind: str, records: pa.Table, *, replace: bool = False) -> Path:
         """Commit one (checkpoint, task) run: records plus manifest, all or nothing.
 
         ``records`` holds the per-choice or per-sample columns without the key columns; the
-        keys come from ``manifest`` (family, checkpoint, task).
+        keys come from ``manifest`` (family, checkpoint, task). A stored run of the same key is
+        an error unless ``replace``: then the new run takes its place through :meth:`replace_dir`
+        (the old run stays intact until the new one is complete and committed).
         """
         family, checkpoint, task = (str(manifest[k]) for k in KEY_COLUMNS)
         final = self.run_dir(family, checkpoint, task)
-        if final.exists():
-            raise CapcastError(f"{final} already exists; delete it to re-run {checkpoint} on {task}")
-        tmp_root = self.root / "tmp"
-        tmp_root.mkdir(parents=True, exist_ok=True)
-        tmp = tmp_root / f"{uuid.uuid4().hex}"
-        tmp.mkdir()
+        if final.exists() and not replace:
+            raise CapcastError(f"{final} already exists; delete it (or pass --force) to re-run {checkpoint} on {task}")
+        tmp = self.new_tmp_dir()
         try:
             write_parquet(with_keys(records, family, checkpoint, task), tmp / RECORD_FILES[kind])
             row = {name: manifest.get(name) for name in RUNS_SCHEMA.names}
@@ -225,17 +259,75 @@ class Store:
             write_parquet(pa.Table.from_pylist([row], schema=RUNS_SCHEMA), tmp / "run.parquet")
             write_json({**manifest, "kind": kind, "n_records": records.num_rows}, tmp / "run.json")
             fsync_dir(tmp)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.rename(tmp, final)  # atomic; fails if another writer got there first
-            fsync_dir(final.parent)
+            if replace and final.exists():
+                self.replace_dir(tmp, final)
+            else:
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.rename(tmp, final)  # atomic; fails if another writer got there first
+                fsync_dir(final.parent)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return final
 
+    def replace_dir(self, staged: Path, final: Path) -> None:
+        """Put the complete, fsynced folder ``staged`` (made by :meth:`new_tmp_dir`) at ``final``,
+        replacing the folder there, if any; ``final`` lies under the store root.
+
+        Order: a ``<staged>.replaces`` note naming ``final`` is written and fsynced (the commit
+        point: the new folder is complete and its destination durable), then the old folder is
+        renamed into ``tmp/`` (out of every reader's sight, still whole), the new one renamed to
+        ``final``, and the old one deleted. Killed before the note: the old folder is untouched
+        and the new one is garbage under ``tmp/``. Killed between the two renames: ``final`` is
+        missing for a moment and :meth:`clean_tmp` renames the new folder into place. POSIX has no
+        portable atomic swap of two folders (Linux's ``renameat2(RENAME_EXCHANGE)`` is not
+        portable), hence the note.
+        """
+        staged, final = Path(staged), Path(final)
+        if staged.parent != self.tmp:
+            raise ValueError(f"{staged} is not a folder made by Store.new_tmp_dir")
+        note = staged.with_name(staged.name + ".replaces")
+        write_atomically(note, lambda tmp: write_json({"final": str(final.resolve().relative_to(self.root.resolve()))}, tmp))
+        old = staged.with_name(staged.name + ".old")
+        final.parent.mkdir(parents=True, exist_ok=True)
+        moved = False
+        try:
+            if final.exists():
+                os.rename(final, old)
+                moved = True
+            os.rename(staged, final)
+        except BaseException:
+            if moved and not final.exists():  # the new folder did not get in: put the old one back
+                os.rename(old, final)
+            raise
+        fsync_dir(final.parent)
+        note.unlink()
+        fsync_dir(self.tmp)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def recover_tmp(self) -> list[Path]:
+        """Finish the replacements a crash interrupted between their two renames (see
+        :meth:`replace_dir`): each ready folder whose destination is missing is renamed into
+        place. Returns the folders put back."""
+        restored = []
+        for note in sorted(self.tmp.glob("*.replaces")) if self.tmp.is_dir() else []:
+            staged = note.with_name(note.name[: -len(".replaces")])
+            try:
+                final = self.root / json.loads(note.read_text())["final"]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if staged.is_dir() and not final.exists():
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.rename(staged, final)
+                fsync_dir(final.parent)
+                restored.append(final)
+        return restored
+
     def clean_tmp(self) -> None:
-        """Remove folders left under tmp/ by killed runs (never read by anything)."""
-        shutil.rmtree(self.root / "tmp", ignore_errors=True)
+        """Finish interrupted replacements (:meth:`recover_tmp`), then remove what killed runs
+        left under tmp/ (never read by anything)."""
+        self.recover_tmp()
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def _files(self, name: str) -> list[str]:
         return sorted(str(p) for p in self.parts.glob(f"*/*/*/{name}")) if self.parts.is_dir() else []

@@ -99,6 +99,13 @@ def parse_model_args(value: Any) -> dict[str, str]:
     return {}
 
 
+def show_model_args(value: Any) -> str:
+    """``model_args`` as lm-eval's ``k=v,k=v`` text, for messages."""
+    if isinstance(value, dict):
+        return ",".join(f"{k}={v}" for k, v in value.items())
+    return "(none)" if value in (None, "") else str(value)
+
+
 @dataclass
 class _ResultsFile:
     path: Path
@@ -161,14 +168,14 @@ def _match(results: _ResultsFile, family: Family, spec_path: Path) -> Checkpoint
         found = [c for c in same_model if _same_revision(c, args.get("revision"))]
         if len(found) > 1:
             names = ", ".join(c.name for c in found)
-            raise CapcastError(f"{results.path}: model_args {results.model_args!r} match several checkpoints of {spec_path} ({names}); "
+            raise CapcastError(f"{results.path}: model_args {show_model_args(results.model_args)} match several checkpoints of {spec_path} ({names}); "
                                "give each checkpoint its own model path or revision")
         if found:
             return found[0]
     by_folder = [c for c in family.checkpoints if c.name == results.path.parent.name]
     if by_folder:
         return by_folder[0]
-    raise CapcastError(f"{results.path}: matches no checkpoint of {spec_path} (model_args {results.model_args!r}); "
+    raise CapcastError(f"{results.path}: matches no checkpoint of {spec_path} (model_args {show_model_args(results.model_args)}); "
                        "give that checkpoint this model (and revision) in the spec, or put the file in a folder named after the checkpoint")
 
 
