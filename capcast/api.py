@@ -88,10 +88,12 @@ def forecast(
     target_params: float | None = None, target_tokens: float | None = None, target_flops: float | None = None,
     tasks: Iterable[str] | None = None, metric: str | None = None, method: str = "auto", interval: float = 0.9,
     max_step: int | None = None, limit: int | None = None, device: str | None = None, registry=None, console=None,
+    interpolate: bool = False,
 ) -> list["ForecastResult"]:
     """``capcast forecast``: forecast the target from exactly one of a family spec (evaluating what
     the store lacks first), a scores table, or a samples table (``pass_rate``). One result per
-    (family, task), each with a row, its series and the fitted law."""
+    (family, task), each with a row, its series and the fitted law. The fit never sees the target's
+    run, nor checkpoints at or above the target's compute unless ``interpolate``."""
     from capcast.forecasting.forecast import choose_target, run_forecasts, scores_for_forecast
 
     registry = _registry(registry)
@@ -111,7 +113,7 @@ def forecast(
         return forecast_samples(samples, resolved, task_list, method, interval, max_step, registry)
     table, spec_target = scores_for_forecast(family, scores, store, task_list, limit, device, registry, console)
     resolved = target if _is_target(target) else choose_target(target, target_params, target_tokens, target_flops, spec_target)
-    return run_forecasts(table, resolved, task_list, metric or "acc", method, interval, max_step, registry)
+    return run_forecasts(table, resolved, task_list, metric or "acc", method, interval, max_step, registry, interpolate=interpolate)
 
 
 def _is_target(target) -> bool:

@@ -44,6 +44,7 @@ def forecast_command(
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write one PNG per task into this folder."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="With FAMILY.yaml: evaluate only N items per task."),
     device: Optional[str] = typer.Option(None, "--device", help="With FAMILY.yaml: cpu or cuda."),
+    interpolate: bool = typer.Option(False, "--interpolate", help="Also fit checkpoints at or above the target's compute (interpolation, not a forecast)."),
 ) -> None:
     """Forecast the target's scores, with prediction intervals, from the smaller checkpoints."""
     from capcast import api
@@ -54,6 +55,7 @@ def forecast_command(
         family, scores=scores, samples=samples, store=store, target=target, target_params=target_params,
         target_tokens=target_tokens, target_flops=target_flops, tasks=split_list(tasks), metric=metric, method=method,
         interval=interval, max_step=max_step, limit=limit, device=device, registry=registry(), console=err_console,
+        interpolate=interpolate,
     )
     rows = [r.row for r in results]
     if plot is not None:
@@ -81,6 +83,11 @@ def _render_forecast_table(rows, interval: float) -> None:
     for r in rows:  # why: the reason behind every answer, a number or not
         if r.reason:
             wide.print(f"{r.family or ''} {r.task}: {r.reason}".strip(), highlight=False, markup=False)
+    # what each fit saw: the checkpoints given to the law (one line per distinct set)
+    for fitted in dict.fromkeys((r.family, r.fitted) for r in rows if r.fitted):
+        family, names = fitted
+        shown = ", ".join(names) if len(names) <= 12 else ", ".join(names[:6]) + f", ... ({len(names) - 9} more), " + ", ".join(names[-3:])
+        wide.print(f"{family or ''} fitted on {len(names)} checkpoints: {shown}".strip(), highlight=False, markup=False)
 
 
 

@@ -11,7 +11,7 @@ cannot support the law), or ``failed`` when a (third-party) law crashed. No task
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Iterable
 
@@ -42,9 +42,13 @@ class ForecastRow:
     actual: float | None
     status: str  # "ok" | "not predictable yet" | "failed"
     reason: str
+    # the checkpoints the law was given to fit (model names, in compute order)
+    fitted: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        out["fitted"] = list(self.fitted)
+        return out
 
 
 @dataclass(frozen=True)
@@ -151,11 +155,12 @@ def choose_target(name: str | None = None, params: float | None = None, tokens: 
 
 def scores_for_forecast(family: str | Path | None = None, scores: str | Path | None = None, store: str | Path | None = None,
                         tasks: list[str] | None = None, limit: int | None = None, device: str | None = None,
-                        registry=None, console=None):
+                        registry=None, console=None, force: bool = False):
     """(scores table, the family spec's target or None) from exactly one of a family spec or a table.
 
     For a family spec, first evaluates whatever ``store`` (default ``capcast-store``) lacks for
-    ``tasks`` (resumable, as ``capcast eval``), then reads that family's scores from the store.
+    ``tasks`` (resumable, as ``capcast eval``: stored runs made with another ``limit`` or other
+    settings stop it with one line unless ``force``), then reads that family's scores from the store.
     """
     sources = [s for s in (family, scores) if s is not None]
     if len(sources) != 1:
@@ -170,7 +175,7 @@ def scores_for_forecast(family: str | Path | None = None, scores: str | Path | N
         raise CapcastError("forecasting a family needs --tasks (the tasks to evaluate and forecast)")
     spec = load_family(family)
     store_dir = Path(store) if store is not None else Path("capcast-store")
-    evaluate_family(family, tasks, store_dir, limit=limit, device=device, registry=registry, console=console)
+    evaluate_family(family, tasks, store_dir, limit=limit, device=device, registry=registry, console=console, force=force)
     table = scores_from_store(store_dir)
     # Only the spec's own checkpoints (and the target's, for its actual score): a store shared by
     # several specs of one family name must not leak other checkpoints, the target's run among
@@ -208,9 +213,12 @@ def tasks_to_forecast(frame: pd.DataFrame, tasks: Iterable[str] | None, metric: 
     return tasks
 
 
-def check_fitting_frame(fit: pd.DataFrame, family: str | None) -> None:
+def check_fitting_frame(fit: pd.DataFrame, family: str | None, dropped_at_or_above: int = 0) -> None:
     where = f"family {family!r}" if family else "the scores table"
     if fit.empty:
+        if dropped_at_or_above:
+            raise CapcastError(f"{where} has no checkpoint below the target's compute; forecast a larger target, "
+                               "or pass --interpolate to fit checkpoints at or above it")
         raise CapcastError(f"{where} has no checkpoints left to fit; lower --max-step or add smaller models")
     if fit["params"].nunique() < 2:
         raise CapcastError(f"{where} has a single fitting model size; a forecast needs at least 2 sizes (3+ for cross-validation)")
@@ -241,6 +249,7 @@ def predict_row(series: Series, law_name: str, fitted: tuple[LawFit | None, str,
             family=family, model=target.name, task=series.task, metric=series.metric, law=law,
             forecast=None if pred is None else pred.mean, lower=None if pred is None else pred.lower,
             upper=None if pred is None else pred.upper, actual=_nan_to_none(actual), status=status, reason=reason,
+            fitted=tuple(str(m) for m in series.model),
         )
 
     if fit is None:
@@ -271,10 +280,25 @@ def forecast_one(series: Series, target: Target, law, interval: float, actual: f
     return ForecastResult(row, series, fitted[0], target)
 
 
+def below_target(frame: pd.DataFrame, target: Target, interpolate: bool = False) -> tuple[pd.DataFrame, int]:
+    """(the rows below the target's compute, how many checkpoints were dropped): a forecast
+    extrapolates from smaller models; fitting at or above the target is interpolation, which the
+    user must ask for (``interpolate=True``, ``--interpolate``)."""
+    if interpolate or target.compute is None:
+        return frame, 0
+    keep = frame["flops"] < float(target.compute) * (1 - 1e-9)
+    dropped = frame.loc[~keep].drop_duplicates(["family", "run", "model", "tokens"])
+    return frame[keep], len(dropped)
+
+
 def run_forecasts(scores: pd.DataFrame | str, target: str | Target, tasks: Iterable[str] | None = None,
                   metric: str = "acc", method: str = "auto", interval: float = 0.9, max_step: int | None = None,
-                  registry=None, max_width: float = MAX_INTERVAL_WIDTH) -> list[ForecastResult]:
-    """Like :func:`forecast_scores` but keeps each row's series and fitted law (for plots)."""
+                  registry=None, max_width: float = MAX_INTERVAL_WIDTH, interpolate: bool = False) -> list[ForecastResult]:
+    """Like :func:`forecast_scores` but keeps each row's series and fitted law (for plots).
+
+    The fit never sees the target's run, nor (unless ``interpolate``) any checkpoint at or above
+    the target's compute; each row lists the checkpoints it was fitted on (``fitted``).
+    """
     frame = read_scores(scores)
     check_interval(interval)
     if registry is None:
@@ -291,21 +315,29 @@ def run_forecasts(scores: pd.DataFrame | str, target: str | Target, tasks: Itera
     families = [family] if family else sorted(fit_all["family"].unique())
     results = []
     for fam in families:
-        fit = fit_all[fit_all["family"] == fam]
-        check_fitting_frame(fit, fam)
+        fit, dropped = below_target(fit_all[fit_all["family"] == fam], resolved, interpolate)
+        check_fitting_frame(fit, fam, dropped)
         for task in tasks:
             series = build_series(fit, task, metric)
             actual = actual_value(target_rows, task, metric) if len(target_rows) else None
-            results.append(forecast_one(series, resolved, law, interval, actual, fam, max_width))
+            result = forecast_one(series, resolved, law, interval, actual, fam, max_width)
+            if dropped:
+                note = (f"{dropped} checkpoint(s) at or above the target's compute not fitted "
+                        "(--interpolate fits them)")
+                result = replace(result, row=replace(result.row, reason=f"{result.row.reason}; {note}".lstrip("; ")))
+            results.append(result)
     return results
 
 
 def forecast_scores(scores_df: pd.DataFrame | str, target: str | Target, tasks: Iterable[str] | None = None,
                     metric: str = "acc", method: str = "auto", interval: float = 0.9, max_step: int | None = None,
-                    registry=None) -> list[ForecastRow]:
+                    registry=None, interpolate: bool = False) -> list[ForecastRow]:
     """Forecast ``target`` (a model name in the table, or a :class:`Target`) on each task."""
-    return [r.row for r in run_forecasts(scores_df, target, tasks, metric, method, interval, max_step, registry)]
+    return [r.row for r in run_forecasts(scores_df, target, tasks, metric, method, interval, max_step, registry,
+                                         interpolate=interpolate)]
 
 
 def rows_frame(rows: Iterable[ForecastRow]) -> pd.DataFrame:
-    return pd.DataFrame([r.to_dict() for r in rows], columns=list(ForecastRow.__dataclass_fields__))
+    """Rows as a table; ``fitted`` joined with ';' so a CSV cell holds it."""
+    records = [{**r.to_dict(), "fitted": ";".join(r.fitted)} for r in rows]
+    return pd.DataFrame(records, columns=list(ForecastRow.__dataclass_fields__))

@@ -81,14 +81,23 @@ def test_forecast_json_rows_for_named_target(scores_files, kind, capsys) -> None
 def test_forecast_table_csv_and_explicit_target(scores_files, capsys) -> None:
     code, out, _ = run_cli(["forecast", "--scores", str(scores_files["csv"]), "--target", "big"], capsys)
     assert code == 0 and "rising" in out and "not predictable yet" in out
-    code, out, _ = run_cli(["forecast", "--scores", str(scores_files["csv"]), "--target-params", "6e9",
-                            "--target-tokens", "1.2e11", "--tasks", "rising", "--method", "sigmoid", "--format", "csv"], capsys)
+    args = ["forecast", "--scores", str(scores_files["csv"]), "--target-params", "6e9", "--target-tokens", "1.2e11",
+            "--tasks", "rising", "--method", "sigmoid", "--format", "csv"]
+    # By default nothing at or above the target's compute is fitted: big's final checkpoint (the target's very size and
+    # tokens) is left out, its two earlier checkpoints stay, and the row says so.
+    code, out, _ = run_cli(args, capsys)
     assert code == 0
     frame = pd.read_csv(pd.io.common.StringIO(out))
     assert list(frame.columns) == list(ForecastRow.__dataclass_fields__)
-    # with explicit size, "big" is part of the fit data: the forecast lands near its measured score
-    assert frame.loc[0, "status"] == "ok" and frame.loc[0, "law"] == "sigmoid"
     assert frame.loc[0, "model"] == "target" and np.isnan(frame.loc[0, "actual"])  # an explicit size has no actual
+    assert frame.loc[0, "fitted"].split(";").count("big") == 2
+    assert "1 checkpoint(s) at or above the target's compute not fitted (--interpolate fits them)" in frame.loc[0, "reason"]
+    # --interpolate asks for it explicitly: "big" is then part of the fit, and the forecast lands on its measured score
+    code, out, _ = run_cli(args + ["--interpolate"], capsys)
+    assert code == 0
+    frame = pd.read_csv(pd.io.common.StringIO(out))
+    assert frame.loc[0, "status"] == "ok" and frame.loc[0, "law"] == "sigmoid"
+    assert frame.loc[0, "fitted"].split(";").count("big") == 3
     measured = synthetic_table().query("model == 'big' and task == 'rising' and metric == 'acc' and step == 3000")["value"].iloc[0]
     assert abs(frame.loc[0, "forecast"] - measured) < 0.02
     assert abs(frame.loc[0, "forecast"] - true_rising(6e9, 1.2e11)) < 0.02
