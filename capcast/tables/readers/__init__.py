@@ -8,6 +8,7 @@ Built-ins (registered through ``register_readers`` like a third-party reader): `
 
 from __future__ import annotations
 
+import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
@@ -29,12 +30,24 @@ def _detects(reader: Reader, source: Path) -> bool:
         return False
 
 
-def choose_reader(source: Path, reader: Optional[str], registry: "Registry") -> Reader:
-    """The reader called ``reader``, or the one reader whose ``detect`` claims ``source``."""
+def _builtin_readers() -> dict[str, Reader]:
+    from capcast.tables.readers.builtin import READERS
+
+    return {r.name: r for r in READERS}
+
+
+def choose_reader(source: Path, reader: Optional[str], registry: Optional["Registry"] = None) -> Reader:
+    """The reader called ``reader``, or the one reader whose ``detect`` claims ``source``, among
+    ``registry``'s readers (default: the built-in readers only)."""
+    readers = registry.readers if registry is not None else _builtin_readers()
+    known = ", ".join(sorted(readers)) or "none"
     if reader is not None:
-        return registry.reader(reader)
-    known = ", ".join(sorted(registry.readers)) or "none"
-    detected = [r for _, r in sorted(registry.readers.items()) if r.detect is not None and _detects(r, source)]
+        if registry is not None:
+            return registry.reader(reader)  # also refuses a name two plugins registered
+        if reader not in readers:
+            raise CapcastError(f"unknown reader {reader!r}; known readers: {known}")
+        return readers[reader]
+    detected = [r for _, r in sorted(readers.items()) if r.detect is not None and _detects(r, source)]
     if len(detected) == 1:
         return detected[0]
     if not detected:
@@ -43,11 +56,21 @@ def choose_reader(source: Path, reader: Optional[str], registry: "Registry") -> 
     raise CapcastError(f"{source}: several readers recognise it ({names}); pass --reader NAME (readers: {known})")
 
 
+def _one_line(exc: BaseException) -> str:
+    """An unexpected exception as one line: type, message and where it was raised."""
+    message = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    return f"{type(exc).__name__}: {message}{where}"
+
+
 def import_scores(source: str | Path, reader: Optional[str] = None, spec: str | Path | None = None,
                   registry: Optional["Registry"] = None) -> "pd.DataFrame":
     """A validated scores table read from ``source`` by the reader called ``reader`` (default: the
     one whose ``detect`` recognises ``source``); ``spec`` is a family spec YAML for formats that
-    record neither parameters nor training tokens (lm-eval results)."""
+    record neither parameters nor training tokens (lm-eval results). ``registry`` is a loaded
+    :class:`capcast.plugins.registry.Registry` (plugins' readers included, as ``capcast import``
+    and :func:`capcast.api.import_scores` pass); None means the built-in readers only."""
     import pandas as pd
 
     from capcast.tables.scores import validate_scores
@@ -57,19 +80,13 @@ def import_scores(source: str | Path, reader: Optional[str] = None, spec: str | 
         raise CapcastError(f"{source}: no such file or folder; pass the results to import")
     if spec is not None and not Path(spec).is_file():
         raise CapcastError(f"{spec}: no such family spec file; pass the path to a family YAML")
-    if registry is None:
-        from capcast.plugins.registry import load_registry
-
-        registry = load_registry()
     chosen = choose_reader(source, reader, registry)
     try:
         frame = chosen.read(source, Path(spec) if spec is not None else None)
     except CapcastError:
         raise
     except Exception as exc:  # a reader's bug or an unexpected file: one line, with where it happened
-        from capcast.plugins.registry import describe_whole
-
-        raise CapcastError(f"reader {chosen.name} failed on {source}: {describe_whole(exc)}") from None
+        raise CapcastError(f"reader {chosen.name} failed on {source}: {_one_line(exc)}") from None
     if not isinstance(frame, pd.DataFrame):
         raise CapcastError(f"reader {chosen.name} returned {type(frame).__name__}, not a pandas DataFrame; fix the reader")
     return validate_scores(frame, f"{source} (reader {chosen.name})")
