@@ -42,10 +42,15 @@ def eval_command(
     backend: str = typer.Option("hf", "--backend", help="lm-eval model backend: hf or vllm."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="Model dtype (default: float32 on CPU, the checkpoint's own on GPU)."),
     seed: int = typer.Option(1234, "--seed", help="Seed for sampling (generative tasks)."),
+    force: bool = typer.Option(
+        False, "--force", help="Re-run stored runs whose settings differ from this command's and replace them (atomically)."
+    ),
 ) -> None:
     """Evaluate every checkpoint of FAMILY on --tasks; per-instance records go to --store.
 
-    Runs already in the store are skipped, so an interrupted run resumes where it stopped.
+    Runs already in the store with the same settings (limit, seed, repeats, task hash, model,
+    revision, weights) are skipped, so an interrupted run resumes where it stopped. A stored run
+    with other settings stops the command with one line, unless --force re-runs and replaces it.
     """
     from capcast.evaluation.runner import evaluate_family
 
@@ -61,6 +66,7 @@ def eval_command(
         dtype=dtype,
         seed=seed,
         console=err_console,
+        force=force,
     )
     console.print(str(summary), highlight=False, soft_wrap=True)
 

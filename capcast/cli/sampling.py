@@ -30,11 +30,16 @@ def sample_command(
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Model batch size (generations per forward batch)."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: cuda if available)."),
     backend: str = typer.Option("hf", "--backend", help="lm-eval model backend: hf, or vllm on a GPU."),
+    force: bool = typer.Option(
+        False, "--force", help="Start stored runs whose settings differ from this command's afresh (their rounds are deleted)."
+    ),
 ) -> None:
     """Sample each instance until it passes --successes times (PassUntil), for every checkpoint.
 
     Only still-unsolved instances are sent each round; every sample is stored; an interrupted run
-    resumes from the rounds already in --store.
+    resumes from the rounds already in --store when its settings match (raising
+    --max-samples-per-instance or --total-budget continues it). Other differences stop the command
+    with one line, unless --force starts those runs afresh.
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -60,7 +65,8 @@ def sample_command(
     with bar:
         summaries = sample_family(
             family, tasks.split(","), store, config, seed=seed, batch_size=batch_size, device=device, backend=backend,
-            limit=limit, registry=registry(), on_progress=progress,
+            limit=limit, registry=registry(), on_progress=progress, force=force,
+            log=lambda line: err_console.print(line, markup=False, highlight=False, soft_wrap=True),
         )
     from rich.table import Table
 

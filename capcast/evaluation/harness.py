@@ -471,6 +471,55 @@ def run_task(loaded: LoadedModel, prepared: PreparedTask, *, limit: int | None =
     )
 
 
+@dataclass
+class PlannedRun:
+    """What :func:`run_task` will measure for a prepared task, known before any model is loaded."""
+
+    repeats: int
+    task_hash: str  # equals the ``task_hash`` run_task records for the same limit and seed
+    task_docs: int  # docs in the task (before --limit)
+
+
+def plan_run(prepared: PreparedTask, *, limit: int | None = None, seed: int = 1234) -> PlannedRun:
+    """The settings :func:`run_task` ``(loaded, prepared, limit=limit, seed=seed)`` will record
+    that depend on the task alone: repeats, and lm-eval's task hash of docs + prompts + targets.
+
+    The hash is computed before running, the way lm-eval computes it after: a fresh Task object
+    gets lm-eval's defaults (``num_fewshot`` 0 unless the task sets it, the few-shot seed),
+    builds its requests for the first ``limit`` docs (no model needed: this is lm-eval's own
+    prompt construction, few-shot examples included) and hashes each doc, its first request's
+    context and its target as ``evaluate(..., log_samples=True)`` does, once per filter. It costs
+    lm-eval's request building, no forward pass (about 0.7 s for 1000 docs on a CPU).
+    """
+    import hashlib
+    import json
+    from collections import defaultdict
+
+    from lm_eval.utils import handle_non_serializable, hash_string
+
+    obj = _task_object(prepared)
+    if obj.get_config("num_fewshot") is None:  # simple_evaluate's default
+        obj.set_config(key="num_fewshot", value=0)
+    obj.set_fewshot_seed(seed=seed)
+    obj.build_all_requests(limit=limit, rank=0, world_size=1)
+    by_doc_id: dict[int, list] = defaultdict(list)
+    for inst in obj.instances:
+        by_doc_id[inst.doc_id].append(inst)
+    parts = []
+    for doc_id, doc in obj.doc_iterator(rank=0, limit=limit, world_size=1):
+        first = min(by_doc_id[doc_id], key=lambda inst: inst.idx)
+        doc_json = json.dumps(first.doc, indent=2, default=handle_non_serializable, ensure_ascii=False)
+        parts.append(hash_string(doc_json) + hash_string(first.arguments[0]) + hash_string(str(obj.doc_to_target(doc))))
+    # lm-eval logs every doc once per filter (results["samples"] holds all of them).
+    n_filters = len(dict.fromkeys(f.name for f in getattr(obj, "_filters", [])))
+    repeats = prepared.spec.get("repeats", 1) if isinstance(prepared.spec, dict) else prepared.spec.config.repeats
+    return PlannedRun(
+        repeats=int(repeats or 1),
+        task_hash=hashlib.sha256("".join(parts * n_filters).encode("utf-8")).hexdigest(),
+        task_docs=len(obj.eval_docs),
+    )
+
+
 def generate_samples(
     checkpoint_model: str | LoadedModel,
     revision: str | None,

@@ -1,8 +1,19 @@
 """Evaluate every checkpoint of a family on a list of tasks into the record store.
 
 ``evaluate_family`` walks checkpoints x tasks, skips every (checkpoint, task) already in the
-store, loads each checkpoint once for all of its missing tasks, and commits one atomic part per
-run (see :mod:`capcast.store`). Killing it at any moment and running it again finishes the rest.
+store with the same settings, loads each checkpoint once for all of its missing tasks, and commits
+one atomic part per run (see :mod:`capcast.store`). Killing it at any moment and running it again
+finishes the rest.
+
+**Resume rule.** A stored run is reused only when it measured what this command asks for: the
+settings in :data:`RESUME_SETTINGS` match (limit, seed, repeats, task hash, model, revision,
+weights hash; see :func:`setting_differences`). Otherwise nothing is evaluated and one
+:class:`CapcastError` line names the (checkpoint, task), the setting, the stored and the requested
+value; ``force=True`` (``--force``) re-runs exactly those runs and replaces them atomically (the old
+run stays intact until the new one is committed). Backend, dtype, device and batch size are
+recorded but informational: they change how the numbers are computed (floating-point rounding,
+padding, for sampled generations the random stream), not what is measured (the same items, prompts,
+targets and weights), so runs that differ only there are reused.
 """
 
 from __future__ import annotations
@@ -16,6 +27,7 @@ from pathlib import Path
 from typing import Iterable
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 import capcast
@@ -28,8 +40,16 @@ from capcast.tasks.task import Task
 DEFAULT_STORE = Path("capcast-store")
 
 
+# Settings that decide whether a stored run answers this command (see setting_differences).
+RESUME_SETTINGS = ("model", "revision", "weights_hash", "limit", "seed", "repeats", "task_hash")
+
+
 class DuplicateWeightsWarning(UserWarning):
     """Two checkpoints with different names have byte-identical weights."""
+
+
+class ResumeCheckWarning(UserWarning):
+    """A stored run's settings could be checked only in part (the task hash could not be computed)."""
 
 
 @dataclass
@@ -41,10 +61,13 @@ class EvalSummary:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     duplicates: list[list[str]] = field(default_factory=list)
     seconds: float = 0.0
+    # evaluated runs that replaced a stored run with other settings (force=True)
+    replaced: list[tuple[str, str]] = field(default_factory=list)
 
     def __str__(self) -> str:
+        replaced = f" ({len(self.replaced)} replacing stored runs with other settings)" if self.replaced else ""
         return (
-            f"evaluated {len(self.evaluated)} (checkpoint, task) runs, skipped {len(self.skipped)} already stored; "
+            f"evaluated {len(self.evaluated)} (checkpoint, task) runs{replaced}, skipped {len(self.skipped)} already stored; "
             f"store: {self.store} ({self.seconds:.1f} s)"
         )
 
@@ -92,6 +115,82 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def setting_differences(stored: dict, requested: dict, task_docs: int | None = None) -> list[tuple[str, object, object]]:
+    """``(setting, stored value, requested value)`` for each of :data:`RESUME_SETTINGS` on which a
+    stored run's manifest and the requested run differ; empty when the stored run can be reused.
+
+    - ``model`` (as written in the family spec) and ``revision``: compared as given (None = none).
+    - ``weights_hash``: compared when both are known (a hub checkpoint not downloaded yet has none).
+    - ``limit``: a limit at or above the task's ``task_docs`` means the whole task, like none.
+    - ``seed``, ``repeats``: compared as given.
+    - ``task_hash`` (lm-eval's hash of the evaluated docs, prompts and targets; the requested one is
+      computed before running, see :func:`capcast.evaluation.harness.plan_run`): compared when the
+      limits agree (different limits hash different docs) and both are known.
+    """
+
+    def whole(limit):
+        return None if limit is None or (task_docs is not None and int(limit) >= task_docs) else int(limit)
+
+    out = []
+    limits_agree = whole(stored.get("limit")) == whole(requested.get("limit"))
+    for key in RESUME_SETTINGS:
+        have, want = stored.get(key), requested.get(key)
+        if key == "limit":
+            differs = not limits_agree
+        elif key in ("weights_hash", "task_hash"):
+            differs = have is not None and want is not None and have != want and (key != "task_hash" or limits_agree)
+        else:
+            differs = have != want
+        if differs:
+            out.append((key, have, want))
+    return out
+
+
+def _show(key: str, value) -> str:
+    if value is None:
+        return "none (all items)" if key == "limit" else "none"
+    if key.endswith("_hash"):
+        return str(value)[:12]
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def mismatch_message(store: Path, mismatched: list[tuple[str, str, list]]) -> str:
+    """The one line that refuses to reuse stored runs whose settings differ."""
+    checkpoint, task, diffs = mismatched[0]
+    what = "; ".join(f"{key} stored {_show(key, have)}, requested {_show(key, want)}" for key, have, want in diffs)
+    others = len(mismatched) - 1
+    more = f" (and {others} more stored run{'s' if others > 1 else ''} with other settings)" if others else ""
+    return (
+        f"store {store} holds {checkpoint} x {task} made with other settings: {what}{more}; nothing was evaluated. "
+        "Re-run with --force (`capcast eval --force`) to evaluate them again and replace the stored runs, or use another --store"
+    )
+
+
+def _plan(harness, prepared, limit: int | None, seed: int, console: Console | None):
+    """The task's planned settings for the resume check; None (with a warning) when lm-eval
+    cannot build the task's requests without a model: then its task hash and repeats go unchecked."""
+    try:
+        return harness.plan_run(prepared, limit=limit, seed=seed)
+    except Exception as exc:  # an lm-eval task this check does not understand must not block resuming
+        _warn_partial_check(prepared.task.name, f"has no task hash before running ({type(exc).__name__}: {str(exc)[:120]})", console)
+        return None
+
+
+def _warn_partial_check(task: str, why: str, console: Console | None) -> None:
+    message = f"task {task!r} {why}; its stored runs are checked without task hash and repeats"
+    warnings.warn(message, ResumeCheckWarning, stacklevel=4)
+    if console is not None:
+        console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
+
+
+def _warn_unreproducible_hash(task: str, console: Console | None) -> None:
+    message = (f"task {task!r}: the task hash computed before running differs from lm-eval's; resuming this task will "
+               "report a task_hash difference (please report this as a capcast bug)")
+    warnings.warn(message, ResumeCheckWarning, stacklevel=3)
+    if console is not None:
+        console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
+
+
 def evaluate_family(
     family: str | Path | Family,
     task_names: Iterable[str],
@@ -107,11 +206,14 @@ def evaluate_family(
     checkpoints: Iterable[str] | None = None,
     console: Console | None = None,
     progress: bool = True,
+    force: bool = False,
 ) -> EvalSummary:
     """Evaluate ``family`` (spec path or :class:`Family`) on ``task_names`` into ``store_dir``.
 
     ``device=None`` picks ``cuda`` when available, else ``cpu``. ``checkpoints`` restricts the
-    run to some checkpoint names. Returns an :class:`EvalSummary`.
+    run to some checkpoint names. Stored runs with the same settings are skipped; stored runs with
+    other settings raise one :class:`CapcastError` line before anything is evaluated, unless
+    ``force``: then they are re-run and replaced (module docstring). Returns an :class:`EvalSummary`.
     """
     from capcast.evaluation import harness
 
@@ -142,19 +244,52 @@ def evaluate_family(
     summary.duplicates = _duplicate_groups(hashes)
     _warn_duplicates(summary.duplicates, console)
 
-    todo = []
+    # Build task data and configs once (and fail early, before loading any model).
+    stored = {(c.name, t.name): m for c in chosen for t in tasks if (m := store.run_manifest(fam.family, c.name, t.name)) is not None}
+    prepared, unprepared, plans = {}, {}, {}
+    for t in tasks:
+        has_stored = any(k[1] == t.name for k in stored)
+        try:
+            prepared[t.name] = harness.prepare_task(t, store.task_data_dir(t.name))
+        except CapcastError as exc:
+            if not has_stored:
+                raise
+            # e.g. a built-in task offline: its stored runs may still be reused, checked in part.
+            unprepared[t.name] = exc
+            _warn_partial_check(t.name, f"cannot be loaded ({exc})", console)
+            plans[t.name] = None
+            continue
+        if has_stored:
+            plans[t.name] = _plan(harness, prepared[t.name], limit, seed, console)
+
+    todo, mismatched = [], []
     for c in chosen:
         for t in tasks:
-            if store.has_run(fam.family, c.name, t.name):
+            manifest = stored.get((c.name, t.name))
+            if manifest is None:
+                todo.append((c, t))
+                continue
+            plan = plans[t.name]
+            requested = {
+                "model": c.model, "revision": c.revision, "weights_hash": hashes.get(c.name), "limit": limit, "seed": seed,
+                "repeats": plan.repeats if plan else manifest.get("repeats"), "task_hash": plan.task_hash if plan else None,
+            }
+            diffs = setting_differences(manifest, requested, plan.task_docs if plan else None)
+            if not diffs:
                 summary.skipped.append((c.name, t.name))
             else:
+                mismatched.append((c.name, t.name, diffs))
                 todo.append((c, t))
+    if mismatched and not force:
+        raise CapcastError(mismatch_message(store.root, mismatched))
+    for _, t in todo:
+        if t.name in unprepared:
+            raise unprepared[t.name]
+    replacing = {(name, task) for name, task, _ in mismatched}
     if not todo:
         summary.seconds = time.perf_counter() - started
         return summary
 
-    # Build task data and configs once (and fail early, before loading any model).
-    prepared = {t.name: harness.prepare_task(t, store.task_data_dir(t.name)) for t in {t.name: t for _, t in todo}.values()}
     versions = harness.versions()
     bar = Progress(
         TextColumn("[bold]{task.description}"),
@@ -208,8 +343,14 @@ def evaluate_family(
                     "duration_s": time.perf_counter() - t0,
                     "versions": versions,
                 }
-                store.write_run(manifest, run.kind, run.records)
+                plan = plans.get(task.name)
+                if plan is not None and plan.task_hash != run.settings["task_hash"]:
+                    _warn_unreproducible_hash(task.name, console)
+                replace = (ckpt.name, task.name) in replacing
+                store.write_run(manifest, run.kind, run.records, replace=replace)
                 summary.evaluated.append((ckpt.name, task.name))
+                if replace:
+                    summary.replaced.append((ckpt.name, task.name))
                 bar.advance(job)
             del loaded
     summary.seconds = time.perf_counter() - started

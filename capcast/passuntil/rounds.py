@@ -10,6 +10,12 @@ Layout, beside ``capcast eval``'s ``parts/`` (which holds one complete folder pe
 A round file appears complete or not at all (written under a temporary name, fsynced, renamed),
 so a killed ``capcast sample`` loses at most the round in flight and resumes from the rounds on
 disk. :func:`connect` adds a DuckDB view ``passuntil_samples`` over all round files.
+
+**Resume rule** (:func:`setting_differences`): stored rounds are continued only when the run's
+settings in :data:`RESUME_SETTINGS` match the stored ``run.json``; the budget settings in
+:data:`EXTENDABLE_SETTINGS` may only be raised (more samples continue the same sequential run;
+the rounds drawn under the smaller cap are a valid prefix of it). Anything else stops
+``capcast sample`` with one line, unless ``--force`` starts the run afresh (:func:`restart`).
 """
 
 from __future__ import annotations
@@ -25,7 +31,9 @@ import pyarrow.parquet as pq
 
 from capcast.passuntil.estimators import truncate_at_rth_success
 from capcast.passuntil.sampler import InstanceOutcomes, Sample, SamplerState
-from capcast.store import KEY_FIELDS, Store, path_slug, register_parquet_view, write_atomically, write_json, write_parquet_atomic
+from capcast.store import (
+    KEY_FIELDS, Store, fsync_dir, path_slug, register_parquet_view, write_atomically, write_json, write_parquet_atomic,
+)
 from capcast.schema import RUN_SUFFIX_PATTERN, SAMPLES_COLUMNS, default_run
 
 ROUND_SCHEMA = pa.schema(
@@ -44,8 +52,73 @@ def run_dir(store: Store, family: str, checkpoint: str, task: str) -> Path:
     return store.root / "passuntil" / path_slug(family) / path_slug(checkpoint) / path_slug(task)
 
 
+# Settings a resumed PassUntil run must share with its stored rounds. weights_hash, task_hash and
+# max_batch are compared only when both sides know them (manifests of older capcast lack them).
+RESUME_SETTINGS = (
+    "model", "revision", "weights_hash", "limit", "task_hash", "successes", "seed", "first_batch", "growth", "max_batch",
+)
+# Budget settings that may be raised (None = unlimited) but not lowered.
+EXTENDABLE_SETTINGS = ("max_samples_per_instance", "total_budget")
+_OPTIONAL = ("weights_hash", "task_hash", "max_batch")
+
+
 def write_manifest(folder: Path, manifest: Mapping[str, Any]) -> None:
     write_atomically(folder / "run.json", lambda tmp: write_json(dict(manifest), tmp))
+
+
+def read_manifest(folder: Path) -> dict[str, Any] | None:
+    """The stored ``run.json`` of a PassUntil run folder, or None when there is none (or unreadable)."""
+    try:
+        manifest = json.loads((Path(folder) / "run.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def has_rounds(folder: Path) -> bool:
+    return any((Path(folder) / "rounds").glob("[0-9]*.parquet")) if (Path(folder) / "rounds").is_dir() else False
+
+
+def setting_differences(stored: Mapping[str, Any], requested: Mapping[str, Any], n_docs: int | None = None):
+    """``(refused, extended)``: lists of ``(setting, stored value, requested value)``.
+
+    ``refused``: settings of :data:`RESUME_SETTINGS` that differ (a ``limit`` at or above the task's
+    ``n_docs`` counts as none; ``task_hash`` is compared only when the limits agree), and budget
+    settings that were lowered. ``extended``: budget settings that were raised (allowed).
+    """
+
+    def whole(limit):
+        return None if limit is None or (n_docs is not None and int(limit) >= n_docs) else int(limit)
+
+    refused, extended = [], []
+    limits_agree = whole(stored.get("limit")) == whole(requested.get("limit"))
+    for key in RESUME_SETTINGS:
+        have, want = stored.get(key), requested.get(key)
+        if key == "limit":
+            differs = not limits_agree
+        elif key in _OPTIONAL:
+            differs = have is not None and want is not None and have != want and (key != "task_hash" or limits_agree)
+        else:
+            differs = have != want
+        if differs:
+            refused.append((key, have, want))
+    for key in EXTENDABLE_SETTINGS:
+        have, want = stored.get(key), requested.get(key)
+        if have == want:
+            continue
+        raised = want is None or (have is not None and want > have)  # None = no cap
+        (extended if raised else refused).append((key, have, want))
+    return refused, extended
+
+
+def restart(store: Store, folder: Path, manifest: Mapping[str, Any]) -> None:
+    """Start the run at ``folder`` afresh (``capcast sample --force``): a new folder holding only
+    ``manifest`` is made under the store's ``tmp/`` and swapped in by :meth:`Store.replace_dir`,
+    so the old rounds stay whole until the new run's manifest is in place, then are deleted."""
+    staged = store.new_tmp_dir()
+    write_json(dict(manifest), staged / "run.json")
+    fsync_dir(staged)
+    store.replace_dir(staged, Path(folder))
 
 
 def write_round(

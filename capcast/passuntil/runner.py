@@ -4,6 +4,13 @@
 task of a family through :mod:`capcast.evaluation.harness` (lm-eval's backends: ``hf``, or ``vllm``
 on a GPU) and commits each round atomically to the store (see :mod:`capcast.passuntil.rounds`), so
 a killed run resumes where it stopped and nothing measured is lost.
+
+A run resumes only when its settings match the stored ones (successes, seed, limit, round schedule,
+model, revision, weights and task hash; :func:`capcast.passuntil.rounds.setting_differences`);
+raising ``max_samples_per_instance`` or ``total_budget`` continues it (and is logged). Any other
+difference stops before sampling anything, with one :class:`CapcastError` line, unless ``force``
+starts the differing runs afresh. Batch size, backend and device are informational: they change
+the random stream of the draws, not the distribution sampled.
 """
 
 from __future__ import annotations
@@ -39,6 +46,34 @@ def _safe_check(checker, text: str, doc: dict) -> bool:
         return False
 
 
+def _task_hash(harness, prepared, limit: int | None, seed: int) -> str | None:
+    """lm-eval's hash of the sampled docs, prompts and targets (None when it cannot be built)."""
+    try:
+        return harness.plan_run(prepared, limit=limit, seed=seed).task_hash
+    except Exception:
+        return None
+
+
+def _show(value) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, str) and len(value) == 64:  # a sha256
+        return value[:12]
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _mismatch_message(store, mismatched: list) -> str:
+    checkpoint, task, diffs = mismatched[0]
+    what = "; ".join(f"{key} stored {_show(have)}, requested {_show(want)}" for key, have, want in diffs)
+    others = len(mismatched) - 1
+    more = f" (and {others} more stored run{'s' if others > 1 else ''} with other settings)" if others else ""
+    return (
+        f"store {store} holds PassUntil rounds of {checkpoint} x {task} made with other settings: {what}{more}; "
+        "nothing was sampled (only --max-samples-per-instance and --total-budget may be raised on a stored run). "
+        "Re-run with --force to start the differing runs afresh (their stored rounds are deleted), or use another --store"
+    )
+
+
 def sample_family(
     family,
     task_names: Iterable[str],
@@ -53,11 +88,15 @@ def sample_family(
     checkpoints: Iterable[str] | None = None,
     registry=None,
     on_progress: Callable[[str, RoundReport], None] | None = None,
+    force: bool = False,
+    log: Callable[[str], None] | None = None,
 ) -> list[SampleRunSummary]:
     """PassUntil-sample every checkpoint x task of ``family`` (a spec path or Family) into the store.
 
     Resumes from the rounds already committed; a finished (checkpoint, task) costs nothing.
-    ``limit`` keeps the first ``limit`` instances of each task.
+    ``limit`` keeps the first ``limit`` instances of each task. Stored runs with other settings
+    raise one :class:`CapcastError` line before anything is sampled, unless ``force``: then they
+    restart from nothing. ``log`` receives one line per run resumed with a raised budget.
     """
     from pathlib import Path
 
@@ -83,21 +122,56 @@ def sample_family(
     if any(p.kind != "generate" for p in prepared.values()):
         bad = next(name for name, p in prepared.items() if p.kind != "generate")
         raise CapcastError(f"task {bad!r} is multiple choice; capcast sample needs a generative task")
+    store.recover_tmp()  # finish a --force restart that a crash interrupted (see Store.replace_dir)
+    known_hashes = store.load_weights_hash_cache()
+    cached = len(known_hashes)
+    hashes = {c.name: harness.weights_hash(models[c.name], c.revision, known_hashes) for c in chosen}
+    if len(known_hashes) != cached:
+        store.save_weights_hash_cache(known_hashes)
+    task_hashes = {t.name: _task_hash(harness, prepared[t.name], limit, seed) for t in tasks}
+
+    # Check every stored run against this command before sampling anything.
+    runs, mismatched = [], []
+    for ckpt in chosen:
+        for task in tasks:
+            n_docs = len(docs[task.name])
+            doc_ids = list(range(n_docs if limit is None else min(limit, n_docs)))
+            folder = pstore.run_dir(store, fam.family, ckpt.name, task.name)
+            manifest = {
+                "family": fam.family, "checkpoint": ckpt.name, "task": task.name, "run": ckpt.run_name, "model": ckpt.model, "revision": ckpt.revision,
+                "params": ckpt.params, "tokens": ckpt.tokens, "flops": ckpt.compute, "step": ckpt.step,
+                "weights_hash": hashes[ckpt.name], "task_hash": task_hashes[task.name],
+                "successes": config.successes, "max_samples_per_instance": config.max_samples_per_instance,
+                "total_budget": config.total_budget, "first_batch": config.first_batch, "growth": config.growth,
+                "max_batch": config.max_batch, "seed": seed, "batch_size": batch_size, "backend": backend, "device": device, "limit": limit,
+                "versions": harness.versions(),
+            }
+            stored = pstore.read_manifest(folder) if pstore.has_rounds(folder) else None
+            refused, extended = pstore.setting_differences(stored, manifest, n_docs) if stored is not None else ([], [])
+            if refused:
+                mismatched.append((ckpt.name, task.name, refused))
+            elif stored is not None and (extended or stored.get("extended")):
+                # Each raise of the budget is kept: the budget before it, and (below) the round it came at.
+                manifest["extended"] = [*stored.get("extended", []), *([{key: have for key, have, _ in extended}] if extended else [])]
+            runs.append((ckpt, task, doc_ids, folder, manifest, bool(refused), extended))
+    if mismatched and not force:
+        raise CapcastError(_mismatch_message(store.root, mismatched))
+
     summaries = []
     for ckpt in chosen:
         loaded = None
-        for task in tasks:
-            doc_ids = list(range(len(docs[task.name]) if limit is None else min(limit, len(docs[task.name]))))
-            folder = pstore.run_dir(store, fam.family, ckpt.name, task.name)
-            state = pstore.load_state(folder, doc_ids)
-            pstore.write_manifest(folder, {
-                "family": fam.family, "checkpoint": ckpt.name, "task": task.name, "run": ckpt.run_name, "model": ckpt.model, "revision": ckpt.revision,
-                "params": ckpt.params, "tokens": ckpt.tokens, "flops": ckpt.compute, "step": ckpt.step,
-                "successes": config.successes, "max_samples_per_instance": config.max_samples_per_instance,
-                "total_budget": config.total_budget, "first_batch": config.first_batch, "growth": config.growth,
-                "seed": seed, "batch_size": batch_size, "backend": backend, "device": device, "limit": limit,
-                "versions": harness.versions(),
-            })
+        for _ckpt, task, doc_ids, folder, manifest, restart, extended in (r for r in runs if r[0] is ckpt):
+            if restart:
+                pstore.restart(store, folder, manifest)
+                state = pstore.load_state(folder, doc_ids)
+            else:
+                state = pstore.load_state(folder, doc_ids)
+                if extended:
+                    manifest["extended"][-1]["at_round"] = state.rounds_done
+                    if log is not None:
+                        raised = ", ".join(f"{key} {_show(have)} -> {_show(want)}" for key, have, want in extended)
+                        log(f"{ckpt.name} x {task.name}: {raised}; continuing from {state.rounds_done} stored rounds")
+                pstore.write_manifest(folder, manifest)
             if plan_round(state, config)[0]:
                 if loaded is None:
                     loaded = harness.load_model(models[ckpt.name], ckpt.revision, backend=backend, device=device, batch_size=batch_size)

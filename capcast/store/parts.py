@@ -307,18 +307,20 @@ class Store:
 
     def recover_tmp(self) -> list[Path]:
         """Finish the replacements a crash interrupted between their two renames (see
-        :meth:`replace_dir`): each ready folder whose destination is missing is renamed into
-        place. Returns the folders put back."""
+        :meth:`replace_dir`): where the destination is missing, the new folder is renamed into
+        place, or (if it is gone) the old one is put back. Returns the folders restored."""
         restored = []
         for note in sorted(self.tmp.glob("*.replaces")) if self.tmp.is_dir() else []:
             staged = note.with_name(note.name[: -len(".replaces")])
+            old = note.with_name(staged.name + ".old")
             try:
                 final = self.root / json.loads(note.read_text())["final"]
             except (OSError, ValueError, KeyError, TypeError):
                 continue
-            if staged.is_dir() and not final.exists():
+            source = staged if staged.is_dir() else old if old.is_dir() else None
+            if source is not None and not final.exists():
                 final.parent.mkdir(parents=True, exist_ok=True)
-                os.rename(staged, final)
+                os.rename(source, final)
                 fsync_dir(final.parent)
                 restored.append(final)
         return restored
