@@ -3,8 +3,10 @@
     report = backtest_scores(frame, holdout_largest=2, methods=["auto", "sigmoid"])
     report.to_dict()   # {"methods": {name: {mae, max_error, coverage, n, unpredictable, failed}}, "rows": [...]}
 
-MAE and max error are in score points (x100); coverage is the share of numeric forecasts whose
-interval holds the actual value. Each held-out run is forecast at its final checkpoint (the
+MAE and max error are in score points (x100 the metric's own units: brier x100, bpb_gold x100);
+coverage is the share of numeric forecasts whose interval holds the actual value. Forecasts,
+intervals and actual values are in the metric's own units (a lower-is-better metric is oriented
+for the laws and mapped back, see :mod:`capcast.forecasting.orient`). Each held-out run is forecast at its final checkpoint (the
 most tokens), or at every checkpoint with ``all_steps``; no checkpoint of a held-out run is fitted.
 """
 
@@ -19,7 +21,8 @@ import pandas as pd
 from capcast.errors import CapcastError
 from capcast.forecasting.forecast import (
     MAX_INTERVAL_WIDTH, STATUS_FAILED, STATUS_OK, STATUS_UNPREDICTABLE, ForecastRow,
-    check_fitting_frame, check_interval, check_metric, fit_frame_for, fit_law, predict_row, tasks_to_forecast,
+    check_fitting_frame, check_interval, check_metric, fit_frame_for, fit_law, law_for, metric_of, predict_row,
+    tasks_to_forecast,
 )
 from capcast.laws.base import Target
 from capcast.tables.scores import build_series, read_scores
@@ -100,7 +103,10 @@ def backtest_scores(scores: pd.DataFrame | str, holdout_largest: int = 1, method
 
         registry = load_registry()
     methods = list(methods)
-    laws = {m: registry.law(m) for m in methods}
+    for m in methods:  # an unknown law is an error before anything runs
+        registry.law(m)
+    described = metric_of(frame, metric, registry)
+    laws = {m: law_for(m, described, registry) for m in methods}
     tasks = tasks_to_forecast(frame, tasks, metric)
     fams = list(families) if families else sorted(frame["family"].unique())
     rows: list[dict] = []
@@ -117,12 +123,12 @@ def backtest_scores(scores: pd.DataFrame | str, holdout_largest: int = 1, method
             truth = fam_frame[(fam_frame["task"] == task) & (fam_frame["metric"] == metric)]
             truth = dict(zip(zip(truth["model"], truth["tokens"]), truth["value"]))
             for method, law in laws.items():
-                fitted = fit_law(series, law)
+                fitted = fit_law(series, law, described)
                 for target, step in targets:
                     actual = truth.get((target.name, target.tokens))
                     if actual is None:
                         continue
-                    row = predict_row(series, law.name, fitted, target, interval, actual, fam, max_width)
+                    row = predict_row(series, law.name, fitted, target, interval, actual, fam, max_width, described)
                     rows.append(row_dict(row, method, step))
     scores_by_method = {m: score_rows(r for r in rows if r["method"] == m) for m in methods}
     return BacktestReport(methods=scores_by_method, rows=rows)

@@ -6,6 +6,12 @@
 Every requested task yields one :class:`ForecastRow`: ``ok`` with a number and an interval,
 ``not predictable yet`` with the reason (no signal above chance, interval too wide, data that
 cannot support the law), or ``failed`` when a (third-party) law crashed. No task is dropped.
+
+The metric's description (:class:`capcast.metrics.Metric`: direction, bounds, scale) steers the
+forecast: the series is oriented for the laws (:mod:`capcast.forecasting.orient`), the signal test
+is the score's ("above chance, rising") or the loss's ("falling with compute"), ``auto`` on a loss
+is the ``power`` law, and the width rule measures the interval against the metric's range (a
+score) or the forecast's magnitude (a loss), at its 90%-equivalent width.
 """
 
 from __future__ import annotations
@@ -18,15 +24,24 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
+from scipy import stats
+
 from capcast.errors import CapcastError, describe
-from capcast.laws.base import LawFit, NotPredictable, Series, Target
-from capcast.laws.signal import check_signal
+from capcast.forecasting.orient import orientation_for, relabel
+from capcast.laws.base import LawFit, NotPredictable, Prediction, Series, Target
+from capcast.laws.signal import check_loss_signal, check_signal
+from capcast.metrics import Metric, find_metric, infer_metric, resolve_metric
 from capcast.tables.scores import build_series, read_scores, tasks_with_metric
 
 STATUS_OK = "ok"
 STATUS_UNPREDICTABLE = "not predictable yet"
 STATUS_FAILED = "failed"
-MAX_INTERVAL_WIDTH = 0.3  # a 90% interval wider than 30 points says nothing useful
+# A 90% interval wider than 30% of the metric's range (a score: 30 points of acc, 0.6 of brier)
+# or of the forecast itself (a loss) says nothing useful. Other levels are compared at their
+# 90%-equivalent width: width x z(0.90) / z(level), normal quantiles.
+MAX_RELATIVE_WIDTH = 0.3
+MAX_INTERVAL_WIDTH = MAX_RELATIVE_WIDTH  # the old name (``max_width`` arguments keep working)
+WIDTH_LEVEL = 0.9
 
 
 @dataclass(frozen=True)
@@ -224,12 +239,62 @@ def check_fitting_frame(fit: pd.DataFrame, family: str | None, dropped_at_or_abo
         raise CapcastError(f"{where} has a single fitting model size; a forecast needs at least 2 sizes (3+ for cross-validation)")
 
 
-def fit_law(series: Series, law) -> tuple[LawFit | None, str, str]:
-    """(fit, status, reason): the signal check, then the law's fit; never raises on a law's failure."""
+def describe_metric(series: Series) -> Metric | None:
+    """A series' metric as the library sees it without a registry: built in, or a score in
+    [0, 1] inferred from its values; None for an undescribed metric outside [0, 1]."""
+    found = find_metric(series.metric)
+    if found is not None:
+        return found
     try:
-        if len(series) and np.all((series.value >= 0) & (series.value <= 1)):
-            check_signal(series)
-        return law.fit(series), STATUS_OK, ""
+        return infer_metric(series.metric, np.asarray(series.value, dtype=float))
+    except CapcastError:
+        return None
+
+
+def law_scale(law) -> str:
+    """The scale of metric a law forecasts: its ``scale`` attribute (``power``: "loss"), else "score"."""
+    scale = getattr(law, "scale", "score")
+    return scale if scale in ("score", "loss") else "score"
+
+
+def check_law_fits_metric(law, metric: Metric) -> None:
+    scale = law_scale(law)
+    if scale == metric.scale:
+        return
+    if metric.scale == "loss":
+        raise NotPredictable(f"law {law.name!r} forecasts scores; {metric.name!r} is a loss ({metric.direction}): "
+                             "use --method power or auto")
+    raise NotPredictable(f"law {law.name!r} forecasts losses; {metric.name!r} is a score in {metric.bounds_text()}: "
+                         "use --method auto or a score law")
+
+
+def fit_law(series: Series, law, metric: Metric | None = None) -> tuple[LawFit | None, str, str]:
+    """(fit, status, reason): orientation, the signal test, then the law's fit; never raises on a
+    law's failure.
+
+    ``metric`` (default: :func:`describe_metric`) orients the series for the law
+    (:mod:`capcast.forecasting.orient`) and picks the signal test: above chance and rising for a
+    score, falling with compute for a loss. The fit returned answers in the metric's units. An
+    undescribed metric outside [0, 1] (library use only; ``run_forecasts`` refuses it) is fitted
+    as it is, without a signal test.
+    """
+    try:
+        metric = describe_metric(series) if metric is None else metric
+        if metric is None:
+            return law.fit(series), STATUS_OK, ""
+        check_law_fits_metric(law, metric)
+        values = np.asarray(series.value, dtype=float)
+        outside = [v for v in values[np.isfinite(values)] if not metric.contains(float(v))]
+        if outside:
+            raise NotPredictable(f"{metric.name} values outside its bounds {metric.bounds_text()} (e.g. {outside[0]:g}); "
+                                 "check the table, or describe the metric with a plugin")
+        orientation = orientation_for(metric)
+        oriented = orientation.series(series)
+        if metric.scale == "loss":
+            check_loss_signal(oriented, label=orientation.label)
+        else:
+            check_signal(oriented, to_metric=None if orientation.identity else orientation.to_metric_value)
+        return orientation.wrap(law.fit(oriented)), STATUS_OK, ""
     except NotPredictable as exc:
         return None, STATUS_UNPREDICTABLE, str(exc)
     except CapcastError:
@@ -238,11 +303,41 @@ def fit_law(series: Series, law) -> tuple[LawFit | None, str, str]:
         return None, STATUS_FAILED, describe(exc)
 
 
+def level_factor(level: float) -> float:
+    """z(0.90) / z(level): multiplies a ``level`` interval's width into its 90%-equivalent width."""
+    return float(stats.norm.ppf(0.5 + WIDTH_LEVEL / 2) / stats.norm.ppf(0.5 + level / 2))
+
+
+def too_wide(pred: Prediction, metric: Metric | None, level: float, max_width: float = MAX_RELATIVE_WIDTH) -> str | None:
+    """Why ``pred``'s interval is too wide to mean anything, or None.
+
+    The 90%-equivalent width (:func:`level_factor`) is compared with ``max_width`` times the
+    metric's range (a bounded score) or the forecast's own magnitude (a loss, or an undescribed
+    metric outside [0, 1])."""
+    width = float(pred.upper - pred.lower)
+    bounded = metric is not None and metric.scale == "score" and metric.bounded
+    scale = metric.width if bounded else max(abs(float(pred.mean)), 1e-12)
+    relative = width / scale * level_factor(level)
+    if relative <= max_width:
+        return None
+    against = "the metric's range" if bounded else "the forecast"
+    units = f" {metric.name}" if metric is not None else ""
+    measured = (f"{100 * relative:.0f}% at 90%" if math.isclose(level, WIDTH_LEVEL) else
+                f"{100 * width / scale:.0f}% at {100 * level:g}%, {100 * relative:.0f}% at 90%")
+    return (f"interval too wide to mean anything: {pred.lower:.4g} to {pred.upper:.4g}{units}, {measured} "
+            f"(width > {100 * max_width:.0f}% of {against} at 90%)")
+
+
 def predict_row(series: Series, law_name: str, fitted: tuple[LawFit | None, str, str], target: Target,
                 interval: float, actual: float | None, family: str | None,
-                max_width: float = MAX_INTERVAL_WIDTH) -> ForecastRow:
-    """One forecast row for ``target`` from a fitted law (or the reason there is none)."""
+                max_width: float = MAX_RELATIVE_WIDTH, metric: Metric | None = None) -> ForecastRow:
+    """One forecast row for ``target`` from a fitted law (or the reason there is none).
+
+    ``max_width``: the widest 90%-equivalent interval, as a share of the metric's range (or of the
+    forecast, for a loss); see :func:`too_wide`. ``metric`` defaults to :func:`describe_metric`.
+    """
     fit, status, reason = fitted
+    metric = describe_metric(series) if metric is None else metric
 
     def row(law, status, reason, pred=None):
         return ForecastRow(
@@ -266,18 +361,49 @@ def predict_row(series: Series, law_name: str, fitted: tuple[LawFit | None, str,
         law_name, notes = pred.law, pred.notes or ""
     if not all(np.isfinite([pred.mean, pred.lower, pred.upper])):
         return row(law_name, STATUS_FAILED, "the law returned a non-finite forecast")
-    if pred.upper - pred.lower > max_width:
-        reason = f"interval too wide to mean anything: {100 * pred.lower:.1f} to {100 * pred.upper:.1f} (width > {100 * max_width:.0f} points)"
-        return row(law_name, STATUS_UNPREDICTABLE, reason)
+    wide = too_wide(pred, metric, interval, max_width)
+    if wide:
+        return row(law_name, STATUS_UNPREDICTABLE, wide)
     return row(law_name, STATUS_OK, notes, pred)
 
 
 def forecast_one(series: Series, target: Target, law, interval: float, actual: float | None,
-                 family: str | None, max_width: float = MAX_INTERVAL_WIDTH) -> ForecastResult:
-    """Fit ``law`` on ``series`` and forecast ``target``."""
-    fitted = fit_law(series, law)
-    row = predict_row(series, law.name, fitted, target, interval, actual, family, max_width)
+                 family: str | None, max_width: float = MAX_RELATIVE_WIDTH, metric: Metric | None = None) -> ForecastResult:
+    """Fit ``law`` on ``series`` and forecast ``target`` (``metric``: see :func:`fit_law`)."""
+    fitted = fit_law(series, law, metric)
+    row = predict_row(series, law.name, fitted, target, interval, actual, family, max_width, metric)
     return ForecastResult(row, series, fitted[0], target)
+
+
+@dataclass(frozen=True)
+class AutoOnLoss:
+    """``auto`` on a loss metric: the loss law (``power``), its rows named ``auto:power``."""
+
+    inner: object
+    description: str = "auto on a loss metric: the power law in compute"
+    scale: str = "loss"
+
+    @property
+    def name(self) -> str:
+        return f"auto:{self.inner.name}"
+
+    def fit(self, series: Series):
+        return relabel(self.inner.fit(series), self.name, f"auto on a loss uses {self.inner.name}")
+
+
+def metric_of(frame: pd.DataFrame, name: str, registry=None) -> Metric:
+    """The description of metric ``name`` for a forecast from ``frame``: registered, built in, or
+    inferred from its values (a score in [0, 1]); else one :class:`CapcastError` line."""
+    values = frame.loc[frame["metric"] == name, "value"].to_numpy(dtype=float)
+    lookup = getattr(registry, "metric", None)
+    return lookup(name, values) if callable(lookup) else resolve_metric(name, values)
+
+
+def law_for(method: str, metric: Metric, registry):
+    """The law to fit: ``registry.law(method)``, except ``auto`` on a loss, which is ``power``."""
+    if method == "auto" and metric.scale == "loss":
+        return AutoOnLoss(registry.law("power"))
+    return registry.law(method)
 
 
 def below_target(frame: pd.DataFrame, target: Target, interpolate: bool = False) -> tuple[pd.DataFrame, int]:
@@ -305,8 +431,10 @@ def run_forecasts(scores: pd.DataFrame | str, target: str | Target, tasks: Itera
         from capcast.plugins.registry import load_registry
 
         registry = load_registry()
-    law = registry.law(method)
+    registry.law(method)  # an unknown law is the first thing to say
     check_metric(frame, metric)
+    described = metric_of(frame, metric, registry)
+    law = law_for(method, described, registry)
     found = resolve_target(frame, target)
     resolved, family, target_rows = found.target, found.family, found.rows
     tasks = tasks_to_forecast(frame, tasks, metric)
@@ -320,7 +448,7 @@ def run_forecasts(scores: pd.DataFrame | str, target: str | Target, tasks: Itera
         for task in tasks:
             series = build_series(fit, task, metric)
             actual = actual_value(target_rows, task, metric) if len(target_rows) else None
-            result = forecast_one(series, resolved, law, interval, actual, fam, max_width)
+            result = forecast_one(series, resolved, law, interval, actual, fam, max_width, described)
             if dropped:
                 note = (f"{dropped} checkpoint(s) at or above the target's compute not fitted "
                         "(--interpolate fits them)")

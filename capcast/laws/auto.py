@@ -1,17 +1,26 @@
-"""``auto``: choose a law per task by leave-largest-out cross-validation inside the fitting family.
+"""``auto``: choose a law per task on evidence from forward-chaining folds inside the fitting family.
 
-Folds: fit on all sizes but the largest, forecast the largest size's last checkpoint; with 4+
-sizes also fit on all but the two largest and forecast the second largest. The candidate with the
-smallest mean absolute fold error wins (ties go to the earlier candidate). When the winner refuses
-a target (a law's guard: ``loss-error`` outside [0, 1]), the next law in that ranking answers it,
-and the forecast row names that law and says why.
+Folds. Sizes sorted by parameters; fold ``j`` (for every size from the third up) fits the sizes
+below size ``j`` and forecasts the final checkpoint of each of size ``j``'s runs. Every candidate
+is scored on the same folds; a candidate that refuses a fold (not predictable, or its fit fails)
+is scored as a failure: that fold's worst answered error. Folds no candidate answers are dropped.
 
-The folds also calibrate the interval. Each fold's squared error (in score points), divided by
-how far that fold extrapolated (decades of compute), estimates how fast forecast variance grows
-with distance; times the target's own distance, it is added to the forecast variance (converted to
-the logit link at the forecast). Extrapolating further widens the interval, as backtests show it
-should; variance growing linearly in distance (not the error itself) keeps a noisy short fold
-from exploding the interval of a long extrapolation.
+Selection. The default is the first candidate that fits (candidates come in the registry's
+order: the built-ins ``sigmoid``, ``ladder``, ``loss-error``, then plugins that declare
+``auto_candidate = True``). Another candidate replaces it only when its mean fold error is lower
+by more than the paired differences' standard error (and there are at least two folds);
+otherwise the margin is noise and the default stands. The row's notes say which, with the
+errors.
+
+Interval. The chosen law's own variance (its parameters, the scatter a new size brings, the
+target's item noise; see :mod:`capcast.laws.curve`) is compared with the fold-measured variance:
+the mean of each fold's squared error in the link space per decade of extrapolation, times the
+target's own distance in decades. The larger one is used, with its own t quantile (the law's
+degrees of freedom, or the number of folds). Nothing is added on top of anything: the folds
+check the model's variance rather than double it.
+
+When the chosen law refuses a target (a law's guard: ``loss-error`` outside [0, 1]), the next
+law in the ranking answers it, and the forecast row names that law and says why.
 """
 
 from __future__ import annotations
@@ -24,105 +33,160 @@ from capcast.laws.base import Law, NotPredictable, Series, Target
 from capcast.laws.curve import CurveFit
 from capcast.laws.signal import subset
 
+MIN_FOLD_DISTANCE = 0.1  # decades: a fold closer than this still counts as this far
+
 
 @dataclass(frozen=True)
 class Fold:
     train: Series
-    target: Target
-    actual: float
-    distance: float  # decades of compute from the largest training checkpoint to the target
+    targets: tuple[tuple[Target, float], ...]  # (each held-out run's final checkpoint, its score)
+    size: float
+    distance: float  # decades of compute from the largest training checkpoint to the fold's targets
 
 
-def leave_largest_out_folds(series: Series, max_folds: int = 2) -> list[Fold]:
+def forward_chaining_folds(series: Series, first: int = 3) -> list[Fold]:
+    """One fold per size from the ``first``-th up: fit the smaller sizes, forecast this one."""
     sizes = np.unique(series.params)
+    runs = series.runs
     folds = []
-    for k in range(1, max_folds + 1):
-        if len(sizes) - k < 2:  # keep at least two sizes to fit
-            break
-        held = sizes[-k]
-        train = subset(series, series.params < held)
-        rows = np.flatnonzero(series.params == held)
-        last = rows[np.argmax(series.tokens[rows])]
-        target = Target(name=str(series.model[last]), params=float(series.params[last]),
-                        tokens=float(series.tokens[last]), flops=float(series.flops[last]))
-        distance = float(np.log10(series.flops[last]) - np.log10(np.max(train.flops)))
-        folds.append(Fold(train=train, target=target, actual=float(series.value[last]), distance=max(distance, 0.1)))
+    for j in range(first - 1, len(sizes)):
+        train = subset(series, series.params < sizes[j])
+        held = np.flatnonzero(series.params == sizes[j])
+        targets = []
+        for run in dict.fromkeys(runs[held]):
+            rows = held[runs[held] == run]
+            last = rows[np.argmax(series.tokens[rows])]
+            targets.append((Target(name=str(series.model[last]), params=float(series.params[last]),
+                                   tokens=float(series.tokens[last]), flops=float(series.flops[last])), float(series.value[last])))
+        distance = float(np.mean([np.log10(t.compute) for t, _ in targets]) - np.log10(np.max(train.flops)))
+        folds.append(Fold(train=train, targets=tuple(targets), size=float(sizes[j]), distance=max(distance, MIN_FOLD_DISTANCE)))
     return folds
 
 
 def _distance(fit_series: Series, target: Target) -> float:
     if target.compute is None:
-        return 0.0
-    return max(float(np.log10(target.compute) - np.log10(np.max(fit_series.flops))), 0.0)
+        return MIN_FOLD_DISTANCE
+    return max(float(np.log10(target.compute) - np.log10(np.max(fit_series.flops))), MIN_FOLD_DISTANCE)
+
+
+def _point(fit, target: Target) -> float:
+    """A fit's point forecast (its interval may be undefined on a small fold)."""
+    mean = getattr(fit, "mean", None)
+    return float(mean(target)) if callable(mean) else float(fit.predict(target).mean)
 
 
 @dataclass(frozen=True)
 class AutoLaw:
     candidates: tuple[Law, ...]
     name: str = "auto"
-    description: str = "chooses among the built-in laws per task by leave-largest-out cross-validation"
+    description: str = "chooses a law per task by forward-chaining folds over the fitting sizes; interval checked against the folds"
+
+    def with_candidates(self, candidates: tuple[Law, ...]) -> "AutoLaw":
+        return replace(self, candidates=tuple(candidates))
 
     def evaluate(self, series: Series) -> dict[str, dict]:
-        """Per candidate: its full fit (or why not) and its fold errors."""
-        folds = leave_largest_out_folds(series)
+        """Per candidate: its full fit (or why not) and its error on every fold (None: refused)."""
+        folds = forward_chaining_folds(series)
         report: dict[str, dict] = {}
         for law in self.candidates:
-            entry: dict = {"law": law}
+            entry: dict = {"law": law, "folds": folds}
             try:
                 entry["fit"] = law.fit(series)
             except NotPredictable as exc:
                 entry["reason"] = str(exc)
-                report[law.name] = entry
-                continue
-            errors, var_rates = [], []
+            errors = []
             for fold in folds:
                 try:
-                    pred = law.fit(fold.train).predict(fold.target)
-                except NotPredictable:
+                    fold_fit = law.fit(fold.train)
+                    preds = [(_point(fold_fit, t), actual, _link_var(fold_fit, t)) for t, actual in fold.targets]
+                except (NotPredictable, ArithmeticError, ValueError, np.linalg.LinAlgError):
+                    errors.append(None)
                     continue
-                errors.append(abs(pred.mean - fold.actual))
-                var_rates.append((pred.mean - fold.actual) ** 2 / fold.distance)
-            entry["errors"], entry["var_rates"] = errors, var_rates
+                errors.append(preds if all(np.isfinite(p) for p, _, _ in preds) else None)
+            entry["fold_predictions"] = errors
             report[law.name] = entry
         return report
 
     def fit(self, series: Series) -> CurveFit:
         report = self.evaluate(series)
-        usable = {name: e for name, e in report.items() if "fit" in e}
+        usable = [name for name, e in report.items() if "fit" in e]
         if not usable:
             raise NotPredictable("; ".join(f"{name}: {e['reason']}" for name, e in report.items()))
-        scored = {name: e for name, e in usable.items() if e["errors"]}
-        if scored:
-            # best fold error first (ties: the earlier candidate); laws without folds after them
-            ranking = sorted(scored, key=lambda name: np.mean(scored[name]["errors"]))
-            ranking += [name for name in usable if name not in scored]
-            why = "leave-largest-out error " + ", ".join(
-                f"{name} {100 * np.mean(e['errors']):.1f} pts" for name, e in scored.items()
-            )
+        errors = _fold_errors(report, usable)  # (candidates x folds) in score units, refusals as failures
+        default = usable[0]
+        if errors.shape[1]:
+            means = errors.mean(axis=1)
+            best = usable[int(np.argmin(means))]
+            why = "fold error " + ", ".join(f"{name} {100 * m:.1f} pts" for name, m in zip(usable, means))
+            why += f" over {errors.shape[1]} forward-chaining fold(s)"
+            chosen = default
+            if best != default and errors.shape[1] >= 2:
+                diff = errors[usable.index(default)] - errors[usable.index(best)]
+                se = float(np.std(diff, ddof=1) / np.sqrt(len(diff)))
+                if diff.mean() > se:
+                    chosen = best
+                else:
+                    why += f"; {best}'s margin {100 * diff.mean():.1f} pts is within its standard error {100 * se:.1f}: default kept"
+            ranking = [chosen] + sorted((n for n in usable if n != chosen), key=lambda n: means[usable.index(n)])
         else:
             ranking = list(usable)
-            why = "too few sizes for cross-validation; first law that fits"
+            why = "too few sizes for folds (a fold needs 2 smaller sizes); the default law"
         skipped = [f"{name} skipped ({e['reason']})" for name, e in report.items() if "fit" not in e]
         fallback = None
         # A law may refuse a target its guard distrusts (loss-error outside [0, 1]): the next law
         # in the ranking answers it then (CurveFit.fallback), and the row names that law.
         for rank, name in reversed(list(enumerate(ranking))):
             notes = f"auto {'chose' if rank == 0 else 'fell back to'} {name}: {why}" + ("; " + "; ".join(skipped) if skipped else "")
-            fallback = self._calibrated(usable[name], name, series, notes, fallback)
+            fallback = self._checked(report[name], name, series, notes, fallback)
         return fallback
 
     @staticmethod
-    def _calibrated(entry: dict, name: str, series: Series, notes: str, fallback: CurveFit | None) -> CurveFit:
-        """The candidate's full fit with the interval its folds measured (see the module docstring)."""
+    def _checked(entry: dict, name: str, series: Series, notes: str, fallback: CurveFit | None) -> CurveFit:
+        """The candidate's full fit, whose interval is checked against its fold errors."""
         fit: CurveFit = entry["fit"]
-        rates = entry.get("var_rates") or []
-        var_rate = float(np.mean(rates)) if rates else 0.0
-        base_extra = fit.extra_var_fn
+        ratios = []  # each fold's squared link-space error over the variance its own fit claimed
+        for preds in entry["fold_predictions"]:
+            for pred, actual, var in preds or ():
+                if var is not None and var > 0:
+                    ratios.append(float(fit._to_z(pred) - fit._to_z(actual)) ** 2 / var)
+        if not ratios or not hasattr(fit, "variance_check_fn"):
+            return replace(fit, law=f"auto:{name}", notes=notes, fallback=fallback)
+        # The law's own variance and the folds' measurement estimate one thing: pool them by their
+        # degrees of freedom (the law's counts as that many observations of ratio 1).
+        own = max(int(getattr(fit, "dof", 1)), 1)
+        ratio = (float(np.sum(ratios)) + own) / (len(ratios) + own)
+        notes += (f"; folds measured {np.mean(ratios):.2f}x the variance the law claims over {len(ratios)} fold forecast(s), "
+                  f"pooled {ratio:.2f}x")
 
-        def extra_var(theta, target: Target) -> float:
-            score_var = var_rate * _distance(series, target)
-            # score units -> logit link, through the link's slope at the forecast
-            slope = fit.link_slope(fit.mean_fn(theta, target))
-            return score_var * slope**2 + (base_extra(theta, target) if base_extra else 0.0)
+        def fold_var(target: Target) -> float:
+            return ratio * fit.z_sd(target) ** 2
 
-        return replace(fit, law=f"auto:{name}", extra_var_fn=extra_var, notes=notes, fallback=fallback)
+        return replace(fit, law=f"auto:{name}", notes=notes, fallback=fallback, variance_check_fn=fold_var,
+                       variance_check_dof=own + len(ratios))
+
+
+def _link_var(fit, target: Target) -> float | None:
+    """The variance (link space) a fold's fit claims at a fold target; None when it has no interval."""
+    try:
+        if getattr(fit, "no_interval", ""):
+            return None
+        return float(fit.z_sd(target)) ** 2 if hasattr(fit, "z_sd") else None
+    except NotPredictable:
+        return None
+
+
+def _fold_errors(report: dict[str, dict], names: list[str]) -> np.ndarray:
+    """Absolute fold errors, candidates x answered folds; a refusal scores the fold's worst error."""
+    n_folds = len(next(iter(report.values()))["folds"])
+    columns = []
+    for f in range(n_folds):
+        per = {}
+        for name in names:
+            preds = report[name]["fold_predictions"][f]
+            per[name] = None if preds is None else float(np.mean([abs(p - a) for p, a, _ in preds]))
+        answered = [v for v in per.values() if v is not None]
+        if not answered:
+            continue
+        worst = max(answered)
+        columns.append([worst if per[name] is None else per[name] for name in names])
+    return np.array(columns, dtype=float).T if columns else np.zeros((len(names), 0))

@@ -13,7 +13,8 @@ import numpy as np
 import statsmodels.api as sm
 
 from capcast.laws.base import NotPredictable, Series
-from capcast.laws.curve import CurveFit, from_z, to_z
+from capcast.laws.curve import CurveFit, from_z, to_z, with_size_uncertainty
+from capcast.laws.sigmoid import binomial_weights
 from capcast.laws.signal import final_checkpoints, require_score_series, score_floor, subset
 
 
@@ -35,12 +36,14 @@ def fit_line(law: str, series: Series, logit: bool) -> CurveFit:
         z = theta[0] + theta[1] * np.asarray(xs, dtype=float)
         return from_z(z, floor) if logit else z
 
-    return CurveFit(
+    fit = CurveFit(
         law=law, names=("intercept", "slope"), theta=np.asarray(res.params), cov=np.asarray(res.cov_params()),
         floor=floor, resid_var=float(res.scale), dof=max(int(res.df_resid), 1),
         mean_fn=lambda theta, target: float(line(theta, np.log10(target.compute))),
         x_of=lambda t: float(np.log10(t.compute)), curve_fn=line, n_points=len(x), link="logit" if logit else "identity",
     )
+    # OLS weighs every final checkpoint alike: the sandwich uses those weights, sizes as clusters.
+    return with_size_uncertainty(fit, series, 2, binomial_weights(series), weights=np.ones(len(series)))
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,16 @@
 
 Intervals are built in the *score link space* z = logit((p - floor) / (1 - floor)), so they
 never leave [floor, 1] and widen naturally near saturation. The variance of a forecast has
-three parts, all in z:
+four parts, all in z:
 
-* parameter uncertainty, propagated by the delta method (numeric Jacobian x covariance);
-* the scatter of the fitting checkpoints around the curve (residual variance in z over the
-  checkpoints nearest the target), which also carries the target's own sampling noise;
-* ``extra_var``: anything a caller adds, e.g. the leave-largest-out error of ``auto``.
+* parameter uncertainty, propagated by the delta method (numeric Jacobian x covariance), with
+  the covariance of :func:`with_size_uncertainty`: a sandwich that counts sizes, not checkpoints;
+* the scatter a new size brings (``resid_var``: the variance of a size's deviation from the law,
+  measured on size-mean residuals in the empirical logit, which stays finite at 0 and 1);
+* the target's own item noise (``target_items``);
+* ``extra_var`` / ``extra_var_fn``: anything a law adds (e.g. step-1 loss uncertainty).
+
+The t quantile uses ``dof`` = sizes - parameters. See docs/forecasting.md "Intervals".
 """
 
 from __future__ import annotations
@@ -74,6 +78,14 @@ class CurveFit:
     guard: Callable[[np.ndarray, Target], None] | None = field(default=None, repr=False)
     # answers the targets ``guard`` refuses (``auto``: the next law in its ranking)
     fallback: "CurveFit | None" = field(default=None, repr=False)
+    # items behind the target's score (its own sampling noise); None: not added
+    target_items: float | None = None
+    # a variance measured outside the fit (``auto``'s folds) and its degrees of freedom: the
+    # interval uses whichever of it and the fit's own variance is larger, with that one's t quantile
+    variance_check_fn: Callable[[Target], float] | None = field(default=None, repr=False)
+    variance_check_dof: int = 0
+    # why this fit gives point forecasts only (e.g. as many sizes as parameters); "" when it can
+    no_interval: str = ""
 
     def _to_z(self, p):
         return np.asarray(p, dtype=float) if self.link == "identity" else to_z(p, self.floor)
@@ -95,14 +107,33 @@ class CurveFit:
     def mean(self, target: Target) -> float:
         return float(self.mean_fn(self.theta, target))
 
-    def z_sd(self, target: Target) -> float:
+    def parameter_var(self, target: Target) -> float:
+        """Variance of the fitted curve at ``target`` (link space) by the delta method; parameters
+        the data do not identify make the forecast not predictable rather than certain."""
+
         def z_of(theta):
             return float(self._to_z(self.mean_fn(theta, target)))
 
-        cov = np.nan_to_num(np.asarray(self.cov, dtype=float), nan=0.0, posinf=0.0)
+        cov = np.asarray(self.cov, dtype=float)
+        if cov.size and not np.all(np.isfinite(cov)):
+            raise NotPredictable("the fit's covariance is not finite: some parameters are not identified by the data")
         grad = numeric_jacobian(z_of, self.theta)
-        var = float(grad @ cov @ grad) if cov.size else 0.0
-        var = max(var, 0.0) + self.resid_var + self.extra_var
+        return max(float(grad @ cov @ grad), 0.0) if cov.size else 0.0
+
+    def target_noise_var(self, target: Target) -> float:
+        """The target's own item-sampling variance (link space) when its item count is known."""
+        if self.target_items is None:
+            return 0.0
+        mean, n = self.mean(target), float(self.target_items)
+        if self.link == "identity":
+            return mean * (1 - mean) / n if 0 < mean < 1 else 0.25 / n
+        # var(score) <= p(1 - p) / n, through the link's slope dz/dp = 1 / ((1 - floor) q (1 - q))
+        q = float(np.clip((mean - self.floor) / (1 - self.floor), 0.5 / n, 1 - 0.5 / n))
+        p = self.floor + (1 - self.floor) * q
+        return p * (1 - p) / n / ((1 - self.floor) * q * (1 - q)) ** 2
+
+    def z_sd(self, target: Target) -> float:
+        var = self.parameter_var(target) + self.resid_var + self.extra_var + self.target_noise_var(target)
         if self.extra_var_fn is not None:
             var += float(self.extra_var_fn(self.theta, target))
         return float(np.sqrt(var))
@@ -117,10 +148,17 @@ class CurveFit:
                 pred = self.fallback.predict(target, level)
                 why = f"{self.law} refuses this target ({exc}); {pred.law or self.fallback.law} answers instead"
                 return replace(pred, law=pred.law or self.fallback.law, notes=f"{why}. {pred.notes or self.fallback.notes}".strip())
+        if self.no_interval:
+            raise NotPredictable(self.no_interval)
         mean = self.mean(target)
         z = float(self._to_z(mean))
-        quantile = stats.t.ppf(0.5 + level / 2, df=max(self.dof, 1))
-        half = quantile * self.z_sd(target)
+        var, dof = self.z_sd(target) ** 2, self.dof
+        if self.variance_check_fn is not None:
+            measured = float(self.variance_check_fn(target))
+            if measured > var:
+                var, dof = measured, self.variance_check_dof
+        quantile = stats.t.ppf(0.5 + level / 2, df=max(dof, 1))
+        half = quantile * float(np.sqrt(var))
         lower, upper = float(self._from_z(z - half)), float(self._from_z(z + half))
         return Prediction(mean=mean, lower=min(lower, mean), upper=max(upper, mean), level=level)
 
@@ -135,6 +173,82 @@ class CurveFit:
         if self.notes:
             lines.append(f"  note: {self.notes}")
         return "\n".join(lines)
+
+
+def empirical_z(value: np.ndarray, n_items: np.ndarray, floor: float) -> np.ndarray:
+    """The empirical logit of scores above the floor, log((k + 1/2) / (n - k + 1/2)) with k the
+    passes above the floor: finite at 0 and 1 and about as far out as n items can tell (a score of
+    1.000 on 500 items sits at logit 6.9, not at a clip's arbitrary 9.2 or 13.8)."""
+    n = np.asarray(n_items, dtype=float)
+    k = np.clip((np.asarray(value, dtype=float) - floor) / (1 - floor), 0, 1) * n
+    return np.log((k + 0.5) / (n - k + 0.5))
+
+
+def with_size_uncertainty(fit: CurveFit, series, n_params: int, n_items: np.ndarray, weights: np.ndarray | None = None,
+                          sandwich: bool = True) -> CurveFit:
+    """``fit`` with intervals that count sizes, not checkpoints, as the independent evidence.
+
+    Checkpoints of one size (its runs, and their checkpoints, all scored on the same items) share
+    that size's deviation from any law. So, in the fit's link space:
+
+    * scatter: each size's mean residual (empirical logit, :func:`empirical_z`) squared, less the
+      item noise of that mean, summed over sizes and divided by ``sizes - n_params`` (a method of
+      moments for the variance of a size's deviation, which the target's size brings anew);
+    * parameter covariance (``sandwich``): ``B M B`` with the fit's working bread
+      ``B = (J'WJ)^-1`` (``W``: the estimator's weights per checkpoint, default 1/noise, as a
+      binomial likelihood weighs them) and the meat ``M = J'W (noise + scatter in same-size blocks) W J``,
+      so a size's checkpoints count as one size's evidence, not as independent points;
+    * the target's own item noise (``target_items``) added at prediction;
+    * ``sizes - n_params`` degrees of freedom for the t quantile.
+
+    A singular information matrix (parameters the data do not identify) raises NotPredictable.
+    """
+    params = np.asarray(series.params, dtype=float)
+    sizes = np.unique(params)
+    dof = len(sizes) - n_params
+    if dof < 1:  # point forecasts still serve auto's folds; an interval needs one more size
+        return replace(fit, no_interval=f"{len(sizes)} sizes cannot both fix the law's {n_params} parameters and measure "
+                                        "its scatter; add a size")
+    targets = [Target(params=float(n), tokens=float(d), flops=float(c)) for n, d, c in zip(series.params, series.tokens, series.flops)]
+    fitted = np.array([fit.mean(t) for t in targets])
+    if fit.link == "identity":
+        resid = np.asarray(series.value, dtype=float) - fitted
+    else:
+        resid = empirical_z(series.value, n_items, fit.floor) - empirical_z(fitted, n_items, fit.floor)
+    noise = _link_noise_var(fit, fitted, n_items)
+    size_means = np.array([resid[params == s].mean() for s in sizes])
+    size_noise = np.array([noise[params == s].mean() / np.sum(params == s) for s in sizes])
+    scatter = float(max(np.sum(size_means**2 - size_noise) / dof, 0.0))
+    cov = fit.cov
+    if sandwich:
+        jac = np.array([numeric_jacobian(lambda th, t=t: float(fit._to_z(fit.mean_fn(th, t))), fit.theta) for t in targets])
+        w = 1.0 / noise if weights is None else np.asarray(weights, dtype=float)
+        info = jac.T @ (w[:, None] * jac)
+        if not np.all(np.isfinite(info)) or np.linalg.cond(info) > 1e12:
+            raise NotPredictable("the data do not identify every parameter of the law (singular information matrix)")
+        bread = np.linalg.inv(info)
+        meat = jac.T @ ((w**2 * noise)[:, None] * jac)
+        for s in sizes:
+            g = (w[params == s, None] * jac[params == s]).sum(axis=0)
+            meat += scatter * np.outer(g, g)
+        cov = bread @ meat @ bread
+    return replace(fit, cov=cov, resid_var=scatter, dof=dof, target_items=float(np.median(n_items)))
+
+
+def _link_noise_var(fit: CurveFit, fitted: np.ndarray, n_items: np.ndarray) -> np.ndarray:
+    """Item-sampling variance of each checkpoint's score in the fit's link space."""
+    n = np.asarray(n_items, dtype=float)
+    p = np.clip(fitted, 0.5 / n, 1 - 0.5 / n)
+    if fit.link == "identity":
+        return p * (1 - p) / n
+    q = np.clip((p - fit.floor) / (1 - fit.floor), 0.5 / n, 1 - 0.5 / n)
+    return p * (1 - p) / n / ((1 - fit.floor) * q * (1 - q)) ** 2
+
+
+def _without_size(series, size: float):
+    from capcast.laws.signal import subset
+
+    return subset(series, np.asarray(series.params, dtype=float) != size)
 
 
 def residual_var_z(y: np.ndarray, fitted: np.ndarray, floor: float, weight_mask: np.ndarray | None = None, n_params: int = 0) -> float:

@@ -19,7 +19,7 @@ from scipy.special import expit, logit
 from statsmodels.base.model import GenericLikelihoodModel
 
 from capcast.laws.base import NotPredictable, Series, Target
-from capcast.laws.curve import CurveFit, near_target_mask, residual_var_z
+from capcast.laws.curve import CurveFit, near_target_mask, residual_var_z, with_size_uncertainty
 from capcast.laws.signal import drop_early_checkpoints, require_score_series, score_floor
 
 CEILING_RUNAWAY = 8.0  # a ceiling logit beyond this means "no ceiling below 1 in sight"
@@ -110,6 +110,10 @@ class SigmoidLaw:
 
     def fit(self, series: Series) -> CurveFit:
         series = drop_early_checkpoints(require_score_series(series))
+        fit = self._fit(series)
+        return with_size_uncertainty(fit, series, len(fit.theta), binomial_weights(series))
+
+    def _fit(self, series: Series) -> CurveFit:
         x_raw = np.log10(series.flops)
         if len(np.unique(np.round(x_raw, 6))) < 3:
             raise NotPredictable("fewer than 3 distinct compute values to fit a sigmoid")

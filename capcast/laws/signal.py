@@ -1,9 +1,17 @@
 """Series helpers shared by the laws: subsetting, early-checkpoint trimming, chance floors, and
-the "is there any signal above chance?" test behind the "not predictable yet" answer."""
+the signal tests behind the "not predictable yet" answer: "is there any signal above chance?"
+for scores (:func:`check_signal`) and "does the loss fall with compute?" for losses
+(:func:`check_loss_signal`).
+
+Both see *oriented* series (``capcast.forecasting.orient``): a score with higher better in [0, 1]
+(``brier`` arrives as (2 - brier) / 2), a loss with lower better (``logprob_gold`` arrives as
+-logprob). ``to_metric`` maps an oriented value back, so the reasons speak the metric's units.
+"""
 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Callable
 
 import numpy as np
 from scipy import stats
@@ -12,6 +20,7 @@ from capcast.laws.base import NotPredictable, Series
 
 EARLY_FRACTION = 0.1  # Bhagia et al. drop the first 10% of checkpoints of each run
 SIGNAL_Z = 2.5  # how many binomial standard errors above chance counts as signal
+LOSS_SIGNAL_P = 0.2  # a loss "falls with compute" when Spearman's rho < 0 at this p-value or below
 
 
 def subset(series: Series, mask: np.ndarray) -> Series:
@@ -76,13 +85,14 @@ def items_of(series: Series) -> np.ndarray | None:
     return n if np.all(np.isfinite(n) & (n > 0)) else None
 
 
-def check_signal(series: Series, z: float = SIGNAL_Z) -> None:
+def check_signal(series: Series, z: float = SIGNAL_Z, to_metric: Callable[[float], float] | None = None) -> None:
     """Raise NotPredictable when the fitting data show no signal above chance within noise.
 
     Signal means both: the final checkpoint of a largest-size run sits more than ``z`` binomial
     standard errors above chance (when the item count is known), and scores rise with compute
     (positive Spearman correlation over the final checkpoints, or over all checkpoints when
-    there are too few sizes).
+    there are too few sizes). ``series`` is a score, higher better in [0, 1]; ``to_metric`` (an
+    oriented value -> the metric's own units) words the reasons in the metric's units.
     """
     series = require_score_series(series)
     chance = float(series.chance) if np.isfinite(series.chance) else 0.0
@@ -91,18 +101,48 @@ def check_signal(series: Series, z: float = SIGNAL_Z) -> None:
     # a size, and picking the best of them would find signal in noise.
     largest = np.flatnonzero(final & (series.params == np.max(series.params[final])))
     top = float(np.mean(series.value[largest]))
+    shown = to_metric or (lambda v: v)
+    scores = "scores" if to_metric is None else f"has {series.metric}"
     n = items_of(series)
     if n is not None:
         # Seeds are scored on the same items, so their mean has (at most) one run's item count.
         se = np.sqrt(max(chance * (1 - chance), top * (1 - top), 1e-6) / float(np.max(n[largest])))
         if top - chance < z * se:
+            se_shown = abs(shown(top + se) - shown(top))
             raise NotPredictable(
-                f"no signal above chance: the largest fitting model scores {top:.3f} vs chance {chance:.3f} "
-                f"(within {z} standard errors of {se:.3f})"
+                f"no signal above chance: the largest fitting model {scores} {shown(top):.3f} vs chance {shown(chance):.3f} "
+                f"(within {z} standard errors of {se_shown:.3f})"
             )
     elif top <= chance:
-        raise NotPredictable(f"no signal above chance: the largest fitting model scores {top:.3f} vs chance {chance:.3f}")
+        raise NotPredictable(f"no signal above chance: the largest fitting model {scores} {shown(top):.3f} vs chance {shown(chance):.3f}")
     use = final if final.sum() >= 4 else np.ones(len(series), dtype=bool)
     rho, pvalue = stats.spearmanr(np.log10(series.flops[use]), series.value[use])
     if not (rho > 0) or (use.sum() >= 4 and pvalue > 0.2):
-        raise NotPredictable(f"scores do not rise with compute (Spearman rho {rho:.2f}, p {pvalue:.2f})")
+        what = "scores do not rise" if to_metric is None or shown(1.0) > shown(0.0) else f"{series.metric} does not fall"
+        raise NotPredictable(f"{what} with compute (Spearman rho {rho:.2f}, p {pvalue:.2f})")
+
+
+def require_loss_series(series: Series) -> Series:
+    """Checks that laws on losses need: finite values, positive compute, at least 2 model sizes."""
+    if len(series) == 0:
+        raise NotPredictable("no fitting checkpoints")
+    ok = np.isfinite(series.flops) & (series.flops > 0) & np.isfinite(series.value)
+    series = subset(series, ok)
+    if len(np.unique(series.params)) < 2:
+        raise NotPredictable("fewer than 2 model sizes to fit")
+    return series
+
+
+def check_loss_signal(series: Series, p_max: float = LOSS_SIGNAL_P, label: str | None = None) -> None:
+    """Raise NotPredictable unless the loss falls with compute: Spearman's rho between log compute
+    and the loss (lower better) is negative, with p <= ``p_max`` when there are 4+ points, over
+    each run's final checkpoint (over all checkpoints when fewer than 4 runs). ``label`` names the
+    loss in the reason (default: the series' metric)."""
+    series = require_loss_series(series)
+    final = final_checkpoints(series)
+    use = final if final.sum() >= 4 else np.ones(len(series), dtype=bool)
+    x, y = np.log10(series.flops[use]), series.value[use]
+    rho, pvalue = (np.nan, np.nan) if np.ptp(y) == 0 or np.ptp(x) == 0 else stats.spearmanr(x, y)
+    if not (rho < 0) or (use.sum() >= 4 and pvalue > p_max):
+        raise NotPredictable(f"{label or series.metric} does not improve with compute: no falling loss "
+                             f"(Spearman rho {rho:.2f}, p {pvalue:.2f})")

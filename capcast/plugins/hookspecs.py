@@ -17,6 +17,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from capcast.laws.base import Law
+    from capcast.metrics import Metric
     from capcast.tables.readers.base import Reader
     from capcast.tasks.task import Task
 
@@ -40,3 +41,11 @@ def register_laws(register: Callable[["Law"], None]) -> None:
 def register_readers(register: Callable[["Reader"], None]) -> None:
     """Register readers of external results by calling ``register(capcast.Reader(...))``: each
     turns a file or folder (lm-eval ``results*.json``, a published suite) into a scores table."""
+
+
+@hookspec
+def register_metrics(register: Callable[["Metric"], None]) -> None:
+    """Describe metrics by calling ``register(capcast.metrics.Metric(...))``: a metric's direction
+    (higher or lower is better), bounds, scale (bounded ``score`` or unbounded ``loss``) and chance
+    rule. Forecasts of a metric nobody described infer it conservatively (a score in [0, 1]) or
+    refuse it."""

@@ -29,7 +29,7 @@ import sys
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import pluggy
 
@@ -39,13 +39,16 @@ from capcast.tasks.task import Task
 
 if TYPE_CHECKING:
     from capcast.laws.base import Law
+    from capcast.metrics import Metric
     from capcast.tables.readers.base import Reader
 
 ENTRY_POINT_GROUP = "capcast"
 PLUGINS_DIR_ENV = "CAPCAST_PLUGINS_DIR"
 BUILTIN_SOURCE = "builtin"
 # What each hook registers: (hook name, registry attribute, the word users read).
-KINDS = (("register_tasks", "tasks", "task"), ("register_laws", "laws", "law"), ("register_readers", "readers", "reader"))
+KINDS = (("register_tasks", "tasks", "task"), ("register_laws", "laws", "law"), ("register_readers", "readers", "reader"),
+         ("register_metrics", "metrics", "metric"))
+ATTRIBUTES = {kind: attribute for _, attribute, kind in KINDS}  # "law" -> "laws"
 
 
 @dataclass
@@ -55,6 +58,7 @@ class PluginInfo:
     tasks: list[str] = field(default_factory=list)
     laws: list[str] = field(default_factory=list)
     readers: list[str] = field(default_factory=list)
+    metrics: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -71,6 +75,7 @@ class Registry:
     tasks: dict[str, Task] = field(default_factory=dict)
     laws: dict[str, "Law"] = field(default_factory=dict)
     readers: dict[str, "Reader"] = field(default_factory=dict)
+    metrics: dict[str, "Metric"] = field(default_factory=dict)
     plugins: list[PluginInfo] = field(default_factory=list)
     broken: list[BrokenPlugin] = field(default_factory=list)
     # (kind, name) -> the plugins that all registered it; the name is unusable until one goes.
@@ -103,6 +108,17 @@ class Registry:
         except KeyError:
             known = ", ".join(sorted(self.readers)) or "none"
             raise CapcastError(f"unknown reader {name!r}; known readers: {known}") from None
+
+    def metric(self, name: str, values: Iterable[float] | None = None) -> "Metric":
+        """The description of metric ``name``: registered (a filtered ``exact_match/strict-match``
+        is ``exact_match``), built in, or inferred from ``values`` (a score in [0, 1]); a metric
+        that is none of these is a one-line :class:`CapcastError` asking for a Metric."""
+        from capcast.metrics import resolve_metric
+
+        self._check_conflict("metric", name)
+        if name not in self.metrics:  # a filtered name reads its base metric's description
+            self._check_conflict("metric", name.split("/", 1)[0])
+        return resolve_metric(name, () if values is None else values, self.metrics)
 
 
 def describe_whole(exc: BaseException) -> str:
@@ -189,10 +205,11 @@ def resolve_task_paths(task: Task, folder: Path | None) -> Task:
 
 def _expected_types() -> dict[str, tuple[type, str]]:
     from capcast.laws.base import Law
+    from capcast.metrics import Metric
     from capcast.tables.readers.base import Reader
 
     return {"task": (Task, "capcast.Task"), "law": (Law, "an object with name, description and fit(series) (capcast.Law)"),
-            "reader": (Reader, "capcast.Reader")}
+            "reader": (Reader, "capcast.Reader"), "metric": (Metric, "capcast.metrics.Metric")}
 
 
 class _Collector:
@@ -343,7 +360,7 @@ def _commit(registry: Registry, collector: _Collector, sources: dict[str, str]) 
         info = PluginInfo(name=plugin, source=sources[plugin])
         for kind, name, obj, replace in items:
             key = (kind, name)
-            attribute = {"task": "tasks", "law": "laws", "reader": "readers"}[kind]
+            attribute = ATTRIBUTES[kind]
             first = owner.get(key)
             if first is not None and not (first in builtin and replace):
                 registry.conflicts.setdefault(key, [first]).append(plugin)
@@ -353,4 +370,4 @@ def _commit(registry: Registry, collector: _Collector, sources: dict[str, str]) 
             getattr(info, attribute).append(name)
         registry.plugins.append(info)
     for kind, name in registry.conflicts:
-        getattr(registry, {"task": "tasks", "law": "laws", "reader": "readers"}[kind]).pop(name, None)
+        getattr(registry, ATTRIBUTES[kind]).pop(name, None)

@@ -403,6 +403,14 @@ def pass_rate_series(seed: int = 0):
     return dataclasses.replace(series, metric="pass_rate", value=rate, n_items=None)
 
 
+def loss_series(seed: int = 0, flat: bool = False):
+    """A bpb_gold loss falling as 0.6 + 0.9 (C / 1e19)^-0.12 with 0.5% noise (``flat``: about 1.2 throughout)."""
+    series = clean_series()
+    truth = np.full(len(series), 1.2) if flat else 0.6 + 0.9 * (series.flops / 1e19) ** -0.12
+    value = truth * np.exp(np.random.default_rng(seed).normal(0, 0.005, len(series)))
+    return dataclasses.replace(series, metric="bpb_gold", value=value, n_items=None, chance=0.0)
+
+
 def largest_checkpoint(series) -> Target:
     i = int(np.argmax(series.flops))
     return Target(name="largest", params=float(series.params[i]), tokens=float(series.tokens[i]), flops=float(series.flops[i]))
@@ -416,6 +424,7 @@ BUILTIN_LAW_INPUTS = {
     "loss-error": {"series": clean_series(loss="val/c4:loss"), "flat_series": flat_series(loss="val/c4:loss")},
     "passuntil": {"series": pass_rate_series()},
     "passuntil_compute": {"series": pass_rate_series()},
+    "power": {"series": loss_series(), "flat_series": loss_series(flat=True)},
     # a straight line leaves [0, 1] when extrapolated (see the test below): checked where it holds
     "linear": {"targets": [largest_checkpoint(clean_series())]},
 }
@@ -521,7 +530,8 @@ def law_with(cls=LastValueLaw, **attributes):
     return law
 
 
-LOSS_FLAT = dataclasses.replace(flat_series(), metric="loss", value=np.full(7, 3.0))  # not a score: no signal gate
+# An undescribed metric outside [0, 1] gets no signal gate (a described loss such as "loss" now has one).
+LOSS_FLAT = dataclasses.replace(flat_series(), metric="my_loss", value=np.full(7, 3.0))
 
 
 @pytest.mark.parametrize(

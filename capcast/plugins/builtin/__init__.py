@@ -1,8 +1,8 @@
 """The built-in plugins of capcast, registered through the same hooks as third-party ones.
 
 Each module here is one plugin: :mod:`.local_tasks` (generated arithmetic), :mod:`.reference_tasks`
-(the mini-ladder's tasks), :mod:`.laws` (every built-in law) and :mod:`.readers` (readers of
-external results).
+(the mini-ladder's tasks), :mod:`.laws` (every built-in law), :mod:`.readers` (readers of
+external results) and :mod:`.metrics` (the descriptions of the built-in metrics).
 """
 
 from __future__ import annotations
@@ -12,6 +12,6 @@ from types import ModuleType
 
 def plugins() -> dict[str, ModuleType]:
     """The built-in plugin modules by short name, imported on first use."""
-    from capcast.plugins.builtin import laws, local_tasks, readers, reference_tasks
+    from capcast.plugins.builtin import laws, local_tasks, metrics, readers, reference_tasks
 
-    return {"local_tasks": local_tasks, "reference_tasks": reference_tasks, "laws": laws, "readers": readers}
+    return {"local_tasks": local_tasks, "reference_tasks": reference_tasks, "laws": laws, "readers": readers, "metrics": metrics}

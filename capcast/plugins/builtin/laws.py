@@ -6,6 +6,7 @@ from capcast.laws.baselines import LinearLaw, LogitLinearLaw
 from capcast.laws.ladder import LadderLaw
 from capcast.laws.loss_error import LossErrorLaw
 from capcast.laws.passuntil import PassUntilLaw
+from capcast.laws.power import PowerLaw
 from capcast.laws.sigmoid import SigmoidLaw
 
 # The laws ``auto`` chooses among, in order of preference on ties.
@@ -19,3 +20,5 @@ def register_laws(register):
     # PassUntil (Hu et al.): for pass rates measured by `capcast sample`; on N, or on compute.
     register(PassUntilLaw())
     register(PassUntilLaw(axis="compute", name="passuntil_compute"))
+    # For losses (bpb_gold, logprob_gold, loss, ppl): E + A * C^-alpha; `auto` on a loss metric uses it.
+    register(PowerLaw())

@@ -1,0 +1,107 @@
+"""Synthetic families that look like real ones, for checking forecast intervals (coverage AND width).
+
+What makes real families hard, and what this simulation keeps:
+
+- **shared items**: every checkpoint is scored on the same benchmark items, each with its own
+  difficulty, so checkpoints' errors are correlated, not independent binomial draws;
+- **several checkpoints per run** (and optionally several seeds per size): a run's checkpoints
+  share an item-by-run effect (a model that gets an item right tends to keep getting it right);
+- **lack of fit**: each size deviates from the true curve by ``lack_of_fit_sd`` in logit, the
+  target's size too (a new draw), so no law is exactly right;
+- **scores near 0 and 1**: ``regime`` places the target near the top or the bottom of the range.
+
+The law at the benchmark level is exact (``shape="law"``, the default): the expected score of a
+checkpoint is ``floor + (1 - floor) * expit(z + u_size)`` with ``z = a + b * (log10 C - x0)``,
+and each item's probability is ``floor + (1 - floor) * expit(s + v_ir - d_i)`` with the shift
+``s`` solved so that the items average to exactly that score. With ``shape="items"`` the item
+logits are ``z + u_size + v_ir - d_i`` themselves: the benchmark curve is then a mixture of item
+sigmoids, which saturates more slowly than any single sigmoid (a lack of fit no residual at the
+fitting sizes shows; only backtests reveal it). The observed score is the mean of Bernoulli draws
+of the item probabilities; ``actual`` is the target's observed score, what a backtest compares a
+forecast with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+
+from capcast.schema import default_flops
+from capcast.tables.series import Target
+
+# (a, b): curve intercept at the largest fitting size and slope per decade of compute, per regime.
+REGIMES = {
+    "mid": (0.0, 1.2),   # fitting sizes climb from near chance to mid-range; the target well above
+    "high": (1.6, 1.3),  # the target near saturation
+    "low": (-3.2, 1.1),  # the target still close to the floor
+}
+
+
+@dataclass(frozen=True)
+class SimulatedFamily:
+    scores: pd.DataFrame  # the long scores table of the fitting checkpoints and the target
+    target: Target
+    actual: float
+    true_score: float  # the target's expected score (no item sampling noise)
+
+
+def simulate_family(
+    rng: np.random.Generator, *, n_sizes: int = 5, seeds: int = 1, checkpoints_per_run: int = 3, n_items: int = 400,
+    lack_of_fit_sd: float = 0.0, regime: str = "mid", chance: float = 0.25, item_sd: float = 1.0, item_run_sd: float = 0.4,
+    target_decades: float = 0.8, family: str = "sim", task: str = "task", shape: str = "law",
+) -> SimulatedFamily:
+    """One synthetic family: ``n_sizes`` sizes x ``seeds`` runs x ``checkpoints_per_run``
+    checkpoints (at 1/4, 1/2 and all of each run's tokens for 3), and a target ``target_decades``
+    of compute above the largest fitting checkpoint."""
+    a, b = REGIMES[regime]
+    params = np.logspace(7, 7 + 0.5 * (n_sizes - 1), n_sizes)
+    fractions = np.array([0.25, 0.5, 1.0])[-checkpoints_per_run:] if checkpoints_per_run <= 3 else np.linspace(0.2, 1, checkpoints_per_run)
+    top_flops = default_flops(params[-1], 20 * params[-1])
+    x0 = np.log10(top_flops)
+    target_params = params[-1] * 10 ** (target_decades / 2)
+    target_tokens = 20 * target_params
+    difficulty = rng.normal(0.0, item_sd, n_items)
+    rows = []
+
+    def score(params_, tokens_, size_effect, item_run):
+        z = a + b * (np.log10(default_flops(params_, tokens_)) - x0) + size_effect
+        offsets = item_run - difficulty
+        shift = z if shape == "items" else _shift_to_mean(expit(z), offsets)
+        p = chance + (1 - chance) * expit(shift + offsets)
+        return float(np.mean(p)), float(np.mean(rng.random(n_items) < p))
+
+    for size_index, n in enumerate(params):
+        size_effect = rng.normal(0.0, lack_of_fit_sd) if lack_of_fit_sd > 0 else 0.0
+        for seed in range(seeds):
+            item_run = rng.normal(0.0, item_run_sd, n_items)
+            run = f"s{size_index}-r{seed}"
+            for step, fraction in enumerate(fractions):
+                tokens = 20 * n * fraction
+                _, observed = score(n, tokens, size_effect, item_run)
+                rows.append({"family": family, "run": run, "model": f"{run}-step{step}", "params": n, "tokens": tokens,
+                             "step": step, "task": task, "metric": "acc", "value": observed, "n_items": n_items, "chance": chance})
+    size_effect = rng.normal(0.0, lack_of_fit_sd) if lack_of_fit_sd > 0 else 0.0
+    true_score, actual = score(target_params, target_tokens, size_effect, rng.normal(0.0, item_run_sd, n_items))
+    rows.append({"family": family, "run": "target", "model": "target", "params": target_params, "tokens": target_tokens,
+                 "step": len(fractions) - 1, "task": task, "metric": "acc", "value": actual, "n_items": n_items, "chance": chance})
+    frame = pd.DataFrame(rows)
+    frame["flops"] = default_flops(frame["params"], frame["tokens"])
+    target = Target(name="target", params=float(target_params), tokens=float(target_tokens))
+    return SimulatedFamily(scores=frame, target=target, actual=actual, true_score=true_score)
+
+
+def _shift_to_mean(mean: float, offsets: np.ndarray) -> float:
+    """The shift s with mean(expit(s + offsets)) == mean (Newton's method; the map is monotone)."""
+    from scipy.special import logit
+
+    s = float(logit(np.clip(mean, 1e-9, 1 - 1e-9))) - float(np.mean(offsets))
+    for _ in range(50):
+        p = expit(s + offsets)
+        gap = float(p.mean() - mean)
+        if abs(gap) < 1e-10:
+            break
+        s -= gap / max(float(np.mean(p * (1 - p))), 1e-12)
+    return s
