@@ -31,6 +31,7 @@ class LadderLaw:
 
     loss: str | None = None
     prefer: tuple[str, ...] = TASK_LOSS_FIRST
+    auto_candidate: bool = True  # auto chooses among the laws that say so
     name: str = "ladder"
     description: str = "two-step (Bhagia et al. 2024): (params, tokens) -> task loss -> score sigmoid over all checkpoints"
 

@@ -79,6 +79,7 @@ def fit_step_two(loss: np.ndarray, value: np.ndarray, floor: float) -> tuple[np.
 class LossErrorLaw:
     loss: str | None = None
     prefer: tuple[str, ...] = VALIDATION_LOSS_FIRST
+    auto_candidate: bool = True  # auto chooses among the laws that say so
     name: str = "loss-error"
     description: str = "two-step (Gadre et al. 2024): (params, tokens) -> validation loss -> error = eps - k exp(-gamma L)"
 

@@ -105,6 +105,7 @@ class SigmoidLaw:
     """Score vs log-compute sigmoid with a chance floor; fitted ceiling unless ``ceiling`` is set."""
 
     ceiling: float | None = None
+    auto_candidate: bool = True  # auto chooses among the laws that say so
     name: str = "sigmoid"
     description: str = "score vs log10 compute: sigmoid above the chance floor, binomial likelihood (Epoch-style)"
 

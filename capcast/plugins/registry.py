@@ -336,7 +336,20 @@ def load_registry(plugins_dir: Path | str | None = None) -> Registry:
                 collector.fail(impl.plugin_name, describe_whole(exc))
 
     _commit(registry, collector, sources)
+    _give_auto_its_candidates(registry)
     return registry
+
+
+def _give_auto_its_candidates(registry: Registry) -> None:
+    """``auto`` chooses among the registered laws that declare ``auto_candidate = True``, in
+    registration order (built-ins first): a plugin's law joins by saying so, and a plugin that
+    replaces a built-in candidate (``replace=True``) is the one ``auto`` uses."""
+    auto = registry.laws.get("auto")
+    if auto is None or not hasattr(auto, "with_candidates"):
+        return
+    candidates = tuple(law for name, law in registry.laws.items() if name != "auto" and getattr(law, "auto_candidate", False) is True)
+    if candidates:
+        registry.laws["auto"] = auto.with_candidates(candidates)
 
 
 def _commit(registry: Registry, collector: _Collector, sources: dict[str, str]) -> None:

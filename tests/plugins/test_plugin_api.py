@@ -607,3 +607,40 @@ def test_check_task_reports_each_violation(tmp_path: Path, make, message) -> Non
 def test_check_task_accepts_a_checker_given_docs() -> None:
     task = capcast.Task(name="t", kind="generate", checker=lambda sample, doc: sample.strip() == doc["answer"])
     check_task(task, docs=[{"answer": "42"}])
+
+
+AUTO_CANDIDATE = '''
+from dataclasses import dataclass
+
+import capcast
+from capcast.laws.sigmoid import SigmoidLaw
+
+
+@dataclass(frozen=True)
+class Mine(SigmoidLaw):
+    name: str = "my-candidate"
+
+
+@dataclass(frozen=True)
+class NotACandidate(SigmoidLaw):
+    auto_candidate: bool = False
+    name: str = "not-a-candidate"
+
+
+@capcast.hookimpl
+def register_laws(register):
+    register(Mine())
+    register(NotACandidate())
+    register(SigmoidLaw(ceiling=1.0), replace=True)  # a replaced built-in candidate
+'''
+
+
+def test_auto_takes_its_candidates_from_the_registry(tmp_path: Path) -> None:
+    from capcast.plugins.registry import load_registry
+
+    registry = load_registry(write_plugins(tmp_path, candidate=AUTO_CANDIDATE))
+    assert broken(registry) == {}
+    names = [law.name for law in registry.laws["auto"].candidates]
+    assert names == ["sigmoid", "ladder", "loss-error", "my-candidate"]
+    sigmoid = registry.laws["auto"].candidates[0]
+    assert sigmoid.ceiling == 1.0 and sigmoid is registry.laws["sigmoid"]  # the plugin's replacement, not the built-in
