@@ -85,7 +85,9 @@ def resolve_tasks(task_names: Iterable[str], registry=None) -> list[Task]:
         raise CapcastError("no tasks given; pass --tasks NAME[,NAME...]")
     tasks = []
     for name in dict.fromkeys(names):
-        if name in registry.tasks:
+        if ("task", name) in registry.conflicts:
+            tasks.append(registry.task(name))  # raises the error that names both plugins
+        elif name in registry.tasks:
             tasks.append(registry.tasks[name])
         elif harness.is_lm_eval_task(name):
             tasks.append(registry.task(name))

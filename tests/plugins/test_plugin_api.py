@@ -270,6 +270,11 @@ def test_two_plugins_registering_one_name_is_an_error_naming_both(tmp_path: Path
         registry.task("dup_task")
     with pytest.raises(CapcastError, match=r"law 'dup_law' is registered by several plugins \(dup_a, dup_b\)"):
         registry.law("dup_law")
+    # `capcast eval` resolves task names the same way: the conflict, not "unknown task"
+    from capcast.evaluation.runner import resolve_tasks
+
+    with pytest.raises(CapcastError, match=r"task 'dup_task' is registered by several plugins \(dup_a, dup_b\)"):
+        resolve_tasks(["dup_task"], registry)
 
 
 YAML_TASK = """
