@@ -2,7 +2,7 @@
 
 The public API a plugin author needs lives here: ``Task`` and ``hookimpl`` for tasks, ``Law``,
 ``LawFit``, ``Prediction``, ``Series``, ``Target`` and ``NotPredictable`` for laws, ``Reader`` for
-readers of external results. :mod:`capcast.api` holds one library function per command.
+readers of external results, ``Metric`` to describe a metric (direction, bounds, scale). :mod:`capcast.api` holds one library function per command.
 """
 
 from typing import TYPE_CHECKING
@@ -11,11 +11,12 @@ from capcast.plugins.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from capcast.laws.base import Law, LawFit, NotPredictable, Prediction
+    from capcast.metrics import Metric
     from capcast.tables.readers.base import Reader
     from capcast.tables.series import Series, Target
     from capcast.tasks.task import Task
 
-__all__ = ["Task", "Law", "LawFit", "NotPredictable", "Prediction", "Reader", "Series", "Target", "hookimpl", "__version__"]
+__all__ = ["Task", "Metric", "Law", "LawFit", "NotPredictable", "Prediction", "Reader", "Series", "Target", "hookimpl", "__version__"]
 __version__ = "0.1.0"
 
 # Imported on first use, so `import capcast` (and every `capcast --help`) pays for neither
@@ -29,6 +30,7 @@ _LAZY = {
     "Series": "capcast.tables.series",
     "Target": "capcast.tables.series",
     "Reader": "capcast.tables.readers.base",
+    "Metric": "capcast.metrics",
 }
 
 

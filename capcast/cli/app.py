@@ -50,12 +50,13 @@ def plugins_command() -> None:
     reg = load_registry(state.plugins_dir)
     wide = Console(width=200)
     table = Table(title="capcast plugins")
-    for col in ("plugin", "source", "status", "tasks", "laws", "readers"):
+    for col in ("plugin", "source", "status", "tasks", "laws", "readers", "metrics"):
         table.add_column(col, overflow="fold")
     for info in reg.plugins:
-        table.add_row(info.name, info.source, "ok", ", ".join(info.tasks), ", ".join(info.laws), ", ".join(info.readers))
+        table.add_row(info.name, info.source, "ok", ", ".join(info.tasks), ", ".join(info.laws), ", ".join(info.readers),
+                      ", ".join(getattr(info, "metrics", [])))
     for broken in reg.broken:
-        table.add_row(broken.name, broken.source, "[red]broken[/] (below)", "", "", "")
+        table.add_row(broken.name, broken.source, "[red]broken[/] (below)", "", "", "", "")
     wide.print(table)
     # Errors go below the table, one unwrapped line each, so the whole error can be read and grepped.
     for broken in reg.broken:

@@ -72,12 +72,17 @@ def forecast_command(
 
 
 def _render_forecast_table(rows, interval: float) -> None:
-    title = f"forecast of {rows[0].model or 'target'} ({int(interval * 100)}% intervals, points)" if rows else "forecast"
+    from capcast.metrics import find_metric
+
+    title = f"forecast of {rows[0].model or 'target'} ({int(interval * 100)}% intervals; [0, 1] scores in points)" if rows else "forecast"
     table = Table(title=title)
     for col in ("family", "task", "metric", "law", "forecast", "lower", "upper", "actual", "status"):
         table.add_column(col, justify="right" if col in ("forecast", "lower", "upper", "actual") else "left")
     for r in rows:
-        table.add_row(r.family or "", r.task, r.metric, r.law, pct(r.forecast), pct(r.lower), pct(r.upper), pct(r.actual), r.status)
+        metric = find_metric(r.metric)
+        in_points = metric is None or (metric.lower == 0 and metric.upper == 1)
+        show = pct if in_points else (lambda v: "" if v is None else f"{v:.4g}")  # losses in their own units
+        table.add_row(r.family or "", r.task, r.metric, r.law, show(r.forecast), show(r.lower), show(r.upper), show(r.actual), r.status)
     wide = Console(width=max(console.width, 150), file=console.file)
     wide.print(table)
     for r in rows:  # why: the reason behind every answer, a number or not
