@@ -51,7 +51,8 @@ def plugins_command() -> None:
     wide = Console(width=200)
     table = Table(title="capcast plugins")
     for col in ("plugin", "source", "status", "tasks", "laws", "readers", "metrics"):
-        table.add_column(col, overflow="fold")
+        # names and sources whole (people grep them); the lists fold
+        table.add_column(col, no_wrap=col in ("plugin", "source", "status"), overflow="fold")
     for info in reg.plugins:
         table.add_row(info.name, info.source, "ok", ", ".join(info.tasks), ", ".join(info.laws), ", ".join(info.readers),
                       ", ".join(getattr(info, "metrics", [])))

@@ -148,22 +148,12 @@ def setting_differences(stored: dict, requested: dict, task_docs: int | None = N
     return out
 
 
-def _show(key: str, value) -> str:
-    if value is None:
-        return "none (all items)" if key == "limit" else "none"
-    if key.endswith("_hash"):
-        return str(value)[:12]
-    return repr(value) if isinstance(value, str) else str(value)
-
-
 def mismatch_message(store: Path, mismatched: list[tuple[str, str, list]]) -> str:
     """The one line that refuses to reuse stored runs whose settings differ."""
-    checkpoint, task, diffs = mismatched[0]
-    what = "; ".join(f"{key} stored {_show(key, have)}, requested {_show(key, want)}" for key, have, want in diffs)
-    others = len(mismatched) - 1
-    more = f" (and {others} more stored run{'s' if others > 1 else ''} with other settings)" if others else ""
+    from capcast.store import describe_mismatch
+
     return (
-        f"store {store} holds {checkpoint} x {task} made with other settings: {what}{more}; nothing was evaluated. "
+        f"store {store} holds {describe_mismatch(mismatched)}; nothing was evaluated. "
         "Re-run with --force (`capcast eval --force`) to evaluate them again and replace the stored runs, or use another --store"
     )
 

@@ -2,5 +2,5 @@
 
 from capcast.store.parts import (  # noqa: F401
     CHOICES_SCHEMA, KEY_COLUMNS, KEY_FIELDS, RECORD_FILES, RUNS_SCHEMA, SAMPLES_SCHEMA, Store, fsync_dir, path_slug,
-    register_parquet_view, with_keys, write_atomically, write_json, write_parquet, write_parquet_atomic,
+    describe_mismatch, register_parquet_view, show_setting, with_keys, write_atomically, write_json, write_parquet, write_parquet_atomic,
 )

@@ -381,3 +381,25 @@ class Store:
         """The runs table as a pandas DataFrame."""
         with self.connect() as con:
             return con.execute("SELECT * FROM runs ORDER BY family, checkpoint, task").df()
+
+
+# --- settings that differ from a stored run's: one wording for every writer (eval, sample)
+
+
+def show_setting(key: str, value) -> str:
+    """A stored or requested setting as a user reads it (hashes shortened)."""
+    if value is None:
+        return "none (all items)" if key == "limit" else "none"
+    if key.endswith("_hash") or (isinstance(value, str) and len(value) == 64):  # a sha256
+        return str(value)[:12]
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def describe_mismatch(mismatched: list[tuple[str, str, list]]) -> str:
+    """``CHECKPOINT x TASK made with other settings: KEY stored A, requested B; ...`` for the
+    first mismatched run, and how many more differ."""
+    checkpoint, task, diffs = mismatched[0]
+    what = "; ".join(f"{key} stored {show_setting(key, have)}, requested {show_setting(key, want)}" for key, have, want in diffs)
+    others = len(mismatched) - 1
+    more = f" (and {others} more stored run{'s' if others > 1 else ''} with other settings)" if others else ""
+    return f"{checkpoint} x {task} made with other settings: {what}{more}"

@@ -6,6 +6,8 @@ evaluated once per module and copied for every test that changes it.
 
 from __future__ import annotations
 
+from capcast.testing.cli import run_in_process
+
 import json
 import os
 import shutil
@@ -65,15 +67,7 @@ def parts_snapshot(store: Path) -> dict[str, tuple[bytes, int]]:
 
 def cli(capsys, *args: str) -> tuple[int, str, str]:
     """``capcast ARGS`` in-process (no interpreter start-up): (exit code, stdout, stderr)."""
-    from capcast.cli.app import main
-
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    return run_in_process(list(args), capsys)
 
 
 def eval_args(spec: Path, store: Path, *extra: str) -> list[str]:

@@ -3,6 +3,8 @@ Parquet): outputs, plots, a third-party law plugin, and every bad input (exit 2,
 
 from __future__ import annotations
 
+from capcast.testing.cli import run_in_process
+
 import json
 import re
 import subprocess
@@ -14,7 +16,6 @@ import pandas as pd
 import pytest
 from scipy.special import expit
 
-from capcast import cli
 from capcast.errors import CapcastError
 from capcast.forecasting.forecast import ForecastRow, forecast_scores
 from capcast.laws.base import Target
@@ -55,13 +56,7 @@ def scores_files(tmp_path: Path) -> dict[str, Path]:
 
 
 def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        cli.main(args)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    return run_in_process(args, capsys)
 
 
 @pytest.mark.parametrize("kind", ["csv", "parquet"])

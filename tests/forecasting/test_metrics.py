@@ -6,6 +6,8 @@ the width rule is relative to the metric's range (or the forecast, for a loss) a
 
 from __future__ import annotations
 
+from capcast.testing.cli import run_in_process
+
 import json
 import math
 import textwrap
@@ -17,7 +19,6 @@ import pytest
 from scipy import stats
 from scipy.special import expit
 
-from capcast import cli
 from capcast.errors import CapcastError
 from capcast.forecasting.backtest import backtest_scores
 from capcast.forecasting.forecast import STATUS_OK, STATUS_UNPREDICTABLE, forecast_scores, level_factor, too_wide
@@ -81,13 +82,7 @@ def scores_csv(tmp_path_factory) -> Path:
 
 
 def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        cli.main(args)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    return run_in_process(args, capsys)
 
 
 def forecast_json(args: list[str], capsys) -> dict:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from capcast.testing.cli import run_in_process
+
 import json
 import shutil
 import textwrap
@@ -35,15 +37,8 @@ SETTINGS = ["--successes", "2", "--batch", "4", "--max-samples-per-instance", "1
 
 
 def cli(capsys, *args: str) -> tuple[int, str, str]:
-    from capcast.cli.app import main
-
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    """``capcast ARGS`` in-process (no interpreter start-up): (exit code, stdout, stderr)."""
+    return run_in_process(list(args), capsys)
 
 
 @pytest.fixture(scope="module")
