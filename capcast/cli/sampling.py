@@ -22,7 +22,10 @@ def sample_command(
     tasks: str = typer.Option(..., "--tasks", "-t", help="Comma-separated generative task names (with a checker)."),
     successes: int = typer.Option(3, "--successes", "-r", help="Stop sampling an instance after this many passing samples."),
     max_samples: int = typer.Option(10_000, "--max-samples-per-instance", help="Cap on samples per instance (unsolved below it)."),
-    total_budget: Optional[int] = typer.Option(None, "--total-budget", help="Cap on samples per checkpoint and task."),
+    total_budget: Optional[int] = typer.Option(
+        None, "--total-budget",
+        help="Cap on samples per checkpoint and task; when it binds, the last round is spread evenly over the open instances.",
+    ),
     batch: int = typer.Option(8, "--batch", help="Samples per instance in the first round; each round doubles it."),
     seed: int = typer.Option(1234, "--seed", help="Base seed; round j uses seed + 7919 j."),
     store: Path = typer.Option(Path("capcast-store"), "--store", help="Record store folder (created if missing)."),
@@ -71,12 +74,16 @@ def sample_command(
     from rich.table import Table
 
     table = Table(title=f"PassUntil (r = {successes}, cap {max_samples:,} per instance)")
-    for col in ("checkpoint", "task", "solved", "samples", "pass rate", "90% interval", "rounds"):
+    for col in ("checkpoint", "task", "solved", "samples", "pass rate", "90% interval", "rounds", "checker errors"):
         table.add_column(col, justify="left" if col in ("checkpoint", "task") else "right")
     for s in summaries:
         table.add_row(s.checkpoint, s.task, f"{s.solved}/{s.instances}", f"{s.samples:,}", f"{s.pass_rate:.3g}",
-                      f"{s.lower:.3g} to {s.upper:.3g}", str(s.rounds))
+                      f"{s.lower:.3g} to {s.upper:.3g}", str(s.rounds), f"{s.checker_errors:,}")
     console.print(table)
+    for s in summaries:
+        if s.checker_errors:
+            err_console.print(f"warning: {s.checkpoint} x {s.task}: the checker raised on {s.checker_errors:,} samples "
+                              f"(counted as failures); first: {s.checker_error}", markup=False, highlight=False, soft_wrap=True)
 
 
 

@@ -168,22 +168,40 @@ class AccelerationTest:
     verdict: str  # "scaling-law growth", "sub-scaling growth", "super-scaling growth (accelerated emergence)", or "undetermined"
     n_points: int
     alpha: float = 0.1
+    n_held_out: int = 0  # points given but not fitting points (left out of the test)
 
     def summary(self) -> str:
+        held = f"; {self.n_held_out} held-out points left out" if self.n_held_out else ""
         return (
-            f"acceleration test: curvature {self.curvature:+.4g} (se {self.se:.3g}, p = {self.p_value:.3g}, "
-            f"{self.n_points} points): {self.verdict}"
+            f"acceleration test on the fitting points: curvature {self.curvature:+.4g} (se {self.se:.3g}, p = {self.p_value:.3g}, "
+            f"{self.n_points} points{held}): {self.verdict}"
         )
 
 
-def acceleration_test(x: np.ndarray, pass_rate: np.ndarray, alpha: float = 0.1) -> AccelerationTest:
-    """Two-sided t-test of the quadratic term of F on x; significant at ``alpha`` names the shape."""
+def acceleration_test(
+    x: np.ndarray, pass_rate: np.ndarray, alpha: float = 0.1, *, fitting: np.ndarray | None = None
+) -> AccelerationTest:
+    """Two-sided t-test of the quadratic term of F on x; significant at ``alpha`` names the shape.
+
+    The test belongs to a forecast: it may see only the points the forecast is fitted on, never the
+    target or anything held out with it (a checkpoint past an emergence makes any curve look
+    concave in hindsight). Pass ``fitting`` (a boolean mask over the points) to drop the rest; they
+    are counted in ``n_held_out``. Without it every point given is taken as a fitting point, so
+    give only those.
+    """
     x = np.asarray(x, dtype=float)
     f = to_f(pass_rate)
-    keep = np.isfinite(f) & np.isfinite(x)
+    if fitting is None:
+        use = np.ones(len(x), dtype=bool)
+    else:
+        use = np.asarray(fitting, dtype=bool)
+        if use.shape != x.shape:
+            raise ValueError(f"fitting has {use.shape[0] if use.ndim else 0} entries for {len(x)} points")
+    held_out = int((~use).sum())
+    keep = use & np.isfinite(f) & np.isfinite(x)
     n = int(keep.sum())
     if n < 4:
-        return AccelerationTest(np.nan, np.nan, np.nan, "undetermined (needs 4 points with 0 < PU < 1)", n, alpha)
+        return AccelerationTest(np.nan, np.nan, np.nan, "undetermined (needs 4 fitting points with 0 < PU < 1)", n, alpha, held_out)
     xc = x[keep] - x[keep].mean()  # centring keeps the quadratic design well conditioned
     design = np.column_stack([np.ones(n), xc, xc**2])
     res = sm.OLS(f[keep], design).fit()
@@ -194,7 +212,7 @@ def acceleration_test(x: np.ndarray, pass_rate: np.ndarray, alpha: float = 0.1) 
         verdict = "sub-scaling growth (convex)"
     else:
         verdict = "super-scaling growth (concave): accelerated emergence"
-    return AccelerationTest(c, se, p, verdict, n, alpha)
+    return AccelerationTest(c, se, p, verdict, n, alpha, held_out)
 
 
 # --- instance level -----------------------------------------------------------------------

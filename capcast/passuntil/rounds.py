@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from capcast.passuntil.estimators import truncate_at_rth_success
-from capcast.passuntil.sampler import InstanceOutcomes, Sample, SamplerState
+from capcast.passuntil.sampler import LEGACY_ALLOCATION, InstanceOutcomes, Sample, SamplerState
 from capcast.store import (
     KEY_FIELDS, Store, fsync_dir, path_slug, register_parquet_view, write_atomically, write_json, write_parquet_atomic,
 )
@@ -176,13 +176,40 @@ def _run_of(manifest: pd.Series, checkpoint: str) -> str:
     return run if isinstance(run, str) and run else default_run(checkpoint)
 
 
+# Per-instance design columns of the exported samples table (see export_samples_table).
+DESIGN_COLUMNS = ("target_successes", "max_samples", "biased")
+
+
+def _cap_of(manifest: pd.Series) -> int | None:
+    cap = manifest.get("max_samples_per_instance")
+    return int(cap) if cap is not None and not pd.isna(cap) else None
+
+
+def _legacy_allocation(manifest: pd.Series) -> bool:
+    """Whether a run's budget-bound rounds may have been allocated by the instances' own counts."""
+    allocation = manifest.get("allocation")
+    if isinstance(allocation, str):
+        return allocation == LEGACY_ALLOCATION
+    extended = manifest.get("extended")
+    budgets = [manifest.get("total_budget")]
+    if isinstance(extended, list):
+        budgets += [e.get("total_budget") for e in extended if isinstance(e, dict) and "total_budget" in e]
+    return any(b is not None and not pd.isna(b) for b in budgets)
+
+
 def export_samples_table(store_dir: str | Path) -> pd.DataFrame:
     """The samples table (capcast.schema.SAMPLES_COLUMNS) of everything a store holds.
 
     PassUntil runs count each instance's samples up to and including its r-th success (column
-    ``target_successes`` = r), the exact sequential design of the unbiased estimator. Generative
-    runs of ``capcast eval`` (fixed repeats) give plain binomial counts; where both exist for one
-    (family, checkpoint, task), the PassUntil run wins.
+    ``target_successes`` = r), the exact sequential design of the unbiased estimator; column
+    ``max_samples`` is the run's per-instance cap (the design is "r successes or ``max_samples``";
+    an instance below both was cut by the total budget or an interrupted run, and its c/n is a
+    fixed-n estimate). Column ``biased`` is True for every instance of a run whose stored rounds an
+    older capcast allocated under a binding ``--total-budget`` by the instances' own counts (its
+    ``run.json`` says ``allocation: precision-priority``, or has none and a budget) and that left
+    instances cut short: those counts do not follow the design and the estimates are biased.
+    Generative runs of ``capcast eval`` (fixed repeats) give plain binomial counts (both design
+    columns empty); where both exist for one (family, checkpoint, task), the PassUntil run wins.
     """
     store = Store(store_dir)
     if not store.root.is_dir():
@@ -210,13 +237,16 @@ def export_samples_table(store_dir: str | Path) -> pd.DataFrame:
             continue
         passuntil_keys.add(key)
         r = int(m["successes"])
-        for _, row in sub.iterrows():
-            c, n = truncate_at_rth_success(np.asarray(row["verdicts"], dtype=bool), r)
+        cap = _cap_of(m)
+        counts = [truncate_at_rth_success(np.asarray(row["verdicts"], dtype=bool), r) for _, row in sub.iterrows()]
+        cut_short = any(c < r and (cap is None or n < cap) for c, n in counts)
+        biased = bool(cut_short and _legacy_allocation(m))
+        for (_, row), (c, n) in zip(sub.iterrows(), counts):
             rows.append(
                 {
                     "family": key[0], "run": _run_of(m, key[1]), "model": key[1], "params": m["params"], "tokens": m["tokens"], "flops": m["flops"],
                     "step": m.get("step"), "task": key[2], "doc_id": int(row["doc_id"]), "n_samples": n, "n_correct": c,
-                    "target_successes": r,
+                    "target_successes": r, "max_samples": cap if cap is not None else np.nan, "biased": biased,
                 }
             )
     for _, row in fixed.iterrows():
@@ -227,7 +257,8 @@ def export_samples_table(store_dir: str | Path) -> pd.DataFrame:
                 "family": row["family"], "run": row["run"], "model": row["checkpoint"], "params": row["params"], "tokens": row["tokens"],
                 "flops": row["flops"], "step": row["step"], "task": row["task"], "doc_id": int(row["doc_id"]),
                 "n_samples": int(row["n_samples"]), "n_correct": int(row["n_correct"]), "target_successes": np.nan,
+                "max_samples": np.nan, "biased": False,
             }
         )
-    columns = [*SAMPLES_COLUMNS, "target_successes"]
+    columns = [*SAMPLES_COLUMNS, *DESIGN_COLUMNS]
     return pd.DataFrame(rows, columns=columns).sort_values(["family", "task", "flops", "doc_id"]).reset_index(drop=True)

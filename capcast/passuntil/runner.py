@@ -11,6 +11,11 @@ raising ``max_samples_per_instance`` or ``total_budget`` continues it (and is lo
 difference stops before sampling anything, with one :class:`CapcastError` line, unless ``force``
 starts the differing runs afresh. Batch size, backend and device are informational: they change
 the random stream of the draws, not the distribution sampled.
+
+A checker that raises counts the sample as a failure, and every such exception is counted
+(:class:`CheckerErrors`; reported per run in :class:`SampleRunSummary` and kept in ``run.json`` as
+``checker_errors``). A checker that raises on every sample of the first round drawn stops the run
+with one :class:`CapcastError` line naming the exception, before that round is stored.
 """
 
 from __future__ import annotations
@@ -20,7 +25,14 @@ from typing import Callable, Iterable
 
 from capcast.errors import CapcastError
 from capcast.passuntil.estimators import task_score
-from capcast.passuntil.sampler import RoundReport, SamplerConfig, plan_round, run_passuntil
+from capcast.passuntil.sampler import (
+    ALLOCATION, LEGACY_ALLOCATION, RoundReport, SamplerConfig, plan_round, run_passuntil,
+)
+from capcast.store import show_setting
+
+# Round j draws with seed + 7919 j; a round drawn in several groups (instances trimmed to
+# different numbers of samples by the cap or the budget) gives group g seed + 7919 j + 1000003 g.
+ROUND_SEED_STEP, GROUP_SEED_STEP = 7919, 1_000_003
 
 
 @dataclass
@@ -36,14 +48,45 @@ class SampleRunSummary:
     lower: float
     upper: float
     rounds: int
+    checker_errors: int = 0  # samples whose checker raised in this invocation (counted as failures)
+    checker_error: str | None = None  # the first of those exceptions, "Type: message"
 
 
-def _safe_check(checker, text: str, doc: dict) -> bool:
-    """A checker that raises counts the sample as a failure; the run goes on."""
+@dataclass
+class CheckerErrors:
+    """Exceptions raised by a task's checker during one (checkpoint, task) run."""
+
+    checked: int = 0
+    errors: int = 0
+    first: str | None = None
+
+    def note(self, exc: BaseException) -> None:
+        self.errors += 1
+        if self.first is None:
+            message = " ".join(str(exc).split())
+            self.first = f"{type(exc).__name__}: {message[:200]}" if message else type(exc).__name__
+
+
+def _safe_check(checker, text: str, doc: dict, tally: CheckerErrors | None = None) -> bool:
+    """A checker that raises counts the sample as a failure (and is counted in ``tally``); the run goes on."""
+    if tally is not None:
+        tally.checked += 1
     try:
         return bool(checker(text, doc))
-    except Exception:
+    except Exception as exc:
+        if tally is not None:
+            tally.note(exc)
         return False
+
+
+def _uses_legacy_allocation(stored: dict | None) -> bool:
+    """Whether stored rounds may hold a budget allocated by the instances' own counts (older capcast)."""
+    if stored is None:
+        return False
+    if "allocation" in stored:
+        return stored["allocation"] == LEGACY_ALLOCATION
+    budgets = [stored.get("total_budget"), *(e.get("total_budget") for e in stored.get("extended", []) if "total_budget" in e)]
+    return any(b is not None for b in budgets)
 
 
 def _task_hash(harness, prepared, limit: int | None, seed: int) -> str | None:
@@ -54,21 +97,11 @@ def _task_hash(harness, prepared, limit: int | None, seed: int) -> str | None:
         return None
 
 
-def _show(value) -> str:
-    if value is None:
-        return "none"
-    if isinstance(value, str) and len(value) == 64:  # a sha256
-        return value[:12]
-    return repr(value) if isinstance(value, str) else str(value)
-
-
 def _mismatch_message(store, mismatched: list) -> str:
-    checkpoint, task, diffs = mismatched[0]
-    what = "; ".join(f"{key} stored {_show(have)}, requested {_show(want)}" for key, have, want in diffs)
-    others = len(mismatched) - 1
-    more = f" (and {others} more stored run{'s' if others > 1 else ''} with other settings)" if others else ""
+    from capcast.store import describe_mismatch
+
     return (
-        f"store {store} holds PassUntil rounds of {checkpoint} x {task} made with other settings: {what}{more}; "
+        f"store {store} holds PassUntil rounds of {describe_mismatch(mismatched)}; "
         "nothing was sampled (only --max-samples-per-instance and --total-budget may be raised on a stored run). "
         "Re-run with --force to start the differing runs afresh (their stored rounds are deleted), or use another --store"
     )
@@ -153,6 +186,14 @@ def sample_family(
             elif stored is not None and (extended or stored.get("extended")):
                 # Each raise of the budget is kept: the budget before it, and (below) the round it came at.
                 manifest["extended"] = [*stored.get("extended", []), *([{key: have for key, have, _ in extended}] if extended else [])]
+            if stored is not None and not refused:
+                # Rounds of older capcast under a budget may have been allocated by the instances' own
+                # counts: the run keeps that mark (the samples table flags its counts as biased).
+                manifest["allocation"] = LEGACY_ALLOCATION if _uses_legacy_allocation(stored) else ALLOCATION
+                if stored.get("checker_errors"):
+                    manifest["checker_errors"] = int(stored["checker_errors"])
+            else:
+                manifest["allocation"] = ALLOCATION
             runs.append((ckpt, task, doc_ids, folder, manifest, bool(refused), extended))
     if mismatched and not force:
         raise CapcastError(_mismatch_message(store.root, mismatched))
@@ -169,24 +210,43 @@ def sample_family(
                 if extended:
                     manifest["extended"][-1]["at_round"] = state.rounds_done
                     if log is not None:
-                        raised = ", ".join(f"{key} {_show(have)} -> {_show(want)}" for key, have, want in extended)
+                        raised = ", ".join(f"{key} {show_setting(key, have)} -> {show_setting(key, want)}" for key, have, want in extended)
                         log(f"{ckpt.name} x {task.name}: {raised}; continuing from {state.rounds_done} stored rounds")
                 pstore.write_manifest(folder, manifest)
-            if plan_round(state, config)[0]:
+            tally = CheckerErrors()
+            if plan_round(state, config):
                 if loaded is None:
                     loaded = harness.load_model(models[ckpt.name], ckpt.revision, backend=backend, device=device, batch_size=batch_size)
                 task_docs = docs[task.name]
+                groups_drawn: dict[int, int] = {}
 
-                def draw(doc_subset, n, round_index, _task=task, _docs=task_docs):
-                    # A distinct, reproducible seed per round: resumed runs draw fresh samples.
+                def draw(doc_subset, n, round_index, _task=task, _docs=task_docs, _tally=tally, _groups=groups_drawn):
+                    # A distinct, reproducible seed per round (and per group within it): resumed runs draw fresh samples.
+                    group = _groups.get(round_index, 0)
+                    _groups[round_index] = group + 1
+                    round_seed = seed + ROUND_SEED_STEP * round_index + GROUP_SEED_STEP * group
                     texts = harness.generate_samples(loaded, None, prepared[_task.name], store.task_data_dir(_task.name),
-                                                     doc_subset, n, seed=seed + 7919 * round_index, batch_size=batch_size)
-                    return {d: [(t, _safe_check(_task.checker, t, _docs[d])) for t in texts[d]] for d in doc_subset}
+                                                     doc_subset, n, seed=round_seed, batch_size=batch_size)
+                    return {d: [(t, _safe_check(_task.checker, t, _docs[d], _tally)) for t in texts[d]] for d in doc_subset}
 
                 keys = (fam.family, ckpt.name, task.name)
+                seen = {"rounds": 0, "checked": 0, "errors": 0}
+
+                def commit(idx, samples, _s=state, _f=folder, _k=keys, _m=manifest, _tally=tally, _seen=seen, _ckpt=ckpt.name, _task=task.name):
+                    checked, errors = _tally.checked - _seen["checked"], _tally.errors - _seen["errors"]
+                    if _seen["rounds"] == 0 and checked > 0 and errors == checked:
+                        raise CapcastError(
+                            f"the checker of task {_task!r} raised on every one of the {checked} samples of the first round on "
+                            f"{_ckpt} ({_tally.first}); nothing of that round was stored; fix the checker (called as checker(sample, doc))"
+                        )
+                    pstore.write_round(_f, _k, idx, samples, _s)
+                    if errors:
+                        _m["checker_errors"] = int(_m.get("checker_errors", 0)) + errors
+                        pstore.write_manifest(_f, _m)
+                    _seen.update(rounds=_seen["rounds"] + 1, checked=_tally.checked, errors=_tally.errors)
+
                 state = run_passuntil(
-                    draw, doc_ids, config, state,
-                    on_round=lambda idx, samples, _s=state, _f=folder, _k=keys: pstore.write_round(_f, _k, idx, samples, _s),
+                    draw, doc_ids, config, state, on_round=commit,
                     on_progress=(lambda report, _n=f"{ckpt.name} x {task.name}": on_progress(_n, report)) if on_progress else None,
                 )
             _, c, n = state.counts(config.successes)
@@ -196,5 +256,6 @@ def sample_family(
                 checkpoint=ckpt.name, task=task.name, instances=len(doc_ids), solved=state.solved(config.successes),
                 samples=state.samples_spent, pass_rate=score.value if score else float("nan"),
                 lower=score.lower if score else float("nan"), upper=score.upper if score else float("nan"), rounds=state.rounds_done,
+                checker_errors=tally.errors, checker_error=tally.first,
             ))
     return summaries

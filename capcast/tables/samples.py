@@ -6,7 +6,11 @@ Parquet; ``run``, ``flops`` and ``step`` may be empty). A checkpoint is (family,
 tokens), so several checkpoints of one run (say ``model`` = ``Pythia_1.4B`` at 9 token counts, or
 one ``model`` name per checkpoint) fit in one table; without ``run`` each model is its own run. An optional ``target_successes`` column records the
 PassUntil r the instance was sampled for; the counts then stop at the r-th success (exported that
-way by :func:`export_store`), so the unbiased (r-1)/(K-1) estimator applies.
+way by :func:`export_store`), so the unbiased (r-1)/(K-1) estimator applies; an optional
+``max_samples`` column the per-instance cap of that design (``n_samples`` never exceeds it); an
+optional boolean ``biased`` column marks counts that do not follow their design (PassUntil rounds
+an older capcast allocated under a binding budget by the instances' own counts). :func:`task_table`
+carries ``biased`` to each task-level row.
 
 Real per-instance data (e.g. published repeated-sampling counts) can be forecast from this table
 without re-sampling: :func:`to_series` turns it into one task-level series per (family, task).
@@ -26,7 +30,9 @@ from capcast.schema import CHECKPOINT_KEY, SAMPLES_COLUMNS, default_flops
 from capcast.tables.scores import fill_run, is_parquet, read_table_file
 
 REQUIRED = ("family", "model", "params", "tokens", "task", "doc_id", "n_samples", "n_correct")
-OPTIONAL = ("flops", "step", "target_successes")
+OPTIONAL = ("flops", "step", "target_successes", "max_samples")
+DESIGN = ("target_successes", "max_samples", "biased")  # per-instance design columns kept on write
+_TRUE, _FALSE = {"true", "1", "yes", "1.0"}, {"false", "0", "no", "0.0", ""}
 KEY = (*CHECKPOINT_KEY, "task", "doc_id")
 
 
@@ -55,6 +61,8 @@ def validate_samples(frame: pd.DataFrame, source: str = "samples table") -> pd.D
             row = int(np.flatnonzero(bad.to_numpy())[0])
             raise CapcastError(f"{source}: column {col!r} row {row + 1} holds {df[col].iloc[row]!r}; use a number")
         df[col] = values
+    if "biased" in df.columns:
+        df["biased"] = _booleans(df["biased"], source)
     if "flops" not in df.columns:
         df["flops"] = np.nan
     df["flops"] = df["flops"].fillna(default_flops(df["params"], df["tokens"]))
@@ -67,6 +75,12 @@ def validate_samples(frame: pd.DataFrame, source: str = "samples table") -> pd.D
         (df["n_correct"].isna() | (df["n_correct"] < 0) | (df["n_correct"] % 1 != 0), "n_correct must be a whole number >= 0"),
         (df["n_correct"] > df["n_samples"], "n_correct exceeds n_samples"),
     ]
+    if "max_samples" in df.columns:
+        cap = df["max_samples"]
+        checks += [
+            (cap.notna() & ((cap < 1) | (cap % 1 != 0)), "max_samples must be a whole number >= 1 (or empty)"),
+            (cap.notna() & (df["n_samples"] > cap), "n_samples exceeds max_samples (the per-instance cap)"),
+        ]
     for mask, message in checks:
         if mask.any():
             row = int(np.flatnonzero(mask.to_numpy())[0])
@@ -83,6 +97,18 @@ def validate_samples(frame: pd.DataFrame, source: str = "samples table") -> pd.D
     return df.reset_index(drop=True)
 
 
+def _booleans(column: pd.Series, source: str) -> pd.Series:
+    """A True/False column from bools, 0/1 or the words true/false (empty = False)."""
+    if column.dtype == bool:
+        return column
+    words = column.map(lambda v: "" if not isinstance(v, str) and pd.isna(v) else str(v).strip().lower())
+    bad = ~words.isin(_TRUE | _FALSE)
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise CapcastError(f"{source}: column 'biased' row {row + 1} holds {column.iloc[row]!r}; use true or false")
+    return words.isin(_TRUE)
+
+
 def read_samples(path: str | Path) -> pd.DataFrame:
     """Read and validate a samples table (CSV or Parquet)."""
     path = Path(path)
@@ -91,7 +117,7 @@ def read_samples(path: str | Path) -> pd.DataFrame:
 
 def write_samples(frame: pd.DataFrame, path: str | Path) -> Path:
     path = Path(path)
-    columns = list(SAMPLES_COLUMNS) + [c for c in ("target_successes",) if c in frame.columns]
+    columns = list(SAMPLES_COLUMNS) + [c for c in DESIGN if c in frame.columns]
     out = frame[columns]
     if is_parquet(path):
         out.to_parquet(path, index=False)
@@ -129,6 +155,7 @@ def task_table(frame: pd.DataFrame, estimator: str = "unbiased", level: float = 
             c = np.minimum(c, r)
         score = task_score(c, group["n_samples"].to_numpy(), r=r, level=level, estimator=estimator)
         first = group.iloc[0]
+        extra = {"biased": bool(group["biased"].astype(bool).any())} if "biased" in group else {}
         rows.append(
             {
                 "family": family,
@@ -145,6 +172,7 @@ def task_table(frame: pd.DataFrame, estimator: str = "unbiased", level: float = 
                 "n_instances": score.n_instances,
                 "n_unsolved": score.n_unsolved,
                 "n_samples": score.n_samples,
+                **extra,
             }
         )
     return pd.DataFrame(rows)

@@ -100,7 +100,7 @@ def test_the_same_settings_resume_without_drawing(base, store, capsys, monkeypat
     [
         ("--successes", "3", "successes stored 2, requested 3"),
         ("--seed", "5", "seed stored 1234, requested 5"),
-        ("--limit", "4", "limit stored none, requested 4"),
+        ("--limit", "4", "limit stored none (all items), requested 4"),
         ("--batch", "8", "first_batch stored 4, requested 8"),
         ("--max-samples-per-instance", "8", "max_samples_per_instance stored 16, requested 8"),
     ],
