@@ -93,21 +93,20 @@ class Registry:
             return self.tasks[name]
         return Task(name=name, lm_eval_config=None)
 
-    def law(self, name: str) -> "Law":
-        self._check_conflict("law", name)
+    def _lookup(self, kind: str, registered: dict, name: str):
+        """The ``kind`` registered as ``name``; a conflict or an unknown name is one line."""
+        self._check_conflict(kind, name)
         try:
-            return self.laws[name]
+            return registered[name]
         except KeyError:
-            known = ", ".join(sorted(self.laws)) or "none"
-            raise CapcastError(f"unknown law {name!r}; known laws: {known}") from None
+            known = ", ".join(sorted(registered)) or "none"
+            raise CapcastError(f"unknown {kind} {name!r}; known {kind}s: {known}") from None
+
+    def law(self, name: str) -> "Law":
+        return self._lookup("law", self.laws, name)
 
     def reader(self, name: str) -> "Reader":
-        self._check_conflict("reader", name)
-        try:
-            return self.readers[name]
-        except KeyError:
-            known = ", ".join(sorted(self.readers)) or "none"
-            raise CapcastError(f"unknown reader {name!r}; known readers: {known}") from None
+        return self._lookup("reader", self.readers, name)
 
     def metric(self, name: str, values: Iterable[float] | None = None) -> "Metric":
         """The description of metric ``name``: registered (a filtered ``exact_match/strict-match``
