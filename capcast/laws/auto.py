@@ -12,12 +12,13 @@ by more than the paired differences' standard error (and there are at least two 
 otherwise the margin is noise and the default stands. The row's notes say which, with the
 errors.
 
-Interval. The chosen law's own variance (its parameters, the scatter a new size brings, the
-target's item noise; see :mod:`capcast.laws.curve`) is compared with the fold-measured variance:
-the mean of each fold's squared error in the link space per decade of extrapolation, times the
-target's own distance in decades. The larger one is used, with its own t quantile (the law's
-degrees of freedom, or the number of folds). Nothing is added on top of anything: the folds
-check the model's variance rather than double it.
+Interval. The folds check the chosen law's own variance (its parameters, the scatter a new size
+brings, the target's item noise; see :mod:`capcast.laws.curve`): each fold forecast's squared
+link-space error over the variance its own fold fit claimed, pooled with the law's degrees of
+freedom (which count as that many observations of ratio 1). The larger of the law's variance and
+that ratio times it is used, with the matching t quantile (the law's degrees of freedom, or
+those plus the fold forecasts). Nothing is added on top of anything: the folds check the model's
+variance rather than double it.
 
 When the chosen law refuses a target (a law's guard: ``loss-error`` outside [0, 1]), the next
 law in the ranking answers it, and the forecast row names that law and says why.
@@ -33,15 +34,11 @@ from capcast.laws.base import Law, NotPredictable, Series, Target
 from capcast.laws.curve import CurveFit
 from capcast.laws.signal import subset
 
-MIN_FOLD_DISTANCE = 0.1  # decades: a fold closer than this still counts as this far
-
-
 @dataclass(frozen=True)
 class Fold:
     train: Series
     targets: tuple[tuple[Target, float], ...]  # (each held-out run's final checkpoint, its score)
     size: float
-    distance: float  # decades of compute from the largest training checkpoint to the fold's targets
 
 
 def forward_chaining_folds(series: Series, first: int = 3) -> list[Fold]:
@@ -58,15 +55,8 @@ def forward_chaining_folds(series: Series, first: int = 3) -> list[Fold]:
             last = rows[np.argmax(series.tokens[rows])]
             targets.append((Target(name=str(series.model[last]), params=float(series.params[last]),
                                    tokens=float(series.tokens[last]), flops=float(series.flops[last])), float(series.value[last])))
-        distance = float(np.mean([np.log10(t.compute) for t, _ in targets]) - np.log10(np.max(train.flops)))
-        folds.append(Fold(train=train, targets=tuple(targets), size=float(sizes[j]), distance=max(distance, MIN_FOLD_DISTANCE)))
+        folds.append(Fold(train=train, targets=tuple(targets), size=float(sizes[j])))
     return folds
-
-
-def _distance(fit_series: Series, target: Target) -> float:
-    if target.compute is None:
-        return MIN_FOLD_DISTANCE
-    return max(float(np.log10(target.compute) - np.log10(np.max(fit_series.flops))), MIN_FOLD_DISTANCE)
 
 
 def _point(fit, target: Target) -> float:

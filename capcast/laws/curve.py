@@ -124,13 +124,7 @@ class CurveFit:
         """The target's own item-sampling variance (link space) when its item count is known."""
         if self.target_items is None:
             return 0.0
-        mean, n = self.mean(target), float(self.target_items)
-        if self.link == "identity":
-            return mean * (1 - mean) / n if 0 < mean < 1 else 0.25 / n
-        # var(score) <= p(1 - p) / n, through the link's slope dz/dp = 1 / ((1 - floor) q (1 - q))
-        q = float(np.clip((mean - self.floor) / (1 - self.floor), 0.5 / n, 1 - 0.5 / n))
-        p = self.floor + (1 - self.floor) * q
-        return p * (1 - p) / n / ((1 - self.floor) * q * (1 - q)) ** 2
+        return float(link_noise_var(self, np.array([self.mean(target)]), np.array([float(self.target_items)]))[0])
 
     def z_sd(self, target: Target) -> float:
         var = self.parameter_var(target) + self.resid_var + self.extra_var + self.target_noise_var(target)
@@ -184,8 +178,7 @@ def empirical_z(value: np.ndarray, n_items: np.ndarray, floor: float) -> np.ndar
     return np.log((k + 0.5) / (n - k + 0.5))
 
 
-def with_size_uncertainty(fit: CurveFit, series, n_params: int, n_items: np.ndarray, weights: np.ndarray | None = None,
-                          sandwich: bool = True) -> CurveFit:
+def with_size_uncertainty(fit: CurveFit, series, n_params: int, n_items: np.ndarray, weights: np.ndarray | None = None) -> CurveFit:
     """``fit`` with intervals that count sizes, not checkpoints, as the independent evidence.
 
     Checkpoints of one size (its runs, and their checkpoints, all scored on the same items) share
@@ -194,7 +187,7 @@ def with_size_uncertainty(fit: CurveFit, series, n_params: int, n_items: np.ndar
     * scatter: each size's mean residual (empirical logit, :func:`empirical_z`) squared, less the
       item noise of that mean, summed over sizes and divided by ``sizes - n_params`` (a method of
       moments for the variance of a size's deviation, which the target's size brings anew);
-    * parameter covariance (``sandwich``): ``B M B`` with the fit's working bread
+    * parameter covariance: ``B M B`` with the fit's working bread
       ``B = (J'WJ)^-1`` (``W``: the estimator's weights per checkpoint, default 1/noise, as a
       binomial likelihood weighs them) and the meat ``M = J'W (noise + scatter in same-size blocks) W J``,
       so a size's checkpoints count as one size's evidence, not as independent points;
@@ -215,40 +208,35 @@ def with_size_uncertainty(fit: CurveFit, series, n_params: int, n_items: np.ndar
         resid = np.asarray(series.value, dtype=float) - fitted
     else:
         resid = empirical_z(series.value, n_items, fit.floor) - empirical_z(fitted, n_items, fit.floor)
-    noise = _link_noise_var(fit, fitted, n_items)
+    noise = link_noise_var(fit, fitted, n_items)
     size_means = np.array([resid[params == s].mean() for s in sizes])
     size_noise = np.array([noise[params == s].mean() / np.sum(params == s) for s in sizes])
     scatter = float(max(np.sum(size_means**2 - size_noise) / dof, 0.0))
-    cov = fit.cov
-    if sandwich:
-        jac = np.array([numeric_jacobian(lambda th, t=t: float(fit._to_z(fit.mean_fn(th, t))), fit.theta) for t in targets])
-        w = 1.0 / noise if weights is None else np.asarray(weights, dtype=float)
-        info = jac.T @ (w[:, None] * jac)
-        if not np.all(np.isfinite(info)) or np.linalg.cond(info) > 1e12:
-            raise NotPredictable("the data do not identify every parameter of the law (singular information matrix)")
-        bread = np.linalg.inv(info)
-        meat = jac.T @ ((w**2 * noise)[:, None] * jac)
-        for s in sizes:
-            g = (w[params == s, None] * jac[params == s]).sum(axis=0)
-            meat += scatter * np.outer(g, g)
-        cov = bread @ meat @ bread
+    jac = np.array([numeric_jacobian(lambda th, t=t: float(fit._to_z(fit.mean_fn(th, t))), fit.theta) for t in targets])
+    w = 1.0 / noise if weights is None else np.asarray(weights, dtype=float)
+    info = jac.T @ (w[:, None] * jac)
+    if not np.all(np.isfinite(info)) or np.linalg.cond(info) > 1e12:
+        raise NotPredictable("the data do not identify every parameter of the law (singular information matrix)")
+    bread = np.linalg.inv(info)
+    meat = jac.T @ ((w**2 * noise)[:, None] * jac)
+    for s in sizes:
+        g = (w[params == s, None] * jac[params == s]).sum(axis=0)
+        meat += scatter * np.outer(g, g)
+    cov = bread @ meat @ bread
     return replace(fit, cov=cov, resid_var=scatter, dof=dof, target_items=float(np.median(n_items)))
 
 
-def _link_noise_var(fit: CurveFit, fitted: np.ndarray, n_items: np.ndarray) -> np.ndarray:
-    """Item-sampling variance of each checkpoint's score in the fit's link space."""
+def link_noise_var(fit: CurveFit, score: np.ndarray, n_items: np.ndarray) -> np.ndarray:
+    """Item-sampling variance of scores in the fit's link space: var(score) <= p(1 - p) / n, through
+    the link's slope dz/dp = 1 / ((1 - floor) q (1 - q)); q kept half an item from the bounds."""
     n = np.asarray(n_items, dtype=float)
-    p = np.clip(fitted, 0.5 / n, 1 - 0.5 / n)
+    score = np.asarray(score, dtype=float)
     if fit.link == "identity":
-        return p * (1 - p) / n
-    q = np.clip((p - fit.floor) / (1 - fit.floor), 0.5 / n, 1 - 0.5 / n)
+        inside = (score > 0) & (score < 1)
+        return np.where(inside, score * (1 - score), 0.25) / n
+    q = np.clip((score - fit.floor) / (1 - fit.floor), 0.5 / n, 1 - 0.5 / n)
+    p = fit.floor + (1 - fit.floor) * q
     return p * (1 - p) / n / ((1 - fit.floor) * q * (1 - q)) ** 2
-
-
-def _without_size(series, size: float):
-    from capcast.laws.signal import subset
-
-    return subset(series, np.asarray(series.params, dtype=float) != size)
 
 
 def residual_var_z(y: np.ndarray, fitted: np.ndarray, floor: float, weight_mask: np.ndarray | None = None, n_params: int = 0) -> float:
