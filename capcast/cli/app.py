@@ -55,7 +55,7 @@ def plugins_command() -> None:
         table.add_column(col, no_wrap=col in ("plugin", "source", "status"), overflow="fold")
     for info in reg.plugins:
         table.add_row(info.name, info.source, "ok", ", ".join(info.tasks), ", ".join(info.laws), ", ".join(info.readers),
-                      ", ".join(getattr(info, "metrics", [])))
+                      ", ".join(info.metrics))
     for broken in reg.broken:
         table.add_row(broken.name, broken.source, "[red]broken[/] (below)", "", "", "", "")
     wide.print(table)
