@@ -20,4 +20,8 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
-.PHONY: install demo test
+# Regenerate the published leaderboards in leaderboards/ (Pythia and OpenLM need ../shared/data).
+leaderboards: install
+	$(BIN)/python -m capcast.leaderboard.published leaderboards
+
+.PHONY: install demo test leaderboards

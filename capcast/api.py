@@ -7,6 +7,7 @@
     report = api.backtest(scores="scores.csv", holdout_largest=2, methods=["auto"])  # capcast backtest
     summaries = api.sample("family.yaml", ["capcast_add_gen"])                      # capcast sample
     samples = api.samples("capcast-store")                                          # capcast samples
+    damaged, moved_to = api.verify_store("capcast-store", repair=False)             # capcast store verify
     table = api.import_scores("results/", reader="lm-eval-results", spec="family.yaml")  # capcast import
 
 The CLI (:mod:`capcast.cli`) parses options, calls these, and renders what they return. Heavy
@@ -46,6 +47,19 @@ def evaluate(family, tasks: Iterable[str], store: str | Path = "capcast-store", 
     return evaluate_family(family, list(tasks), store, **options)
 
 
+def use_benchmark_data(data_dir: str | Path | None = None, allow_unsafe_code: bool = False) -> None:
+    """``--data-dir`` / ``--unsafe-no-sandbox`` of ``capcast eval`` and ``capcast sample``: read the
+    standard benchmarks from local files under ``data_dir`` (sets ``CAPCAST_DATA_DIR``), and allow
+    generated code to run unisolated where the sandbox is unavailable (``CAPCAST_UNSAFE_NO_SANDBOX=1``)."""
+    import os
+
+    from capcast.tasks import sandbox, standard
+
+    standard.set_data_dir(data_dir)
+    if allow_unsafe_code:
+        os.environ[sandbox.UNSAFE_ENV] = "1"
+
+
 def scores(store: str | Path = "capcast-store") -> "pd.DataFrame":
     """``capcast scores``: the long-format scores table of everything ``store`` holds."""
     from capcast.evaluation.scores import scores_from_store
@@ -54,6 +68,23 @@ def scores(store: str | Path = "capcast-store") -> "pd.DataFrame":
     if not store.is_dir():
         raise CapcastError(f"store {store} does not exist; run `capcast eval ... --store {store}` first")
     return scores_from_store(store)
+
+
+def verify_store(store: str | Path = "capcast-store", repair: bool = False):
+    """``capcast store verify``: ``(damaged runs, folder they were moved to or None)``; with
+    ``repair`` every damaged run is moved aside (never deleted) so the next eval measures it again."""
+    from capcast.store import Store
+    from capcast.store.verify import repair as move_aside
+
+    store = Store(store)
+    if not store.root.is_dir():
+        raise CapcastError(f"store {store.root} does not exist; pass the folder given to `capcast eval --store`")
+    store.check_format()
+    damage = store.verify()
+    if not repair or not damage:
+        return damage, None
+    with store.open_for_writing("capcast store verify --repair"):
+        return damage, move_aside(store, damage)
 
 
 def sample(family, tasks: Iterable[str], store: str | Path = "capcast-store", config=None, **options):
@@ -110,10 +141,20 @@ def forecast(
         resolved = target if _is_target(target) else choose_target(target, target_params, target_tokens, target_flops)
         from capcast.forecasting.samples import forecast_samples
 
+        if method == "cod":  # COD fits the per-instance records themselves (capcast.cod.law)
+            from capcast.cod.law import forecast_samples_cod
+
+            return forecast_samples_cod(samples, resolved, task_list, interval, max_step, registry)
         return forecast_samples(samples, resolved, task_list, method, interval, max_step, registry)
     table, spec_target = scores_for_forecast(family, scores, store, task_list, limit, device, registry, console)
     resolved = target if _is_target(target) else choose_target(target, target_params, target_tokens, target_flops, spec_target)
-    return run_forecasts(table, resolved, task_list, metric or "acc", method, interval, max_step, registry, interpolate=interpolate)
+    instances = None
+    if method == "cod" and family is not None:  # the store's per-choice / per-sample records
+        from capcast.cod.law import store_instances
+
+        instances = store_instances(family, store)
+    return run_forecasts(table, resolved, task_list, metric or "acc", method, interval, max_step, registry, interpolate=interpolate,
+                         instances=instances)
 
 
 def _is_target(target) -> bool:
@@ -141,6 +182,10 @@ def backtest(
         check_samples_metric(metric)
         if all_steps:
             raise CapcastError("--all-steps does not apply to --samples: a samples backtest forecasts each held-out run's final checkpoint")
+        if "cod" in (methods or ()):  # COD fits the per-instance records themselves (capcast.cod.law)
+            from capcast.cod.law import backtest_samples_cod
+
+            return backtest_samples_cod(samples, holdout_largest, list(methods), task_list, interval, max_step, registry, family_list)
         return backtest_samples(samples, holdout_largest, list(methods or ["passuntil"]), task_list, interval, max_step, registry,
                                 families=family_list)
     from capcast.forecasting.backtest import backtest_scores
@@ -149,6 +194,40 @@ def backtest(
                            all_steps, registry, families=family_list)
 
 
+def cluster(*, samples: "str | Path | pd.DataFrame | None" = None, store: str | Path | None = None, tasks: Iterable[str] | None = None,
+            **options) -> list:
+    """``capcast cluster``: COD's clusters, per-cluster laws, predictable subset and mapping for each
+    task of a samples table or a store's per-instance records (options as
+    :func:`capcast.cod.commands.cluster_tasks`). Returns one ``CODResult`` per task."""
+    from capcast.cod.commands import cluster_tasks
+
+    return cluster_tasks(samples=samples, store=store, tasks=None if tasks is None else list(tasks), **options)
+
+
+def cluster_show(out: str | Path, tasks: Iterable[str] | None = None) -> list:
+    """``capcast cluster show``: the saved COD results under ``out`` (one per task)."""
+    from capcast.cod.commands import load_results
+
+    return load_results(out, None if tasks is None else list(tasks))
+
+
 def check_samples_metric(metric: str | None) -> None:
     if metric not in (None, SAMPLES_METRIC):
         raise CapcastError(f"--metric {metric!r} does not apply to --samples: a samples table forecasts pass_rate; drop --metric")
+
+
+def leaderboard_build(results: Iterable["str | Path | dict"], out: str | Path, *, scores: Iterable[str | Path] | None = None,
+                      registry: str | Path | None = None, title: str = "capcast forecast leaderboard") -> Path:
+    """``capcast leaderboard build``: the static site of forecast and backtest results in ``out``
+    (registering forecasts of unknown actual in ``registry``). Returns the site's ``index.html``."""
+    from capcast.leaderboard import build_leaderboard
+
+    return build_leaderboard([r if isinstance(r, dict) else Path(r) for r in results], Path(out),
+                             scores=[Path(s) for s in scores or []], registry=None if registry is None else Path(registry), title=title)
+
+
+def leaderboard_resolve(registry: str | Path, actuals: str | Path):
+    """``capcast leaderboard resolve``: add the known actual scores to registered forecasts."""
+    from capcast.leaderboard import resolve
+
+    return resolve(Path(registry), Path(actuals))

@@ -21,7 +21,7 @@ import pandas as pd
 from capcast.errors import CapcastError
 from capcast.forecasting.forecast import (
     MAX_INTERVAL_WIDTH, STATUS_FAILED, STATUS_OK, STATUS_UNPREDICTABLE, ForecastRow,
-    check_fitting_frame, check_interval, check_metric, fit_frame_for, fit_law, law_for, metric_of, predict_row,
+    COD_METHOD, check_fitting_frame, check_interval, check_metric, fit_frame_for, fit_law, law_for, metric_of, predict_row,
     tasks_to_forecast,
 )
 from capcast.laws.base import Target
@@ -38,9 +38,16 @@ class MethodScore:
     n: int
     unpredictable: int
     failed: int
+    median_width: float | None = None  # points (score x 100), over the numeric forecasts
+
+    @property
+    def answered(self) -> float | None:
+        """The share of forecasts that got a number (not "not predictable yet", not failed)."""
+        total = self.n + self.unpredictable + self.failed
+        return self.n / total if total else None
 
     def to_dict(self) -> dict:
-        return self.__dict__.copy()
+        return {**self.__dict__, "answered": self.answered}
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,7 @@ def score_rows(rows: Iterable[dict]) -> MethodScore:
         coverage=float(np.mean(covered)) if ok else None, n=len(ok),
         unpredictable=sum(r["status"] == STATUS_UNPREDICTABLE for r in rows),
         failed=sum(r["status"] == STATUS_FAILED for r in rows),
+        median_width=float(np.median([(r["upper"] - r["lower"]) * 100 for r in ok])) if ok else None,
     )
 
 
@@ -92,7 +100,9 @@ def held_out_targets(family_frame: pd.DataFrame, held_sizes: np.ndarray, all_ste
 def backtest_scores(scores: pd.DataFrame | str, holdout_largest: int = 1, methods: Iterable[str] = ("auto",),
                     tasks: Iterable[str] | None = None, metric: str = "acc", interval: float = 0.9,
                     max_step: int | None = None, all_steps: bool = False, registry=None,
-                    max_width: float = MAX_INTERVAL_WIDTH, families: Iterable[str] | None = None) -> BacktestReport:
+                    max_width: float = MAX_INTERVAL_WIDTH, families: Iterable[str] | None = None,
+                    instances=None) -> BacktestReport:
+    """``instances``: per-instance records for the ``cod`` method (:mod:`capcast.cod.instances`)."""
     frame = read_scores(scores)
     if holdout_largest < 1:
         raise CapcastError(f"--holdout-largest must be at least 1 (got {holdout_largest})")
@@ -104,9 +114,10 @@ def backtest_scores(scores: pd.DataFrame | str, holdout_largest: int = 1, method
         registry = load_registry()
     methods = list(methods)
     for m in methods:  # an unknown law is an error before anything runs
-        registry.law(m)
+        if m != COD_METHOD:
+            registry.law(m)
     described = metric_of(frame, metric, registry)
-    laws = {m: law_for(m, described, registry) for m in methods}
+    laws = {m: law_for(m, described, registry, instances) for m in methods}
     tasks = tasks_to_forecast(frame, tasks, metric)
     fams = list(families) if families else sorted(frame["family"].unique())
     rows: list[dict] = []

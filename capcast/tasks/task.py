@@ -22,12 +22,14 @@ class Task(BaseModel):
     Attributes:
         name: unique task name (also the lm-eval task name).
         lm_eval_config: path to an lm-eval task YAML, a dict with the same keys, a callable
-            ``build(data_dir) -> dict`` that generates the data and returns such a dict, or
+            ``build(data_dir) -> dict`` that generates the data and returns such a dict (or the
+            path of a YAML it wrote), or
             ``None`` for one of lm-eval's own built-in tasks called ``name``.
         chance: score of random guessing (0 for generative tasks).
         kind: ``"multiple_choice"`` or ``"generate"``; inferred from the config when omitted.
         metric: the metric forecast by default (``acc`` for multiple choice, ``pass_rate`` for
             generative tasks).
+        loss_metric: the per-byte task loss forecast beside ``metric`` (e.g. ``bpb_gold``), if any.
         checker: for generative tasks, decides whether one sample passes.
         repeats: samples per prompt for generative tasks under ``capcast eval``.
         description: one line shown by ``capcast plugins``.
@@ -40,6 +42,7 @@ class Task(BaseModel):
     chance: float = Field(default=0.0, ge=0.0, le=1.0)
     kind: Literal["multiple_choice", "generate"] | None = None
     metric: str | None = None
+    loss_metric: str | None = None
     checker: Any = None
     repeats: int = Field(default=1, ge=1)
     description: str = ""

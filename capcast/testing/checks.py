@@ -403,6 +403,8 @@ def check_task(task, docs: list[dict] | None = None) -> None:
                 config = config(Path(tmp))
             except Exception as exc:
                 raise AssertionError(f"{where}: lm_eval_config({tmp!r}) raised {type(exc).__name__}: {exc}") from exc
+            if isinstance(config, (str, Path)) and Path(config).is_file():  # a built YAML (capcast.tasks.standard)
+                config = _read_yaml(Path(config))
             if not isinstance(config, dict) or not config.get("task"):
                 _fail(f"{where}: the build(data_dir) callable must return a dict with a 'task' key, got {type(config).__name__}"
                       f"{'' if not isinstance(config, dict) else ' without one'}")

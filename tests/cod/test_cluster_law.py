@@ -1,0 +1,36 @@
+"""The per-cluster law y = g + (1-g) exp(-a C^-b - c) and the paper's filter."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from capcast.cod.cluster_law import ClusterFit, Thresholds, fit_cluster, keep_reason, law
+
+COMPUTE = np.logspace(15, 21, 12)
+
+
+def test_the_fit_recovers_the_curve_and_extrapolates():
+    truth = law(COMPUTE / 1e18, 2.0, 0.3, 0.2, 0.25)
+    fit = fit_cluster(COMPUTE, truth)
+    assert fit.ok and fit.rmse < 1e-4
+    assert abs(float(fit.predict(1e23)) - float(law(1e5, 2.0, 0.3, 0.2, 0.25))) < 0.01
+    assert (fit.a, fit.b) > (1.0, 0.1) and 0 <= fit.c < 1
+
+
+def test_the_filter_keeps_scalable_clusters_and_says_why_it_drops_the_others():
+    assert keep_reason(ClusterFit(2.0, 0.3, 0.2, 0.0, 0.0, True)) == (True, "kept: a > 1, b > 0.1, 0 <= c < 1")
+    kept, reason = keep_reason(ClusterFit(2.0, 0.3, 3.0, 0.0, 0.0, True))
+    assert not kept and reason == "c = 3 >= 1 (ceiling too low: non-scalable)"
+    kept, reason = keep_reason(ClusterFit(0.5, 0.05, 0.2, 0.0, 0.0, True))
+    assert not kept and "a = 0.5 <= 1" in reason and "b = 0.05 <= 0.1" in reason
+    assert keep_reason(ClusterFit(2.0, 0.3, -0.1, 0.0, 0.0, True))[1] == "c = -0.1 < 0 (ceiling above 1)"
+    assert keep_reason(ClusterFit(np.nan, np.nan, np.nan, np.nan, np.nan, False)) == (False, "the law could not be fitted")
+    # thresholds are configurable
+    assert keep_reason(ClusterFit(2.0, 0.3, 3.0, 0.0, 0.0, True), Thresholds(c_max=5.0))[0]
+
+
+def test_a_flat_low_cluster_is_fitted_and_dropped():
+    flat = law(COMPUTE / 1e18, 2.0, 0.3, 3.0, 0.0)  # ceiling exp(-3) = 0.05
+    fit = fit_cluster(COMPUTE, flat)
+    kept, reason = keep_reason(fit)
+    assert fit.ok and not kept and "ceiling too low" in reason
