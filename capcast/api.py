@@ -167,13 +167,14 @@ def backtest(
     *, scores: "str | Path | pd.DataFrame | None" = None, samples: "str | Path | pd.DataFrame | None" = None,
     holdout_largest: int = 1, methods: Iterable[str] | None = None, tasks: Iterable[str] | None = None,
     metric: str | None = None, interval: float = 0.9, max_step: int | None = None, all_steps: bool = False,
-    families: Iterable[str] | None = None, registry=None,
+    families: Iterable[str] | None = None, registry=None, store: str | Path | None = None,
 ) -> "BacktestReport":
     """``capcast backtest``: hide each family's largest sizes (whole runs), forecast them from the
-    rest with every method, and score each method on the same forecasts."""
+    rest with every method, and score each method on the same forecasts. ``store``: a record
+    store instead of a table (its scores; ``cod`` also gets its per-choice / per-sample records)."""
     registry = _registry(registry)
-    if (scores is None) == (samples is None):
-        raise CapcastError("give exactly one of --scores FILE or --samples FILE")
+    if sum(x is not None for x in (scores, samples, store)) != 1:
+        raise CapcastError("give exactly one of --scores FILE, --samples FILE or --store DIR")
     task_list = list(tasks) if tasks else None
     family_list = list(families) if families else None
     if samples is not None:
@@ -190,8 +191,17 @@ def backtest(
                                 families=family_list)
     from capcast.forecasting.backtest import backtest_scores
 
+    instances = None
+    if store is not None:  # the store's scores table; COD fits its per-instance records (capcast.cod.law)
+        from capcast.cod.instances import from_store
+        from capcast.evaluation.scores import scores_from_store
+
+        if not Path(store).is_dir():
+            raise CapcastError(f"store {store} does not exist; run `capcast eval ... --store {store}` first")
+        scores = scores_from_store(Path(store))
+        instances = from_store(store) if "cod" in (methods or ()) else None
     return backtest_scores(scores, holdout_largest, list(methods or ["auto"]), task_list, metric or "acc", interval, max_step,
-                           all_steps, registry, families=family_list)
+                           all_steps, registry, families=family_list, instances=instances)
 
 
 def cluster(*, samples: "str | Path | pd.DataFrame | None" = None, store: str | Path | None = None, tasks: Iterable[str] | None = None,
@@ -231,3 +241,12 @@ def leaderboard_resolve(registry: str | Path, actuals: str | Path):
     from capcast.leaderboard import resolve
 
     return resolve(Path(registry), Path(actuals))
+
+
+def family_init(source: str | Path, out: str | Path = "family.yaml", tokens_per_step: float | None = None,
+                family: str | None = None):
+    """``capcast family init``: describe a folder of checkpoints (or a list of hub ids) and write
+    its family YAML to ``out``; returns the :class:`capcast.family_init.FamilyDraft`."""
+    from capcast.family_init import family_init as write
+
+    return write(source, out, tokens_per_step=tokens_per_step, family=family)

@@ -24,7 +24,8 @@ from capcast.schema import default_flops, default_run
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: `params: .inf` (or nan) is refused, not turned into a compute of inf
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Checkpoint(_Strict):
@@ -90,6 +91,7 @@ _FIXES = {
     "greater_than": "use a positive number",
     "float_parsing": "use a number such as 1.2e9",
     "float_type": "use a number such as 1.2e9",
+    "finite_number": "use a finite number such as 1.2e9",
     "too_short": "list at least one entry",
 }
 
@@ -133,7 +135,9 @@ def load_family(path: str | Path, check_paths: bool = True) -> Family:
     if not path.is_file():
         raise CapcastError(f"{path}: no such family spec file; pass the path to a family YAML")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise CapcastError(f"{path}: not UTF-8 text (byte {exc.start}); save the family spec as UTF-8") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

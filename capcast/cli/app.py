@@ -20,6 +20,7 @@ from rich.table import Table
 
 from capcast.cli import evaluation, forecasting, reference, sampling, store, tables
 from capcast.cli.leaderboard import leaderboard_app
+from capcast.cli.family import family_app
 from capcast.cli import cod
 from capcast.cli.common import err_console, state
 from capcast.errors import CapcastError
@@ -104,6 +105,7 @@ app.add_typer(reference.reference_app, name="reference-family")
 app.add_typer(leaderboard_app, name="leaderboard")
 app.add_typer(store.store_app, name="store")
 app.add_typer(cod.cluster_app, name="cluster")
+app.add_typer(family_app, name="family")
 
 
 def hoist_global_options(argv: list[str]) -> list[str]:

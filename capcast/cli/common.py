@@ -1,19 +1,59 @@
 """What every CLI command shares: the consoles, the per-invocation state (the plugin registry)
-and small option parsers. Command modules import this, never the app, so there is no circle."""
+and small option parsers. Command modules import this, never the app, so there is no circle.
+
+The consoles are :class:`SafeConsole`: control characters in names and messages (``\\x1b[2J``
+in a model name) are printed escaped, and output that is not a terminal (a pipe, a file) is never
+cut to 80 columns.
+"""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
+
+from capcast.errors import CapcastError, escape_controls
 
 if TYPE_CHECKING:
     from capcast.plugins.registry import Registry
 
-console = Console()
-err_console = Console(stderr=True)
+# Width of output that is not a terminal: wide enough that no table is cut (`passunti...`).
+PIPE_WIDTH = 10_000
+
+
+class SafeConsole(Console):
+    """A rich Console that escapes control characters in every string it prints or lays out in a
+    table (its own styles and cursor moves are added later, so colours and progress bars work), and uses
+    the full width when it does not write to a terminal (unless COLUMNS or ``width`` says otherwise)."""
+
+    def render_str(self, text: str, **kwargs):
+        # Every str printed or put in a table cell passes here before it is measured and laid out.
+        return super().render_str(escape_controls(text), **kwargs)
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        dims = super().size
+        if self._width is None and not os.environ.get("COLUMNS") and not self.is_terminal:
+            return ConsoleDimensions(PIPE_WIDTH, dims.height)
+        return dims
+
+    @size.setter
+    def size(self, new_size) -> None:
+        Console.size.fset(self, new_size)
+
+
+console = SafeConsole()
+err_console = SafeConsole(stderr=True)
+
+
+def wide_console(min_width: int = 150, file=None) -> SafeConsole:
+    """A console on ``file`` (default stdout) at least ``min_width`` wide: a table people read is
+    never squeezed below a readable width, and is never cut when piped."""
+    target = console if file is None else SafeConsole(file=file)
+    return SafeConsole(width=max(target.width, min_width), file=file)
 
 
 @dataclass
@@ -22,6 +62,7 @@ class State:
 
     plugins_dir: Optional[Path] = None
     registry: Optional["Registry"] = None
+    debug: bool = False  # --debug: a real bug shows its traceback
 
 
 state = State()
@@ -51,3 +92,34 @@ def split_list(value: Optional[str]) -> Optional[list[str]]:
 def pct(x: Optional[float]) -> str:
     """A score as points (x 100, one decimal); empty when missing."""
     return "" if x is None else f"{100 * x:.1f}"
+
+
+def check_output_file(output: Optional[Path], option: str = "-o") -> None:
+    """One line, before any work, for an output file that cannot be written: a folder, a path under
+    a file, or a folder that does not exist."""
+    if output is None:
+        return
+    output = Path(output)
+    if output.is_dir():
+        raise CapcastError(f"{option} {output} is a folder; give a file name")
+    parent = output.parent
+    for above in (parent, *parent.parents):
+        if above.exists():
+            if not above.is_dir():
+                raise CapcastError(f"{option} {output}: {above} is a file, not a folder; fix the path")
+            break
+    if not parent.is_dir():
+        raise CapcastError(f"{option} {output}: folder {parent} does not exist; create it (mkdir -p {parent}) or fix the path")
+
+
+def check_output_folder(folder: Optional[Path], option: str) -> None:
+    """One line, before any work, for an output folder that is a file (or lies under one)."""
+    if folder is None:
+        return
+    folder = Path(folder)
+    for above in (folder, *folder.parents):
+        if above.exists():
+            if not above.is_dir():
+                what = "is a file" if above == folder else f"lies under the file {above}"
+                raise CapcastError(f"{option} {folder} {what}; give a folder")
+            return

@@ -13,7 +13,7 @@ from typing import Optional
 
 import typer
 
-from capcast.cli.common import console, err_console, registry
+from capcast.cli.common import check_output_file, console, err_console, registry, wide_console
 from capcast.errors import CapcastError
 
 FORMATS = ("table", "csv", "parquet")
@@ -39,11 +39,23 @@ def eval_command(
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Evaluate only the first N items of each task."),
     batch_size: str = typer.Option("16", "--batch-size", help="Batch size (an integer, or 'auto' on GPU)."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: cuda if available)."),
-    backend: str = typer.Option("hf", "--backend", help="lm-eval model backend: hf or vllm."),
+    backend: str = typer.Option(
+        "capcast-hf", "--backend",
+        help="lm-eval model backend: capcast-hf (lm-eval's hf, each shared context encoded once; same numbers), hf (lm-eval's own) or vllm.",
+    ),
+    threads: Optional[int] = typer.Option(
+        None, "--threads", min=1, help="CPU threads for torch (default: TORCH_NUM_THREADS/OMP_NUM_THREADS, else 1 for models under 100M)."
+    ),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="Model dtype (default: float32 on CPU, the checkpoint's own on GPU)."),
     seed: int = typer.Option(1234, "--seed", help="Seed for sampling (generative tasks)."),
     force: bool = typer.Option(
         False, "--force", help="Re-run stored runs whose settings differ from this command's and replace them (atomically)."
+    ),
+    data_dir: Optional[Path] = typer.Option(
+        None, "--data-dir", help="Folder of local benchmark files (ARC, MMLU, GSM8K, ... in their release formats) for air-gapped runs; docs/benchmarks.md."
+    ),
+    unsafe_no_sandbox: bool = typer.Option(
+        False, "--unsafe-no-sandbox", help="Run generated code (HumanEval) WITHOUT isolation where bubblewrap is unavailable; at your own risk."
     ),
 ) -> None:
     """Evaluate every checkpoint of FAMILY on --tasks; per-instance records go to --store.
@@ -53,7 +65,12 @@ def eval_command(
     with other settings stops the command with one line, unless --force re-runs and replaces it.
     """
     from capcast.evaluation.runner import evaluate_family
+    from capcast.api import use_benchmark_data
 
+    use_benchmark_data(data_dir, allow_unsafe_code=unsafe_no_sandbox)
+    from capcast.evaluation.threads import request_threads
+
+    request_threads(threads)
     summary = evaluate_family(
         family,
         tasks.split(","),
@@ -83,7 +100,11 @@ def scores_command(
     if fmt not in FORMATS:
         raise CapcastError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
     if not store.is_dir():
-        raise CapcastError(f"store {store} does not exist; run `capcast eval ... --store {store}` first")
+        what = "is a file, not a folder" if store.exists() else "does not exist"
+        raise CapcastError(f"store {store} {what}; run `capcast eval ... --store {store}` first")
+    check_output_file(output)
+    if fmt == "parquet" and output is None:
+        raise CapcastError("--format parquet needs -o FILE")
     df = scores_from_store(store)
     if fmt == "parquet":
         if output is None:
@@ -97,25 +118,23 @@ def scores_command(
     else:
         from rich.table import Table
 
-        table = Table(title=f"scores ({store})")
+        table = Table(title=f"scores ({store})")  # names are escaped by the console (control characters)
         for col in df.columns:
             table.add_column(col, justify="right" if df[col].dtype.kind in "fiu" else "left")
         for row in df.itertuples(index=False):
             table.add_row(*("" if _missing(v) else (f"{v:.4g}" if isinstance(v, float) else str(v)) for v in row))
-        from rich.console import Console
-
         if output is not None:
             with output.open("w") as fh:
-                Console(file=fh, width=200).print(table)
+                wide_console(200, file=fh).print(table)
         else:
-            # Never squeeze the table below a readable width (pipes report 80 columns).
-            Console(width=max(console.width, 160)).print(table)
+            # Never squeeze the table below a readable width; piped, it is never cut.
+            wide_console(160).print(table)
     if output is not None:
         err_console.print(f"wrote {len(df)} rows to {output}", highlight=False)
 
 
 def _missing(value) -> bool:
-    try:
-        return value is None or value != value
-    except Exception:
-        return False
+    """None, NaN, NaT or pandas' NA (a checkpoint without the optional step)."""
+    import pandas as pd
+
+    return not isinstance(value, (list, tuple)) and bool(pd.isna(value))

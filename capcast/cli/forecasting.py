@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from capcast.cli.common import console, err_console, pct, registry, split_list
+from capcast.cli.common import check_output_folder, console, err_console, pct, registry, split_list
 from capcast.errors import CapcastError
 
 FORMATS = ("table", "json", "csv")
@@ -37,7 +37,7 @@ def forecast_command(
     target_flops: Optional[float] = typer.Option(None, "--target-flops", help="Target training compute (FLOPs)."),
     tasks: Optional[str] = typer.Option(None, "--tasks", "-t", help="Comma-separated tasks (default: every task with --metric)."),
     metric: Optional[str] = typer.Option(None, "--metric", help="Score metric to forecast (default acc; pass_rate with --samples)."),
-    method: str = typer.Option("auto", "--method", help="Law: auto, sigmoid, ladder, loss-error, linear, logit-linear, passuntil, passuntil_compute, passuntil_instance (--samples) or a plugin's."),
+    method: str = typer.Option("auto", "--method", help="Law: auto, sigmoid, ladder, loss-error, linear, logit-linear, passuntil, passuntil_compute, passuntil_instance (--samples), cod (per-instance records: --samples or FAMILY.yaml's store) or a plugin's."),
     interval: float = typer.Option(0.9, "--interval", help="Prediction interval level."),
     max_step: Optional[int] = typer.Option(None, "--max-step", help="Fit only checkpoints up to this training step."),
     fmt: str = typer.Option("table", "--format", "-f", help="table, json or csv."),
@@ -51,6 +51,7 @@ def forecast_command(
     from capcast.forecasting.forecast import rows_frame
 
     _check_format(fmt)
+    check_output_folder(plot, "--plot")  # before any work: a file there would fail after the forecasts
     results = api.forecast(
         family, scores=scores, samples=samples, store=store, target=target, target_params=target_params,
         target_tokens=target_tokens, target_flops=target_flops, tasks=split_list(tasks), metric=metric, method=method,
@@ -99,8 +100,9 @@ def _render_forecast_table(rows, interval: float) -> None:
 def backtest_command(
     scores: Optional[Path] = typer.Option(None, "--scores", help="Scores table (CSV or Parquet) with the large models included."),
     samples: Optional[Path] = typer.Option(None, "--samples", help="Samples table instead of --scores (forecasts pass_rate; methods passuntil, passuntil_instance, ...)."),
+    store: Optional[Path] = typer.Option(None, "--store", help="Record store instead of --scores: its scores, and per-choice / per-sample records for cod."),
     holdout_largest: int = typer.Option(1, "--holdout-largest", help="Hold out the K largest model sizes of each family."),
-    methods: str = typer.Option("auto", "--methods", "--method", help="Comma-separated laws to compare."),
+    methods: str = typer.Option("auto", "--methods", "--method", help="Comma-separated laws to compare (as forecast --method; cod needs --samples or --store)."),
     tasks: Optional[str] = typer.Option(None, "--tasks", "-t", help="Comma-separated tasks (default: every task with --metric)."),
     metric: Optional[str] = typer.Option(None, "--metric", help="Score metric to forecast (default acc; pass_rate with --samples)."),
     interval: float = typer.Option(0.9, "--interval", help="Prediction interval level."),
@@ -114,7 +116,7 @@ def backtest_command(
 
     _check_format(fmt)
     report = api.backtest(
-        scores=scores, samples=samples, holdout_largest=holdout_largest, methods=split_list(methods), tasks=split_list(tasks),
+        scores=scores, samples=samples, store=store, holdout_largest=holdout_largest, methods=split_list(methods), tasks=split_list(tasks),
         metric=metric, interval=interval, max_step=max_step, all_steps=all_steps, families=split_list(families), registry=registry(),
     )
     if fmt == "json":
@@ -124,9 +126,10 @@ def backtest_command(
         report.frame().to_csv(sys.stdout, index=False)
         return
     table = Table(title=f"backtest: {holdout_largest} largest size(s) held out, {int(interval * 100)}% intervals")
-    for col in ("method", "MAE (pts)", "max error", "coverage", "forecasts", "not predictable", "failed"):
+    for col in ("method", "MAE (pts)", "max error", "coverage", "median width", "forecasts", "not predictable", "failed"):
         table.add_column(col, justify="left" if col == "method" else "right")
     for name, s in report.methods.items():
         table.add_row(name, "" if s.mae is None else f"{s.mae:.2f}", "" if s.max_error is None else f"{s.max_error:.2f}",
-                      "" if s.coverage is None else f"{100 * s.coverage:.0f}%", str(s.n), str(s.unpredictable), str(s.failed))
+                      "" if s.coverage is None else f"{100 * s.coverage:.0f}%",
+                      "" if s.median_width is None else f"{s.median_width:.1f}", str(s.n), str(s.unpredictable), str(s.failed))
     console.print(table)

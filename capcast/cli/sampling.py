@@ -12,7 +12,7 @@ from typing import Optional
 
 import typer
 
-from capcast.cli.common import console, err_console, registry
+from capcast.cli.common import check_output_file, console, err_console, registry
 from capcast.errors import CapcastError
 
 
@@ -32,9 +32,18 @@ def sample_command(
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Sample only the first N instances of each task."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Model batch size (generations per forward batch)."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: cuda if available)."),
-    backend: str = typer.Option("hf", "--backend", help="lm-eval model backend: hf, or vllm on a GPU."),
+    backend: str = typer.Option("hf", "--backend", help="lm-eval model backend: hf, capcast-hf, or vllm on a GPU."),
+    threads: Optional[int] = typer.Option(
+        None, "--threads", min=1, help="CPU threads for torch (default: TORCH_NUM_THREADS/OMP_NUM_THREADS, else 1 for models under 100M)."
+    ),
     force: bool = typer.Option(
         False, "--force", help="Start stored runs whose settings differ from this command's afresh (their rounds are deleted)."
+    ),
+    data_dir: Optional[Path] = typer.Option(
+        None, "--data-dir", help="Folder of local benchmark files (ARC, MMLU, GSM8K, ... in their release formats) for air-gapped runs; docs/benchmarks.md."
+    ),
+    unsafe_no_sandbox: bool = typer.Option(
+        False, "--unsafe-no-sandbox", help="Run generated code (HumanEval) WITHOUT isolation where bubblewrap is unavailable; at your own risk."
     ),
 ) -> None:
     """Sample each instance until it passes --successes times (PassUntil), for every checkpoint.
@@ -46,7 +55,13 @@ def sample_command(
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from capcast.evaluation.threads import request_threads
     from capcast.passuntil.runner import SamplerConfig, sample_family
+    from capcast.api import use_benchmark_data
+
+    use_benchmark_data(data_dir, allow_unsafe_code=unsafe_no_sandbox)
+
+    request_threads(threads)
 
     config = SamplerConfig(successes=successes, max_samples_per_instance=max_samples, total_budget=total_budget, first_batch=batch)
     bar = Progress(
@@ -56,6 +71,7 @@ def sample_command(
         TextColumn("samples {task.fields[spent]:,}"),
         TimeElapsedColumn(),
         console=err_console,
+        transient=True,  # the table below replaces it; an error leaves only its own line
     )
     jobs: dict[str, int] = {}
 
@@ -97,6 +113,7 @@ def samples_command(
 
     if not store.is_dir():
         raise CapcastError(f"store {store} does not exist; run `capcast sample ... --store {store}` first")
+    check_output_file(output)
     frame = export_samples_table(store)
     if output is None:
         frame.to_csv(sys.stdout, index=False)

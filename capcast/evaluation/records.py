@@ -8,11 +8,13 @@ log_samples=True)`` returns and build pyarrow tables column-wise.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import pyarrow as pa
 
+from capcast.errors import CapcastError
 from capcast.tasks.task import Task
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
@@ -70,6 +72,9 @@ def choice_table(samples: Sequence[dict], target_delimiter: str, count_tokens: T
                 raise ValueError(f"doc {sample['doc_id']}: {len(choices)} choices but {n} scored contexts")
             gold = gold_indices(gold_spec, choices)
         doc_id = int(sample["doc_id"])
+        if not gold or any(not 0 <= g < n for g in gold):
+            raise CapcastError(f"doc {doc_id}: the gold answer {sample['target']!r} is none of its {n} choices; "
+                               "fix the task's doc_to_target (an index from 0, or the text of one choice)")
         for i in range(n):
             context, continuation = arguments[i]
             loglik, greedy = resps[i][0]
@@ -96,21 +101,64 @@ def choice_table(samples: Sequence[dict], target_delimiter: str, count_tokens: T
 
 
 def default_checker(sample: str, doc: dict, target: Any) -> bool:
-    """Exact match after strip against lm-eval's target (for tasks registered without a checker)."""
+    """Exact match after strip against lm-eval's target (for tasks with neither a checker nor a metric)."""
     return sample.strip() == str(target).strip()
 
 
-def sample_table(task: Task, samples: Sequence[dict]) -> pa.Table:
-    """Per-(doc, sample) columns: every one of the K repeats (``resps``), with the checker's verdict."""
-    doc_ids, idx, texts, correct, targets = [], [], [], [], []
+# (doc, the K raw outputs) -> the K responses after the task's filters (capcast.evaluation.harness.response_filter)
+Responses = Callable[[dict, list], list]
+# (doc, one filtered response) -> whether the task's own lm-eval metric passes it
+MetricVerdict = Callable[[dict, str], bool]
+
+
+@dataclass
+class CheckerErrors:
+    """How often a task's checker raised (each such sample counts as a failure)."""
+
+    checked: int = 0
+    errors: int = 0
+    first: str | None = None
+
+    def note(self, exc: BaseException) -> None:
+        self.errors += 1
+        if self.first is None:
+            message = " ".join(str(exc).split())
+            self.first = f"{type(exc).__name__}: {message[:200]}" if message else type(exc).__name__
+
+
+def sample_table(task: Task, samples: Sequence[dict], responses: Responses | None = None,
+                 metric: MetricVerdict | None = None, errors: CheckerErrors | None = None) -> pa.Table:
+    """Per-(doc, sample) columns: every one of the K repeats (``resps``) with its verdict.
+
+    ``responses`` applies the task's lm-eval filters (say, a regex that extracts the answer) to
+    each sample; the verdict is the task's checker on that filtered response, else ``metric`` (the
+    task's own lm-eval metric), else exact match. ``text`` keeps the raw output, ``response`` what
+    was judged. A checker that raises counts the sample as a failure and is counted in ``errors``.
+    """
+    doc_ids, idx, texts, judged, correct, targets = [], [], [], [], [], []
     for sample in by_doc(samples):
         outputs = [str(s) for s in sample["resps"][0]]
         doc = sample["doc"]
-        for k, text in enumerate(outputs):
-            verdict = task.checker(text, doc) if task.checker else default_checker(text, doc, sample["target"])
+        filtered = [str(r) for r in responses(doc, outputs)] if responses else outputs
+        for k, (text, response) in enumerate(zip(outputs, filtered)):
+            if task.checker:
+                if errors is not None:
+                    errors.checked += 1
+                try:
+                    verdict = task.checker(response, doc)
+                except Exception as exc:
+                    if errors is None:
+                        raise
+                    errors.note(exc)
+                    verdict = False
+            elif metric is not None:
+                verdict = metric(doc, response)
+            else:
+                verdict = default_checker(response, doc, sample["target"])
             doc_ids.append(int(sample["doc_id"]))
             idx.append(k)
             texts.append(text)
+            judged.append(response)
             correct.append(bool(verdict))
             targets.append(str(sample["target"]))
     return pa.table(
@@ -120,6 +168,7 @@ def sample_table(task: Task, samples: Sequence[dict]) -> pa.Table:
             "text": pa.array(texts, pa.string()),
             "correct": pa.array(correct, pa.bool_()),
             "target": pa.array(targets, pa.string()),
+            "response": pa.array(judged, pa.string()),
         }
     )
 

@@ -41,11 +41,15 @@ DEFAULT_STORE = Path("capcast-store")
 
 
 # Settings that decide whether a stored run answers this command (see setting_differences).
-RESUME_SETTINGS = ("model", "revision", "weights_hash", "limit", "seed", "repeats", "task_hash")
+RESUME_SETTINGS = ("model", "revision", "weights_hash", "limit", "seed", "repeats", "task_hash", "num_fewshot", "gen_kwargs")
 
 
 class DuplicateWeightsWarning(UserWarning):
     """Two checkpoints with different names have byte-identical weights."""
+
+
+class CheckerErrorWarning(UserWarning):
+    """A task's checker raised on some samples (each counted as a failure)."""
 
 
 class ResumeCheckWarning(UserWarning):
@@ -72,8 +76,12 @@ class EvalSummary:
         )
 
 
-def resolve_tasks(task_names: Iterable[str], registry=None) -> list[Task]:
-    """Registered capcast tasks by name; other names must be lm-eval built-in tasks."""
+INCLUDED = "from --include-path"  # the description of a task read from an --include-path YAML
+
+
+def resolve_tasks(task_names: Iterable[str], registry=None, include_path: str | Path | None = None) -> list[Task]:
+    """Registered capcast tasks by name; other names must be lm-eval built-in tasks, or tasks of
+    the lm-eval YAMLs in ``include_path`` (``--include-path``; these come first, as in lm-eval)."""
     from capcast.evaluation import harness
 
     if registry is None:
@@ -83,9 +91,12 @@ def resolve_tasks(task_names: Iterable[str], registry=None) -> list[Task]:
     names = [n.strip() for n in task_names if n and n.strip()]
     if not names:
         raise CapcastError("no tasks given; pass --tasks NAME[,NAME...]")
+    included = harness.include_path_tasks(include_path) if include_path is not None else {}
     tasks = []
     for name in dict.fromkeys(names):
-        if ("task", name) in registry.conflicts:
+        if name in included:  # used as-is: lm-eval's own YAML, no capcast metadata (chance 0, default metric)
+            tasks.append(Task(name=name, lm_eval_config=str(included[name]), description=f"{INCLUDED} {included[name]}"))
+        elif ("task", name) in registry.conflicts:
             tasks.append(registry.task(name))  # raises the error that names both plugins
         elif name in registry.tasks:
             tasks.append(registry.tasks[name])
@@ -124,7 +135,9 @@ def setting_differences(stored: dict, requested: dict, task_docs: int | None = N
     - ``model`` (as written in the family spec) and ``revision``: compared as given (None = none).
     - ``weights_hash``: compared when both are known (a hub checkpoint not downloaded yet has none).
     - ``limit``: a limit at or above the task's ``task_docs`` means the whole task, like none.
-    - ``seed``, ``repeats``: compared as given.
+    - ``seed``, ``repeats``, ``gen_kwargs`` (``--gen-kwargs``; None when not given): compared as given.
+    - ``num_fewshot`` (as lm-eval applied it): compared when both are known (runs of older capcast
+      lack it; their task hash covers the few-shot contexts).
     - ``task_hash`` (lm-eval's hash of the evaluated docs, prompts and targets; the requested one is
       computed before running, see :func:`capcast.evaluation.harness.plan_run`): compared when the
       limits agree (different limits hash different docs) and both are known.
@@ -139,7 +152,7 @@ def setting_differences(stored: dict, requested: dict, task_docs: int | None = N
         have, want = stored.get(key), requested.get(key)
         if key == "limit":
             differs = not limits_agree
-        elif key in ("weights_hash", "task_hash"):
+        elif key in ("weights_hash", "task_hash", "num_fewshot"):
             differs = have is not None and want is not None and have != want and (key != "task_hash" or limits_agree)
         else:
             differs = have != want
@@ -183,6 +196,14 @@ def _warn_unreproducible_hash(task: str, console: Console | None) -> None:
         console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
 
 
+def _warn_checker_errors(checkpoint: str, task: str, settings: dict, console: Console | None) -> None:
+    message = (f"{checkpoint} x {task}: the checker raised on {settings['checker_errors']} samples (counted as failures); "
+               f"first: {settings.get('checker_error')}")
+    warnings.warn(message, CheckerErrorWarning, stacklevel=3)
+    if console is not None:
+        console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
+
+
 def evaluate_family(
     family: str | Path | Family,
     task_names: Iterable[str],
@@ -199,6 +220,7 @@ def evaluate_family(
     console: Console | None = None,
     progress: bool = True,
     force: bool = False,
+    dispatch=None,
 ) -> EvalSummary:
     """Evaluate ``family`` (spec path or :class:`Family`) on ``task_names`` into ``store_dir``.
 
@@ -206,17 +228,43 @@ def evaluate_family(
     run to some checkpoint names. Stored runs with the same settings are skipped; stored runs with
     other settings raise one :class:`CapcastError` line before anything is evaluated, unless
     ``force``: then they are re-run and replaced (module docstring). Returns an :class:`EvalSummary`.
+    ``dispatch`` (set by :mod:`capcast.executors`) receives the planned grid instead of this process
+    evaluating it: see :func:`capcast.executors.grid.dispatch_grid`.
     """
     from capcast.evaluation import harness
 
     harness.check_device(device)
+    harness.check_backend(backend)
+    harness.check_dtype(dtype)
+    harness.check_seed(seed)
     started = time.perf_counter()
     spec_path, fam = open_family(family)
     tasks = resolve_tasks(task_names, registry)
     chosen = [fam.checkpoint(n) for n in checkpoints] if checkpoints else list(fam.checkpoints)
     models = {c.name: resolve_model_path(spec_path, c.model) for c in chosen}
+    for path in models.values():
+        harness.check_weights(path)
     store = Store(store_dir)
-    store.clean_tmp()
+    for c in chosen:  # every run folder name must fit the filesystem (one line, before any work)
+        for t in tasks:
+            store.run_dir(fam.family, c.name, t.name)
+    # One writer at a time: a second eval waits, then finds the first one's runs stored and skips them.
+    with store.open_for_writing("capcast eval", on_wait=lambda message: _say(message, console)):
+        return _evaluate_locked(harness, store, fam, spec_path, tasks, chosen, models, started, limit=limit, batch_size=batch_size,
+                                device=device, backend=backend, dtype=dtype, seed=seed, console=console, progress=progress, force=force,
+                                dispatch=dispatch)
+
+
+def _say(message: str, console: Console | None) -> None:
+    (console or Console(stderr=True)).print(f"note: {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def _evaluate_locked(harness, store: Store, fam: Family, spec_path: Path, tasks: list[Task], chosen: list, models: dict, started: float,
+                     *, limit, batch_size, device, backend, dtype, seed, console, progress, force, dispatch=None) -> EvalSummary:
+    """:func:`evaluate_family` once the store's writer lock is held."""
+    from capcast.store.verify import refuse_damaged
+
+    refuse_damaged(store, [store.run_dir(fam.family, c.name, t.name) for c in chosen for t in tasks])
     harness.prepare_environment(
         store.root,
         local_tasks=all(not t.is_builtin_lm_eval for t in tasks),
@@ -243,6 +291,8 @@ def evaluate_family(
         has_stored = any(k[1] == t.name for k in stored)
         try:
             prepared[t.name] = harness.prepare_task(t, store.task_data_dir(t.name))
+            if not has_stored:
+                harness.check_task(prepared[t.name])
         except CapcastError as exc:
             if not has_stored:
                 raise
@@ -281,6 +331,9 @@ def evaluate_family(
     if not todo:
         summary.seconds = time.perf_counter() - started
         return summary
+    if dispatch is not None:  # scale-out: each (checkpoint, task) becomes a job that commits its own part
+        return dispatch(store=store, family=fam, spec_path=spec_path, todo=todo, prepared=prepared, plans=plans, hashes=hashes,
+                        replacing=replacing, summary=summary, started=started)
 
     versions = harness.versions()
     bar = Progress(
@@ -290,7 +343,7 @@ def evaluate_family(
         TimeElapsedColumn(),
         console=console or Console(stderr=True),
         disable=not progress,
-        transient=False,
+        transient=True,  # the summary line replaces it; an error leaves only its own line
     )
     with bar:
         job = bar.add_task("evaluating", total=len(todo))
@@ -310,36 +363,9 @@ def evaluate_family(
                 bar.update(job, description=f"{ckpt.name} x {task.name}")
                 start_time, t0 = _now(), time.perf_counter()
                 run = harness.run_task(loaded, prepared[task.name], limit=limit, seed=seed)
-                manifest = {
-                    "family": fam.family,
-                    "checkpoint": ckpt.name,
-                    "task": task.name,
-                    "run": ckpt.run_name,
-                    "model": ckpt.model,
-                    "revision": ckpt.revision,
-                    "params": ckpt.params,
-                    "tokens": ckpt.tokens,
-                    "flops": ckpt.compute,
-                    "step": ckpt.step,
-                    "chance": task.chance,
-                    "weights_hash": hashes.get(ckpt.name),
-                    **run.settings,
-                    "n_docs": run.n_docs,
-                    "lm_eval_version": versions.get("lm_eval"),
-                    "transformers_version": versions.get("transformers"),
-                    "torch_version": versions.get("torch"),
-                    "capcast_version": capcast.__version__,
-                    "lm_eval_metrics": json.dumps(run.lm_eval_metrics, sort_keys=True),
-                    "started_at": start_time,
-                    "finished_at": _now(),
-                    "duration_s": time.perf_counter() - t0,
-                    "versions": versions,
-                }
-                plan = plans.get(task.name)
-                if plan is not None and plan.task_hash != run.settings["task_hash"]:
-                    _warn_unreproducible_hash(task.name, console)
                 replace = (ckpt.name, task.name) in replacing
-                store.write_run(manifest, run.kind, run.records, replace=replace)
+                commit_run(store, fam, ckpt, task, run, weights_hash=hashes.get(ckpt.name), versions=versions, started_at=start_time,
+                           t0=t0, plan=plans.get(task.name), replace=replace, console=console)
                 summary.evaluated.append((ckpt.name, task.name))
                 if replace:
                     summary.replaced.append((ckpt.name, task.name))
@@ -347,3 +373,44 @@ def evaluate_family(
             del loaded
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def commit_run(store: Store, fam: Family, ckpt, task: Task, run, *, weights_hash: str | None, versions: dict, started_at: str,
+               t0: float, plan, replace: bool, console: Console | None) -> Path:
+    """Check one finished (checkpoint, task) run and commit it as one part (:meth:`Store.write_run`):
+    the loop of :func:`evaluate_family` and the jobs of :mod:`capcast.executors` share it."""
+    from capcast.store.verify import degenerate_logliks
+
+    manifest = {
+        "family": fam.family,
+        "checkpoint": ckpt.name,
+        "task": task.name,
+        "run": ckpt.run_name,
+        "model": ckpt.model,
+        "revision": ckpt.revision,
+        "params": ckpt.params,
+        "tokens": ckpt.tokens,
+        "flops": ckpt.compute,
+        "step": ckpt.step,
+        "chance": task.chance,
+        "weights_hash": weights_hash,
+        **run.settings,
+        "n_docs": run.n_docs,
+        "lm_eval_version": versions.get("lm_eval"),
+        "transformers_version": versions.get("transformers"),
+        "torch_version": versions.get("torch"),
+        "capcast_version": capcast.__version__,
+        "lm_eval_metrics": json.dumps(run.lm_eval_metrics, sort_keys=True),
+        "started_at": started_at,
+        "finished_at": _now(),
+        "duration_s": time.perf_counter() - t0,
+        "versions": versions,
+    }
+    if run.kind == "multiple_choice" and (problem := degenerate_logliks(run.records.column("loglik"))):
+        raise CapcastError(f"{ckpt.name} x {task.name}: {problem}; nothing was stored for it. Check the checkpoint "
+                           f"(NaN weights?) and the backend, then run `capcast eval` again")
+    if run.settings.get("checker_errors"):
+        _warn_checker_errors(ckpt.name, task.name, run.settings, console)
+    if plan is not None and plan.task_hash != run.settings["task_hash"]:
+        _warn_unreproducible_hash(task.name, console)
+    return store.write_run(manifest, run.kind, run.records, replace=replace)

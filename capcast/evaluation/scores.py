@@ -19,6 +19,10 @@ checker, averaged over items.
 ``chance``: 1 / number of choices for acc, acc_norm and p_gold (or the task's own ``chance``
 when it set one), 1 - 1 / number of choices for brier (uniform guessing), the task's chance for
 pass_rate, empty otherwise.
+
+Every sum runs in a fixed order (choices by index, items by doc_id), so the table is the same to
+the last digit on every run: DuckDB's parallel sums would otherwise change the last float digits
+from run to run.
 """
 
 from __future__ import annotations
@@ -37,13 +41,13 @@ WITH base AS (
            max(loglik) OVER doc AS max_ll,
            count(*) OVER doc AS n_choices
     FROM choices
-    WINDOW doc AS (PARTITION BY family, checkpoint, task, doc_id)
+    WINDOW doc AS (PARTITION BY family, checkpoint, task, doc_id ORDER BY choice_idx ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
 ), probs AS (
     SELECT *,
            exp(loglik - max_ll) / sum(exp(loglik - max_ll)) OVER doc AS prob,
            max(ll_norm) OVER doc AS max_norm
     FROM base
-    WINDOW doc AS (PARTITION BY family, checkpoint, task, doc_id)
+    WINDOW doc AS (PARTITION BY family, checkpoint, task, doc_id ORDER BY choice_idx ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
 )
 SELECT family, checkpoint, task, doc_id,
        any_value(n_choices) AS n_choices,
@@ -62,14 +66,14 @@ _MC_SCORES = f"""
 WITH items AS ({_MC_ITEMS})
 SELECT family, checkpoint, task,
        count(*) AS n_items,
-       avg(CASE WHEN list_contains(golds, pred) THEN 1.0 ELSE 0.0 END) AS acc,
-       avg(CASE WHEN list_contains(golds, pred_norm) THEN 1.0 ELSE 0.0 END) AS acc_norm,
-       avg(brier) AS brier,
-       avg(p_gold) AS p_gold,
-       avg(ll_gold) AS logprob_gold,
-       avg(-ll_gold / ln(2) / nullif(bytes_gold, 0)) AS bpb_gold,
-       avg(1.0 / n_choices) AS uniform_chance,
-       avg(1.0 - 1.0 / n_choices) AS uniform_brier
+       avg(CASE WHEN list_contains(golds, pred) THEN 1.0 ELSE 0.0 END ORDER BY doc_id) AS acc,
+       avg(CASE WHEN list_contains(golds, pred_norm) THEN 1.0 ELSE 0.0 END ORDER BY doc_id) AS acc_norm,
+       avg(brier ORDER BY doc_id) AS brier,
+       avg(p_gold ORDER BY doc_id) AS p_gold,
+       avg(ll_gold ORDER BY doc_id) AS logprob_gold,
+       avg(-ll_gold / ln(2) / nullif(bytes_gold, 0) ORDER BY doc_id) AS bpb_gold,
+       avg(1.0 / n_choices ORDER BY doc_id) AS uniform_chance,
+       avg(1.0 - 1.0 / n_choices ORDER BY doc_id) AS uniform_brier
 FROM items
 GROUP BY family, checkpoint, task
 """
@@ -79,7 +83,7 @@ WITH items AS (
     SELECT family, checkpoint, task, doc_id, avg(correct::DOUBLE) AS pass_frac
     FROM samples GROUP BY family, checkpoint, task, doc_id
 )
-SELECT family, checkpoint, task, count(*) AS n_items, avg(pass_frac) AS pass_rate
+SELECT family, checkpoint, task, count(*) AS n_items, avg(pass_frac ORDER BY doc_id) AS pass_rate
 FROM items GROUP BY family, checkpoint, task
 """
 

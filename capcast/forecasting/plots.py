@@ -98,7 +98,23 @@ def plot_forecasts(results: list[ForecastResult], out_dir: str | Path, level: fl
     out_dir = Path(out_dir)
     written = []
     many_families = len({r.row.family for r in results}) > 1
-    for result in results:
-        stem = f"{result.row.family}_{result.row.task}" if many_families else result.row.task
-        written.append(plot_forecast(result, out_dir / f"{_safe(stem)}.png", level))
+    stems = [f"{r.row.family}_{r.row.task}" if many_families else r.row.task for r in results]
+    for result, name in zip(results, _file_names(stems)):
+        written.append(plot_forecast(result, out_dir / name, level))
     return written
+
+
+def _file_names(stems: list[str]) -> list[str]:
+    """One distinct, short PNG name per plot: names that clean up alike (``x/y`` and ``x_y``) or run
+    past the filesystem's 255 bytes get a short hash of the original name, so no plot overwrites another."""
+    import hashlib
+    from collections import Counter
+
+    safe = [_safe(stem)[:200] for stem in stems]
+    clashes = Counter(safe)
+    out = []
+    for stem, name in zip(stems, safe):
+        if clashes[name] > 1 or name != _safe(stem):
+            name = f"{name}-{hashlib.sha1(stem.encode()).hexdigest()[:8]}"
+        out.append(f"{name}.png")
+    return out

@@ -30,9 +30,9 @@ from capcast.passuntil.sampler import (
 )
 from capcast.store import show_setting
 
-# Round j draws with seed + 7919 j; a round drawn in several groups (instances trimmed to
-# different numbers of samples by the cap or the budget) gives group g seed + 7919 j + 1000003 g.
-ROUND_SEED_STEP, GROUP_SEED_STEP = 7919, 1_000_003
+# Round j draws all its samples (every instance, whatever its count) in one call seeded seed + 7919 j.
+# (Older capcast drew a round in groups of equal counts, group g with seed + 7919 j + 1000003 g.)
+ROUND_SEED_STEP = 7919
 
 
 @dataclass
@@ -97,6 +97,32 @@ def _task_hash(harness, prepared, limit: int | None, seed: int) -> str | None:
         return None
 
 
+class _RoundDraw:
+    """The sampler's ``draw``, answering a whole round from ONE generate call.
+
+    :func:`~capcast.passuntil.sampler.run_passuntil` asks for a round in groups of equal n; on a
+    round's first call this plans the round itself (:func:`plan_round` on the same, not yet
+    advanced state: the same plan), draws every instance's samples in one ``generate_until``
+    call of lm-eval's backend (per-instance counts, ``batch_size`` rows per ``generate``, seed
+    ``seed + 7919 j``), checks them, and serves the groups from that.
+    """
+
+    def __init__(self, harness, loaded, requests, state, config, checker, docs, tally, seed: int, batch_size: int):
+        self.harness, self.loaded, self.requests, self.state, self.config = harness, loaded, requests, state, config
+        self.checker, self.docs, self.tally, self.seed, self.batch_size = checker, docs, tally, seed, batch_size
+        self.round_index: int | None = None
+        self.drawn: dict[int, list] = {}
+
+    def __call__(self, doc_subset, n, round_index):
+        if round_index != self.round_index:
+            plan = plan_round(self.state, self.config)
+            texts = self.harness.draw_generations(self.loaded, self.requests, plan, seed=self.seed + ROUND_SEED_STEP * round_index,
+                                                  batch_size=self.batch_size)
+            self.drawn = {d: [(t, _safe_check(self.checker, t, self.docs[d], self.tally)) for t in texts[d]] for d in plan}
+            self.round_index = round_index
+        return {d: self.drawn[d] for d in doc_subset if len(self.drawn.get(d, ())) == n}
+
+
 def _mismatch_message(store, mismatched: list) -> str:
     from capcast.store import describe_mismatch
 
@@ -140,6 +166,8 @@ def sample_family(
     from capcast.store import Store
 
     harness.check_device(device)
+    harness.check_backend(backend)
+    harness.check_seed(seed)
     spec_path, fam = open_family(family)
     tasks = resolve_tasks(task_names, registry)
     for task in tasks:
@@ -147,6 +175,9 @@ def sample_family(
             raise CapcastError(f"task {task.name!r} has no checker; PassUntil needs a task whose plugin gives checker(sample, doc) -> bool")
     chosen = [fam.checkpoint(n) for n in checkpoints] if checkpoints else list(fam.checkpoints)
     store = Store(store_dir)
+    # Held until this function returns (one writer per store; it also finishes a --force restart a
+    # crash interrupted, see Store.replace_dir); a read-only or missing store stops here in one line.
+    _lock = store.open_for_writing("capcast sample", on_wait=log)  # noqa: F841
     models = {c.name: resolve_model_path(spec_path, c.model) for c in chosen}
     harness.prepare_environment(store.root, local_tasks=all(not t.is_builtin_lm_eval for t in tasks),
                                 local_models=all(Path(m).exists() for m in models.values()))
@@ -155,7 +186,6 @@ def sample_family(
     if any(p.kind != "generate" for p in prepared.values()):
         bad = next(name for name, p in prepared.items() if p.kind != "generate")
         raise CapcastError(f"task {bad!r} is multiple choice; capcast sample needs a generative task")
-    store.recover_tmp()  # finish a --force restart that a crash interrupted (see Store.replace_dir)
     known_hashes = store.load_weights_hash_cache()
     cached = len(known_hashes)
     hashes = {c.name: harness.weights_hash(models[c.name], c.revision, known_hashes) for c in chosen}
@@ -199,6 +229,7 @@ def sample_family(
         raise CapcastError(_mismatch_message(store.root, mismatched))
 
     summaries = []
+    requests: dict[str, dict] = {}
     for ckpt in chosen:
         loaded = None
         for _ckpt, task, doc_ids, folder, manifest, restart, extended in (r for r in runs if r[0] is ckpt):
@@ -218,16 +249,9 @@ def sample_family(
                 if loaded is None:
                     loaded = harness.load_model(models[ckpt.name], ckpt.revision, backend=backend, device=device, batch_size=batch_size)
                 task_docs = docs[task.name]
-                groups_drawn: dict[int, int] = {}
-
-                def draw(doc_subset, n, round_index, _task=task, _docs=task_docs, _tally=tally, _groups=groups_drawn):
-                    # A distinct, reproducible seed per round (and per group within it): resumed runs draw fresh samples.
-                    group = _groups.get(round_index, 0)
-                    _groups[round_index] = group + 1
-                    round_seed = seed + ROUND_SEED_STEP * round_index + GROUP_SEED_STEP * group
-                    texts = harness.generate_samples(loaded, None, prepared[_task.name], store.task_data_dir(_task.name),
-                                                     doc_subset, n, seed=round_seed, batch_size=batch_size)
-                    return {d: [(t, _safe_check(_task.checker, t, _docs[d], _tally)) for t in texts[d]] for d in doc_subset}
+                if task.name not in requests:  # lm-eval builds the prompts once per task, not once per round
+                    requests[task.name] = harness.generation_requests(prepared[task.name], doc_ids, seed=seed)
+                draw = _RoundDraw(harness, loaded, requests[task.name], state, config, task.checker, task_docs, tally, seed, batch_size)
 
                 keys = (fam.family, ckpt.name, task.name)
                 seen = {"rounds": 0, "checked": 0, "errors": 0}

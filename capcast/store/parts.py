@@ -7,7 +7,10 @@ Layout (``store/`` is the folder given to ``capcast eval --store``)::
         run.parquet, run.json                     the run manifest (one row; JSON for people)
     store/tasks/<task>/                           generated task data (JSONL) and its cache
     store/cache/                                  weight hashes, HF datasets cache
-    store/tmp/                                    folders being written (ignored by readers)
+    store/tmp/                                    folders being written (ignored by readers), w<pid>-<uuid>
+    store/damaged/<time>/                         runs `capcast store verify --repair` moved aside
+    store/capcast-store.json                      the store's format version
+    store/lock                                    the writers' lock (capcast.store.lock)
 
 A run is committed atomically: its folder is written under ``tmp/``, every file fsynced, then
 renamed into ``parts/`` with one ``os.rename``. A folder in ``parts/`` is therefore always
@@ -23,11 +26,9 @@ between the two renames of the swap is rolled forward by the next :meth:`Store.c
 :meth:`Store.connect` returns a DuckDB connection with the views ``choices``, ``samples`` and
 ``runs`` (columns: ``docs/evaluation.md``).
 
-The durable-file helpers are public, so every writer of the store (``capcast.passuntil.rounds``
-too) commits files the same way: :func:`path_slug` (folder names), :func:`write_parquet` and
-:func:`write_json` (written and fsynced), :func:`write_atomically` and
-:func:`write_parquet_atomic` (whole file or nothing), :func:`fsync_dir`, and
-:func:`register_parquet_view` (a DuckDB view over part files, empty but typed when there are none).
+The durable-file helpers live in :mod:`capcast.store.files` (re-exported here). Writers hold the
+store's lock (:meth:`Store.open_for_writing`, :mod:`capcast.store.lock`); readers check every run
+before reading it (:meth:`Store.connect`, :mod:`capcast.store.verify`).
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import urllib.parse
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -44,8 +44,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from capcast.errors import CapcastError
+from capcast.store.files import (  # noqa: F401  (re-exported: every writer of the store commits files the same way)
+    describe_mismatch, fsync_dir, path_slug, register_parquet_view, show_setting, with_keys, write_atomically, write_json,
+    write_parquet, write_parquet_atomic,
+)
+from capcast.store.lock import StoreLock, owner_alive, tmp_name
 
-KEY_COLUMNS = ("family", "checkpoint", "task")
+from capcast.store.files import KEY_COLUMNS  # noqa: E402
 RECORD_FILES = {"multiple_choice": "choices.parquet", "generate": "samples.parquet"}
 
 # Column types of the views, used to give an empty store views with the right columns.
@@ -104,91 +109,16 @@ RUNS_SCHEMA = pa.schema(
         ("started_at", pa.string()),
         ("finished_at", pa.string()),
         ("duration_s", pa.float64()),
+        ("records_sha256", pa.string()),  # of the records file: checked on every read (capcast.store.verify)
     ]
 )
 
-
-# --- durable files: the small public API the store's writers share (also capcast.passuntil.rounds)
-
-
-def path_slug(name: str) -> str:
-    """A reversible, filesystem-safe folder name for ``name`` (percent-encoding; never '.' or '..')."""
-    slug = urllib.parse.quote(name, safe="-_.+=@,")
-    return "%2E" + slug[1:] if slug.startswith(".") else slug
-
-
-def fsync_dir(path: Path) -> None:
-    """fsync a folder, so that the names created or renamed in it survive a crash."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_parquet(table: pa.Table, path: Path) -> None:
-    """Write ``table`` to ``path`` as zstd Parquet and fsync it (durable, not atomic)."""
-    with Path(path).open("wb") as fh:
-        pq.write_table(table, fh, compression="zstd")
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def write_json(obj: Any, path: Path) -> None:
-    """Write ``obj`` as indented JSON (``str`` for anything else) to ``path`` and fsync it."""
-    with Path(path).open("w") as fh:
-        json.dump(obj, fh, indent=2, default=str)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    """Create or replace ``path`` all or nothing: ``write(tmp)`` fills a temporary file beside it
-    (and should fsync it), which is then renamed over ``path``; the folder is fsynced."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def write_parquet_atomic(table: pa.Table, path: Path) -> None:
-    """Write ``table`` to ``path`` as zstd Parquet so that readers see the whole file or none."""
-    write_atomically(path, lambda tmp: write_parquet(table, tmp))
-
-
-_DUCKDB_TYPES = {"string": "VARCHAR", "int64": "BIGINT", "int32": "INTEGER", "double": "DOUBLE", "bool": "BOOLEAN"}
-
-
-def register_parquet_view(con, view: str, files: list[str], schema: pa.Schema, union_by_name: bool = True) -> None:
-    """Create the DuckDB view ``view`` over Parquet ``files``; with no files, an empty view of ``schema``.
-
-    Columns of ``schema`` that no file has (parts written by an older capcast, e.g. before the
-    ``run`` column) appear as typed NULLs, so readers never depend on the store's age.
-    """
-    if files:
-        listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-        union = ", union_by_name = true" if union_by_name else ""
-        source = f"read_parquet([{listing}]{union})"
-        present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
-        missing = [f for f in schema if f.name not in present]
-        added = "".join(f", NULL::{_DUCKDB_TYPES.get(str(f.type), 'VARCHAR')} AS {f.name}" for f in missing)
-        con.execute(f"CREATE VIEW {view} AS SELECT *{added} FROM {source}")
-    else:
-        con.register(f"_{view}_empty", schema.empty_table())
-        con.execute(f"CREATE VIEW {view} AS SELECT * FROM _{view}_empty")
-
-
-def with_keys(records: pa.Table, family: str, checkpoint: str, task: str) -> pa.Table:
-    """Prepend the key columns (constant per run) to a records table, column-wise."""
-    n = records.num_rows
-    keys = [pa.array([value] * n, pa.string()) if n else pa.array([], pa.string()) for value in (family, checkpoint, task)]
-    return pa.Table.from_arrays(keys + records.columns, names=list(KEY_COLUMNS) + records.column_names)
+# The store's on-disk format, in ``capcast-store.json`` at its root; a store of a newer format is
+# refused (its parts may mean something this capcast does not know). Stores without the file were
+# written before it existed and are format 1.
+FORMAT_VERSION = 1
+FORMAT_FILE = "capcast-store.json"
+MAX_NAME_BYTES = 255  # per path component on every common filesystem
 
 
 class Store:
@@ -205,7 +135,58 @@ class Store:
         return self.root / "tasks" / path_slug(task)
 
     def run_dir(self, family: str, checkpoint: str, task: str) -> Path:
-        return self.parts / path_slug(family) / path_slug(checkpoint) / path_slug(task)
+        names = [path_slug(family), path_slug(checkpoint), path_slug(task)]
+        for what, value, name in zip(("family", "checkpoint", "task"), (family, checkpoint, task), names):
+            if len(name.encode()) > MAX_NAME_BYTES:
+                raise CapcastError(f"{what} name {value[:40]!r}... is {len(name.encode())} bytes as a folder name; "
+                                   f"filesystems allow {MAX_NAME_BYTES}: use a shorter name")
+        return self.parts.joinpath(*names)
+
+    # --- format, writers' lock, verification
+
+    def check_format(self) -> None:
+        """Refuse a store of a newer format than this capcast reads, or one whose format file is garbage."""
+        path = self.root / FORMAT_FILE
+        if not path.exists():
+            return
+        try:
+            version = json.loads(path.read_text())["format"]
+            version = int(version)
+        except (OSError, ValueError, KeyError, TypeError):
+            raise CapcastError(f"store {self.root}: {FORMAT_FILE} is unreadable; it should read {{\"format\": {FORMAT_VERSION}}}") from None
+        if version > FORMAT_VERSION:
+            raise CapcastError(f"store {self.root} has format {version}, newer than this capcast reads ({FORMAT_VERSION}); "
+                               "upgrade capcast to read it")
+
+    def open_for_writing(self, purpose: str, on_wait: Callable[[str], None] | None = None) -> StoreLock:
+        """Make the store folder (one line if it cannot be written: a file, read-only, no space),
+        check its format, record it, take the writers' lock (waiting, with ``on_wait(message)``,
+        while another writer holds it) and clean what dead writers left under ``tmp/``. Hold the
+        returned lock while writing; :meth:`StoreLock.release` (or ``with``) frees it."""
+        if self.root.exists() and not self.root.is_dir():
+            raise CapcastError(f"store {self.root} is a file, not a folder; pass a folder to --store")
+        self.check_format()
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            if not (self.root / FORMAT_FILE).exists():
+                write_atomically(self.root / FORMAT_FILE, lambda tmp: write_json({"format": FORMAT_VERSION}, tmp))
+            lock = StoreLock(self.root, purpose, on_wait)
+        except OSError as exc:
+            from capcast.errors import os_error_line
+
+            raise CapcastError(f"store {self.root} cannot be written ({os_error_line(exc)})") from None
+        try:
+            self.clean_tmp()
+        except BaseException:
+            lock.release()
+            raise
+        return lock
+
+    def verify(self):
+        """Every damaged or incomplete run (see :mod:`capcast.store.verify`)."""
+        from capcast.store.verify import verify_store
+
+        return verify_store(self)
 
     def has_run(self, family: str, checkpoint: str, task: str) -> bool:
         return self.run_dir(family, checkpoint, task).is_dir()
@@ -235,7 +216,7 @@ class Store:
     def new_tmp_dir(self) -> Path:
         """A new empty folder under ``tmp/`` (same filesystem as the store: renames are atomic)."""
         self.tmp.mkdir(parents=True, exist_ok=True)
-        folder = self.tmp / uuid.uuid4().hex
+        folder = self.tmp / tmp_name(uuid.uuid4().hex)  # owned: other writers' start-up never removes it
         folder.mkdir()
         return folder
 
@@ -254,10 +235,13 @@ class Store:
         tmp = self.new_tmp_dir()
         try:
             write_parquet(with_keys(records, family, checkpoint, task), tmp / RECORD_FILES[kind])
+            from capcast.store.verify import file_sha256
+
+            checksum = file_sha256(tmp / RECORD_FILES[kind])
             row = {name: manifest.get(name) for name in RUNS_SCHEMA.names}
-            row["kind"], row["n_records"] = kind, records.num_rows
+            row["kind"], row["n_records"], row["records_sha256"] = kind, records.num_rows, checksum
             write_parquet(pa.Table.from_pylist([row], schema=RUNS_SCHEMA), tmp / "run.parquet")
-            write_json({**manifest, "kind": kind, "n_records": records.num_rows}, tmp / "run.json")
+            write_json({**manifest, "kind": kind, "n_records": records.num_rows, "records_sha256": checksum}, tmp / "run.json")
             fsync_dir(tmp)
             if replace and final.exists():
                 self.replace_dir(tmp, final)
@@ -311,6 +295,8 @@ class Store:
         place, or (if it is gone) the old one is put back. Returns the folders restored."""
         restored = []
         for note in sorted(self.tmp.glob("*.replaces")) if self.tmp.is_dir() else []:
+            if owner_alive(note.name):  # another live writer's replacement in flight: not ours to finish
+                continue
             staged = note.with_name(note.name[: -len(".replaces")])
             old = note.with_name(staged.name + ".old")
             try:
@@ -326,18 +312,39 @@ class Store:
         return restored
 
     def clean_tmp(self) -> None:
-        """Finish interrupted replacements (:meth:`recover_tmp`), then remove what killed runs
-        left under tmp/ (never read by anything)."""
+        """Finish interrupted replacements (:meth:`recover_tmp`), then remove what killed writers
+        left under tmp/ (never read by anything); what a live writer owns stays."""
         self.recover_tmp()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        if not self.tmp.is_dir():
+            return
+        for entry in list(self.tmp.iterdir()):
+            if owner_alive(entry.name):
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+        try:
+            self.tmp.rmdir()  # only when empty
+        except OSError:
+            pass
 
     def _files(self, name: str) -> list[str]:
         return sorted(str(p) for p in self.parts.glob(f"*/*/*/{name}")) if self.parts.is_dir() else []
 
-    def connect(self, database: str = ":memory:"):
-        """A DuckDB connection with views ``choices``, ``samples`` and ``runs`` over the parts."""
+    def connect(self, database: str = ":memory:", verify: bool = True):
+        """A DuckDB connection with views ``choices``, ``samples`` and ``runs`` over the parts.
+
+        ``verify`` (default) first checks the store's format and every run
+        (:mod:`capcast.store.verify`): a damaged run raises one :class:`CapcastError` line instead of
+        becoming a number."""
         import duckdb
 
+        if verify:
+            from capcast.store.verify import refuse_damaged
+
+            self.check_format()
+            refuse_damaged(self)
         con = duckdb.connect(database)
         for view, filename, schema in (
             ("choices", RECORD_FILES["multiple_choice"], CHOICES_SCHEMA),
@@ -372,7 +379,10 @@ class Store:
         hashes: dict[str, str] = {}
         family_dir = self.parts / path_slug(family)
         for path in sorted(family_dir.glob("*/*/run.parquet")) if family_dir.is_dir() else []:
-            row = pq.read_table(path, columns=["checkpoint", "weights_hash"]).to_pylist()[0]
+            try:
+                row = pq.read_table(path, columns=["checkpoint", "weights_hash"]).to_pylist()[0]
+            except (OSError, IndexError, KeyError, pa.ArrowException):  # a damaged run: verification reports it
+                continue
             if row["weights_hash"]:
                 hashes[row["checkpoint"]] = row["weights_hash"]
         return hashes
@@ -381,25 +391,3 @@ class Store:
         """The runs table as a pandas DataFrame."""
         with self.connect() as con:
             return con.execute("SELECT * FROM runs ORDER BY family, checkpoint, task").df()
-
-
-# --- settings that differ from a stored run's: one wording for every writer (eval, sample)
-
-
-def show_setting(key: str, value) -> str:
-    """A stored or requested setting as a user reads it (hashes shortened)."""
-    if value is None:
-        return "none (all items)" if key == "limit" else "none"
-    if key.endswith("_hash") or (isinstance(value, str) and len(value) == 64):  # a sha256
-        return str(value)[:12]
-    return repr(value) if isinstance(value, str) else str(value)
-
-
-def describe_mismatch(mismatched: list[tuple[str, str, list]]) -> str:
-    """``CHECKPOINT x TASK made with other settings: KEY stored A, requested B; ...`` for the
-    first mismatched run, and how many more differ."""
-    checkpoint, task, diffs = mismatched[0]
-    what = "; ".join(f"{key} stored {show_setting(key, have)}, requested {show_setting(key, want)}" for key, have, want in diffs)
-    others = len(mismatched) - 1
-    more = f" (and {others} more stored run{'s' if others > 1 else ''} with other settings)" if others else ""
-    return f"{checkpoint} x {task} made with other settings: {what}{more}"

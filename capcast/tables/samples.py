@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from capcast.errors import CapcastError
+from capcast.errors import CapcastError, note
 from capcast.passuntil.estimators import task_score, unbiased_pass_rate
 from capcast.tables.series import Series
 from capcast.schema import CHECKPOINT_KEY, SAMPLES_COLUMNS, default_flops
@@ -75,6 +75,12 @@ def validate_samples(frame: pd.DataFrame, source: str = "samples table") -> pd.D
         (df["n_correct"].isna() | (df["n_correct"] < 0) | (df["n_correct"] % 1 != 0), "n_correct must be a whole number >= 0"),
         (df["n_correct"] > df["n_samples"], "n_correct exceeds n_samples"),
     ]
+    for col in ("params", "tokens", "flops"):
+        checks.append((np.isinf(df[col]), f"{col} must be finite"))
+    if "target_successes" in df.columns:
+        r = df["target_successes"]
+        checks.append((r.notna() & ((r < 1) | (r % 1 != 0)),
+                       "target_successes (the PassUntil r) must be a whole number >= 1 (or empty for fixed-n counts)"))
     if "max_samples" in df.columns:
         cap = df["max_samples"]
         checks += [
@@ -144,6 +150,16 @@ def instance_rates(frame: pd.DataFrame, estimator: str = "unbiased") -> np.ndarr
     return out
 
 
+def _note_instance_sets(frame: pd.DataFrame, task: str) -> None:
+    """Checkpoints sampled on different instances (a 5-instance subset beside 40) are not
+    comparable task-level rates: say so in one line."""
+    sets = frame.groupby(list(CHECKPOINT_KEY), sort=False)["doc_id"].agg(frozenset)
+    if sets.nunique() > 1:
+        sizes = sets.map(len)
+        note(f"task {task}: checkpoints were sampled on different instance sets ({sizes.min()} to {sizes.max()} instances, "
+             f"{len(frozenset.union(*sets))} in all); their pass rates may not be comparable: sample every checkpoint on the same instances")
+
+
 def task_table(frame: pd.DataFrame, estimator: str = "unbiased", level: float = 0.9) -> pd.DataFrame:
     """One row per (checkpoint, task): the task-level pass rate, its interval and counts."""
     rows = []
@@ -187,6 +203,7 @@ def to_series(frame: pd.DataFrame, task: str, family: str | None = None, estimat
         raise CapcastError(f"samples table has no rows for task {task!r}" + (f" in family {family!r}" if family else ""))
     if family is None and sub["family"].nunique() > 1:
         raise CapcastError(f"samples table holds several families for task {task!r}; pick one with --family")
+    _note_instance_sets(sub, task)
     table = task_table(sub, estimator=estimator).sort_values(["flops", "run", "model"])
     return Series(
         task=task,

@@ -83,6 +83,16 @@ def validate_scores(frame: pd.DataFrame, where: str = "scores table") -> pd.Data
     for col in ("params", "tokens", "value"):
         if frame[col].isna().any():
             raise CapcastError(f"{where}: column {col} has NaN/empty values (first at row {_first(frame[col].isna())}); drop or fill those rows")
+    for col in ("params", "tokens", "flops", "value", "n_items"):
+        infinite = np.isinf(frame[col])
+        if infinite.any():
+            raise CapcastError(f"{where}: column {col} is infinite at row {_first(infinite)}; use finite numbers")
+    items = frame["n_items"]
+    bad_items = items.notna() & ((items <= 0) | (items % 1 != 0))
+    if bad_items.any():
+        raise CapcastError(f"{where}: n_items must be a whole number of at least 1 (row {_first(bad_items)} has "
+                           f"{items[bad_items].iloc[0]:g}); leave it empty when unknown")
+    _check_bounds(frame, where)
     if (frame["params"] <= 0).any():
         raise CapcastError(f"{where}: params must be positive (row {_first(frame['params'] <= 0)} has {frame['params'][frame['params'] <= 0].iloc[0]:g}); use parameter counts such as 1.2e9")
     if (frame["tokens"] < 0).any():
@@ -95,6 +105,26 @@ def validate_scores(frame: pd.DataFrame, where: str = "scores table") -> pd.Data
         raise CapcastError(f"{where}: duplicate rows for run {row['run']} model {row['model']} tokens {row['tokens']:g} task {row['task']} "
                            f"metric {row['metric']}; keep one value per checkpoint")
     return frame[list(SCORES_COLUMNS)]
+
+
+def _check_bounds(frame: pd.DataFrame, where: str) -> None:
+    """Values of a built-in bounded metric must lie within its bounds: accuracy in percent (87.5)
+    or above 1 is refused, not forecast."""
+    from capcast.metrics import find_metric
+
+    for metric, rows in frame.groupby("metric", sort=False):
+        described = find_metric(str(metric))
+        if described is None:
+            continue
+        values = rows["value"]
+        low = described.lower if described.lower is not None else -np.inf
+        high = described.upper if described.upper is not None else np.inf
+        outside = (values < low) | (values > high)
+        if outside.any():
+            row = int(rows.index[np.flatnonzero(outside.to_numpy())[0]])
+            value = values[outside].iloc[0]
+            hint = "; it looks like a percentage: divide by 100" if high == 1 and 1 < value <= 100 else ""
+            raise CapcastError(f"{where}: {metric} is {value:g} at row {row}, outside its range [{low:g}, {high:g}]{hint}")
 
 
 def fill_run(frame: pd.DataFrame, where: str) -> None:
@@ -131,6 +161,7 @@ def build_series(frame: pd.DataFrame, task: str, metric: str) -> Series:
         extra[f"{vtask}:{vmetric}"] = _align(keys, group)
     chance = rows["chance"].dropna()
     n_items = rows["n_items"].to_numpy(dtype=float)
+    _note_item_counts(task, metric, n_items)
     return Series(
         task=task, metric=metric, model=rows["model"].to_numpy(dtype=object), run=rows["run"].to_numpy(dtype=object),
         params=rows["params"].to_numpy(float),
@@ -139,6 +170,15 @@ def build_series(frame: pd.DataFrame, task: str, metric: str) -> Series:
         chance=float(chance.iloc[0]) if len(chance) else 0.0,
         step=rows["step"].to_numpy(float), family=str(rows["family"].iloc[0]) if len(rows) else None, extra=extra,
     )
+
+
+def _note_item_counts(task: str, metric: str, n_items: np.ndarray) -> None:
+    """Checkpoints measured on different numbers of items (a 5-item subset beside 40 items) may not
+    be comparable: say so in one line rather than forecast from them silently."""
+    known = n_items[np.isfinite(n_items)]
+    if len(known) > 1 and known.min() != known.max():
+        note(f"task {task} ({metric}): checkpoints were measured on different numbers of items ({known.min():g} to {known.max():g}); "
+             "their scores may come from different instance sets: evaluate every checkpoint on the same items (same --limit)")
 
 
 def _align(keys: pd.DataFrame, group: pd.DataFrame) -> np.ndarray:

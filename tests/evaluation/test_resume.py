@@ -232,9 +232,9 @@ def test_a_force_killed_after_writing_the_new_records_leaves_the_old_run_intact(
 
 
 def _fake_run(checkpoint: str, limit: int) -> tuple[dict, pa.Table]:
-    manifest = {"family": "fam", "checkpoint": checkpoint, "task": "t", "limit": limit, "n_docs": limit}
+    manifest = {"family": "fam", "checkpoint": checkpoint, "task": "t", "limit": limit, "n_docs": limit, "params": 1e6, "tokens": 2e7}
     table = pa.table({"doc_id": pa.array(range(limit), pa.int64()), "choice_idx": pa.array([0] * limit, pa.int32()),
-                      "loglik": pa.array([-1.0] * limit), "n_tokens": pa.array([1] * limit, pa.int32()),
+                      "loglik": pa.array([-1.0 - i for i in range(limit)]),  # all equal would be refused as degenerate "n_tokens": pa.array([1] * limit, pa.int32()),
                       "n_bytes": pa.array([1] * limit, pa.int32()), "n_chars": pa.array([1] * limit, pa.int32()),
                       "is_greedy": pa.array([True] * limit), "is_gold": pa.array([True] * limit)})
     return manifest, table
@@ -285,10 +285,11 @@ def test_a_replacement_killed_between_its_renames_is_rolled_forward(tmp_path):
         parts.os.rename = rename
         n = 3
         table = pa.table({{"doc_id": pa.array(range(n), pa.int64()), "choice_idx": pa.array([0] * n, pa.int32()),
-                          "loglik": pa.array([-1.0] * n), "n_tokens": pa.array([1] * n, pa.int32()),
+                          "loglik": pa.array([-1.0 - i for i in range(n)]), "n_tokens": pa.array([1] * n, pa.int32()),
                           "n_bytes": pa.array([1] * n, pa.int32()), "n_chars": pa.array([1] * n, pa.int32()),
                           "is_greedy": pa.array([True] * n), "is_gold": pa.array([True] * n)}})
-        store.write_run({{"family": "fam", "checkpoint": "c", "task": "t", "limit": n, "n_docs": n}}, "multiple_choice", table, replace=True)
+        store.write_run({{"family": "fam", "checkpoint": "c", "task": "t", "limit": n, "n_docs": n, "params": 1e6, "tokens": 2e7}},
+                        "multiple_choice", table, replace=True)
         """
     )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)

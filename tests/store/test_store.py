@@ -138,10 +138,11 @@ def test_mc_scores_match_numpy(tmp_path):
 
 def test_ties_go_to_the_first_choice_like_numpy_argmax(tmp_path):
     store = Store(tmp_path)
-    store.write_run(manifest("c", "tie"), "multiple_choice", choices([[-1.0, -1.0], [-1.0, -1.0]], [0, 1]))
+    # Two tied items (the first choice wins) and one untied: all-equal log-likelihoods are refused as degenerate.
+    store.write_run(manifest("c", "tie"), "multiple_choice", choices([[-1.0, -1.0], [-1.0, -1.0], [-1.0, -2.0]], [0, 1, 0]))
     got = scores_from_store(tmp_path).set_index("metric")
-    assert got.loc["acc", "value"] == 0.5
-    assert got.loc["p_gold", "value"] == pytest.approx(0.5)
+    assert got.loc["acc", "value"] == pytest.approx(2 / 3)
+    assert got.loc["p_gold", "value"] == pytest.approx((0.5 + 0.5 + 1 / (1 + math.exp(-1))) / 3)
 
 
 def test_pass_rate_is_the_mean_over_items_of_the_fraction_correct(tmp_path):
