@@ -39,12 +39,27 @@ def _registry(registry):
     return load_registry()
 
 
-def evaluate(family, tasks: Iterable[str], store: str | Path = "capcast-store", **options):
+def evaluate(family, tasks: Iterable[str], store: str | Path = "capcast-store", *, executor=None, threads: int | None = None,
+             plugins_dir: str | Path | None = None, **options):
     """``capcast eval``: evaluate every checkpoint of ``family`` on ``tasks`` into ``store``
-    (options as :func:`capcast.evaluation.runner.evaluate_family`). Returns an ``EvalSummary``."""
+    (options as :func:`capcast.evaluation.runner.evaluate_family`). Returns an ``EvalSummary``.
+    ``executor`` (from :func:`executor`) runs the grid as jobs elsewhere; ``threads`` and
+    ``plugins_dir`` then travel with each job (docs/scale-out.md)."""
+    if executor is not None:
+        from capcast.executors.grid import evaluate_grid
+
+        return evaluate_grid(executor, family, list(tasks), store, threads=threads, plugins_dir=plugins_dir, **options)
     from capcast.evaluation.runner import evaluate_family
 
     return evaluate_family(family, list(tasks), store, **options)
+
+
+def executor(name: str = "local", **options):
+    """``--executor local|ray|slurm`` and its options (:func:`capcast.executors.grid.make_executor`);
+    None for the in-process loop (``local`` with one worker)."""
+    from capcast.executors.grid import make_executor
+
+    return make_executor(name, **options)
 
 
 def use_benchmark_data(data_dir: str | Path | None = None, allow_unsafe_code: bool = False) -> None:
@@ -145,7 +160,7 @@ def forecast(
             from capcast.cod.law import forecast_samples_cod
 
             return forecast_samples_cod(samples, resolved, task_list, interval, max_step, registry)
-        return forecast_samples(samples, resolved, task_list, method, interval, max_step, registry)
+        return forecast_samples(samples, resolved, task_list, method, interval, max_step, registry, interpolate=interpolate)
     table, spec_target = scores_for_forecast(family, scores, store, task_list, limit, device, registry, console)
     resolved = target if _is_target(target) else choose_target(target, target_params, target_tokens, target_flops, spec_target)
     instances = None

@@ -18,7 +18,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from capcast.errors import CapcastError, describe
+from capcast.errors import CapcastError, describe, note
 from capcast.forecasting.forecast import STATUS_FAILED, STATUS_OK, STATUS_UNPREDICTABLE, ForecastResult, ForecastRow, fit_frame_for
 from capcast.laws.base import NotPredictable, Target
 from capcast.laws.passuntil import fit_instances
@@ -88,15 +88,17 @@ def _actual(samples: pd.DataFrame, family: str, target: Target, task: str) -> fl
 
 def forecast_samples(
     samples: pd.DataFrame | str | Path, target: str | Target, tasks: Iterable[str] | None = None, method: str = "passuntil",
-    interval: float = 0.9, max_step: int | None = None, registry=None,
+    interval: float = 0.9, max_step: int | None = None, registry=None, interpolate: bool = False,
 ) -> list[ForecastResult]:
-    """Forecast ``target`` from a samples table: one result per (family, task)."""
-    from capcast.forecasting.forecast import resolve_target, run_forecasts, without_runs
+    """Forecast ``target`` from a samples table: one result per (family, task). Like every
+    forecast, the fit never sees the target's run, nor checkpoints at or above the target's
+    compute unless ``interpolate``."""
+    from capcast.forecasting.forecast import below_target, resolve_target, run_forecasts, without_runs
 
     frame = load_samples(samples)
     scores = samples_to_scores(frame)
     if method != INSTANCE_METHOD:
-        return run_forecasts(scores, target, tasks, METRIC, method, interval, max_step, registry)
+        return run_forecasts(scores, target, tasks, METRIC, method, interval, max_step, registry, interpolate=interpolate)
     found = resolve_target(scores, target)
     resolved, family = found.target, found.family
     all_tasks = sorted(frame["task"].unique())
@@ -105,6 +107,9 @@ def forecast_samples(
     if unknown:
         raise CapcastError(f"task(s) {', '.join(unknown)} are not in the samples table; available: {', '.join(all_tasks)}")
     fit_scores = fit_frame_for(without_runs(scores, found.runs), max_step)  # never the target's run
+    fit_scores, dropped = below_target(fit_scores, resolved, interpolate)
+    if dropped:
+        note(f"{dropped} checkpoint(s) at or above the target's compute not fitted (--interpolate fits them)")
     results = []
     for fam in [family] if family else sorted(fit_scores["family"].unique()):
         fam_fit = fit_scores[fit_scores["family"] == fam]

@@ -134,3 +134,24 @@ def test_real_pythia_gsm8k_counts_read_as_a_samples_table():
     assert rates["Pythia_6.9B_300B"] == pytest.approx(0.012878, abs=1e-6)
     assert rates["Pythia_12B_300B"] == pytest.approx(0.010925, abs=1e-6)
     assert frame["model"].nunique() == 81
+
+
+@pytest.mark.parametrize("method", ["passuntil", "passuntil_instance"])
+def test_samples_forecasts_never_fit_at_or_above_the_target_unless_asked(ladder_table, tmp_path, method):
+    """m1e9 has more compute than the target m3e8: fitted only with interpolate=True, for task laws
+    and instance laws alike."""
+    from capcast import api
+
+    path, _ = ladder_table
+    table = pd.read_csv(path)
+    smaller = tmp_path / "below.csv"
+    table[table["model"] != "m1000000000"].to_csv(smaller, index=False)
+
+    def forecast(source, **kw):
+        (result,) = api.forecast(samples=source, target="m300000000", method=method, **kw)
+        assert result.row.status == "ok", result.row.reason
+        return result.row.forecast
+
+    plain = forecast(path)
+    assert plain == pytest.approx(forecast(smaller), rel=1e-9)  # as if the larger model were not there
+    assert forecast(path, interpolate=True) != pytest.approx(plain, rel=1e-6)
