@@ -85,6 +85,15 @@ def scores(store: str | Path = "capcast-store") -> "pd.DataFrame":
     return scores_from_store(store)
 
 
+def export_samples(store: str | Path, out: str | Path, **options) -> list:
+    """``capcast export-samples``: every stored ``capcast eval`` run (filtered by ``tasks``,
+    ``families``, ``checkpoints``) as lm-eval's per-sample JSONL under ``out``; one entry per file
+    (options as :func:`capcast.evaluation.export.export_samples`)."""
+    from capcast.evaluation.export import export_samples as write
+
+    return write(store, out, **options)
+
+
 def verify_store(store: str | Path = "capcast-store", repair: bool = False):
     """``capcast store verify``: ``(damaged runs, folder they were moved to or None)``; with
     ``repair`` every damaged run is moved aside (never deleted) so the next eval measures it again."""
@@ -168,8 +177,33 @@ def forecast(
         from capcast.cod.law import store_instances
 
         instances = store_instances(family, store)
-    return run_forecasts(table, resolved, task_list, metric or "acc", method, interval, max_step, registry, interpolate=interpolate,
-                         instances=instances)
+    if metric is not None:
+        return run_forecasts(table, resolved, task_list, metric, method, interval, max_step, registry, interpolate=interpolate,
+                             instances=instances)
+    # No --metric: each task its own default (capcast.forecasting.task_metrics), one forecast call per metric.
+    frame, groups, order, note = _default_metrics(table, task_list, registry)
+    results = [r for name, names in groups.items() for r in run_forecasts(
+        frame, resolved, names, name, method, interval, max_step, registry, interpolate=interpolate, instances=instances)]
+    _say_note(console, note)  # once the forecasts stand: an error stays the only line
+    return sorted(results, key=lambda r: (r.row.family or "", order[r.row.task]))
+
+
+def _default_metrics(table, task_list, registry):
+    """``(scores frame, {metric: tasks}, {task: position}, note)`` when ``--metric`` is not given;
+    the note says which metric each task used."""
+    from capcast.forecasting.task_metrics import by_metric, describe, task_metrics
+    from capcast.tables.scores import read_scores
+
+    frame = read_scores(table)
+    chosen, left_out = task_metrics(frame, task_list, registry)
+    if not chosen:
+        raise CapcastError("no task of the table has a default metric (each has several, acc not among them); pass --metric")
+    return frame, by_metric(chosen), {c.task: i for i, c in enumerate(chosen)}, describe(chosen, left_out)
+
+
+def _say_note(console, note: str) -> None:
+    if console is not None:
+        console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _is_target(target) -> bool:
@@ -182,7 +216,7 @@ def backtest(
     *, scores: "str | Path | pd.DataFrame | None" = None, samples: "str | Path | pd.DataFrame | None" = None,
     holdout_largest: int = 1, methods: Iterable[str] | None = None, tasks: Iterable[str] | None = None,
     metric: str | None = None, interval: float = 0.9, max_step: int | None = None, all_steps: bool = False,
-    families: Iterable[str] | None = None, registry=None, store: str | Path | None = None,
+    families: Iterable[str] | None = None, registry=None, store: str | Path | None = None, console=None,
 ) -> "BacktestReport":
     """``capcast backtest``: hide each family's largest sizes (whole runs), forecast them from the
     rest with every method, and score each method on the same forecasts. ``store``: a record
@@ -215,8 +249,20 @@ def backtest(
             raise CapcastError(f"store {store} does not exist; run `capcast eval ... --store {store}` first")
         scores = scores_from_store(Path(store))
         instances = from_store(store) if "cod" in (methods or ()) else None
-    return backtest_scores(scores, holdout_largest, list(methods or ["auto"]), task_list, metric or "acc", interval, max_step,
-                           all_steps, registry, families=family_list, instances=instances)
+    methods = list(methods or ["auto"])
+    if metric is not None:
+        return backtest_scores(scores, holdout_largest, methods, task_list, metric, interval, max_step, all_steps, registry,
+                               families=family_list, instances=instances)
+    # No --metric: each task its own default, one backtest per metric, every method scored on all their rows.
+    from capcast.forecasting.backtest import BacktestReport, score_rows
+
+    frame, groups, order, note = _default_metrics(scores, task_list, registry)
+    rows = [row for name, names in groups.items() for row in backtest_scores(
+        frame, holdout_largest, methods, names, name, interval, max_step, all_steps, registry, families=family_list,
+        instances=instances).rows]
+    rows.sort(key=lambda r: (r["family"] or "", order[r["task"]]))
+    _say_note(console, note)
+    return BacktestReport(methods={m: score_rows(r for r in rows if r["method"] == m) for m in methods}, rows=rows)
 
 
 def cluster(*, samples: "str | Path | pd.DataFrame | None" = None, store: str | Path | None = None, tasks: Iterable[str] | None = None,

@@ -22,6 +22,7 @@ from capcast.cli import evaluation, forecasting, reference, sampling, store, tab
 from capcast.cli.leaderboard import leaderboard_app
 from capcast.cli.family import family_app
 from capcast.cli import cod
+from capcast.cli import export
 from capcast.cli.common import err_console, state
 from capcast.errors import CapcastError
 
@@ -99,6 +100,7 @@ app.command("forecast")(forecasting.forecast_command)
 app.command("backtest")(forecasting.backtest_command)
 app.command("sample")(sampling.sample_command)
 app.command("samples")(sampling.samples_command)
+app.command("export-samples")(export.export_samples_command)
 app.command("import")(tables.import_command)
 app.command("demo")(reference.demo_command)
 app.add_typer(reference.reference_app, name="reference-family")

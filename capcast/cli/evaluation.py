@@ -57,6 +57,31 @@ def eval_command(
     unsafe_no_sandbox: bool = typer.Option(
         False, "--unsafe-no-sandbox", help="Run generated code (HumanEval) WITHOUT isolation where bubblewrap is unavailable; at your own risk."
     ),
+    # lm-eval's own options, passed to lm-eval as its CLI passes them (docs/evaluation.md)
+    num_fewshot: Optional[int] = typer.Option(
+        None, "--num-fewshot", min=0, help="Few-shot examples per context, as lm-eval's --num_fewshot (default: each task's own setting, else 0)."
+    ),
+    model_args: Optional[str] = typer.Option(
+        None, "--model-args", help="k=v,k2=v2 for lm-eval's model constructor, as lm-eval's --model_args (e.g. max_length=2048,trust_remote_code=True)."
+    ),
+    gen_kwargs: Optional[str] = typer.Option(
+        None, "--gen-kwargs", help="k=v,... updating generative tasks' generation_kwargs, as lm-eval's --gen_kwargs (e.g. temperature=0.8,top_p=0.95)."
+    ),
+    include_path: Optional[Path] = typer.Option(
+        None, "--include-path", help="Folder of lm-eval task YAMLs whose tasks --tasks may name, used as-is (lm-eval's --include_path)."
+    ),
+    # scale-out (docs/scale-out.md)
+    executor: str = typer.Option("local", "--executor", help="Where the checkpoint x task jobs run: local, ray or slurm (docs/scale-out.md)."),
+    workers: int = typer.Option(1, "--workers", min=1, help="local: worker processes, one checkpoint each (one GPU each where CUDA is present)."),
+    retries: Optional[int] = typer.Option(None, "--retries", min=0, help="Attempts after a job's first failure (ray: 2, slurm: 1, local: 0)."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="ray: the cluster to join (e.g. auto, or ray://HEAD:10001); default a local runtime."),
+    cpus_per_job: Optional[float] = typer.Option(None, "--cpus-per-job", help="ray, slurm: CPUs reserved per job (default 1)."),
+    gpus_per_job: Optional[float] = typer.Option(None, "--gpus-per-job", help="ray, slurm: GPUs per job (ray default: 1 where the cluster has GPUs)."),
+    slurm_partition: Optional[str] = typer.Option(None, "--slurm-partition", help="slurm: the partition to submit to."),
+    slurm_time: Optional[int] = typer.Option(None, "--slurm-time", min=1, help="slurm: time limit per array task in minutes (default 240; requeued on timeout)."),
+    slurm_parallelism: Optional[int] = typer.Option(None, "--slurm-parallelism", min=1, help="slurm: array tasks running at once (default 32)."),
+    slurm_folder: Optional[Path] = typer.Option(None, "--slurm-folder", help="slurm: submitit's logs (default STORE/slurm; on the shared filesystem)."),
+    slurm_cluster: Optional[str] = typer.Option(None, "--slurm-cluster", help="slurm: 'slurm' (default where sbatch exists) or 'local' (subprocesses here, for trials)."),
 ) -> None:
     """Evaluate every checkpoint of FAMILY on --tasks; per-instance records go to --store.
 
@@ -64,17 +89,24 @@ def eval_command(
     revision, weights) are skipped, so an interrupted run resumes where it stopped. A stored run
     with other settings stops the command with one line, unless --force re-runs and replaces it.
     """
-    from capcast.evaluation.runner import evaluate_family
+    from capcast import api
     from capcast.api import use_benchmark_data
+    from capcast.cli.common import state
 
     use_benchmark_data(data_dir, allow_unsafe_code=unsafe_no_sandbox)
     from capcast.evaluation.threads import request_threads
 
     request_threads(threads)
-    summary = evaluate_family(
+    runner = api.executor(executor, workers=workers, retries=retries, ray_address=ray_address, cpus_per_job=cpus_per_job,
+                          gpus_per_job=gpus_per_job, slurm_partition=slurm_partition, slurm_time=slurm_time,
+                          slurm_parallelism=slurm_parallelism, slurm_folder=slurm_folder, slurm_cluster=slurm_cluster)
+    summary = api.evaluate(
         family,
         tasks.split(","),
         store,
+        executor=runner,
+        threads=threads,
+        plugins_dir=state.plugins_dir,
         limit=limit,
         batch_size=_batch_size(batch_size),
         device=device,
@@ -84,6 +116,10 @@ def eval_command(
         seed=seed,
         console=err_console,
         force=force,
+        num_fewshot=num_fewshot,
+        model_args=model_args,
+        gen_kwargs=gen_kwargs,
+        include_path=include_path,
     )
     console.print(str(summary), highlight=False, soft_wrap=True)
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from capcast.cli.common import check_output_folder, console, err_console, pct, registry, split_list
+from capcast.cli.common import check_output_file, check_output_folder, console, err_console, pct, registry, split_list, wide_console
 from capcast.errors import CapcastError
 
 FORMATS = ("table", "json", "csv")
@@ -35,8 +35,8 @@ def forecast_command(
     target_params: Optional[float] = typer.Option(None, "--target-params", help="Target parameter count."),
     target_tokens: Optional[float] = typer.Option(None, "--target-tokens", help="Target training tokens."),
     target_flops: Optional[float] = typer.Option(None, "--target-flops", help="Target training compute (FLOPs)."),
-    tasks: Optional[str] = typer.Option(None, "--tasks", "-t", help="Comma-separated tasks (default: every task with --metric)."),
-    metric: Optional[str] = typer.Option(None, "--metric", help="Score metric to forecast (default acc; pass_rate with --samples)."),
+    tasks: Optional[str] = typer.Option(None, "--tasks", "-t", help="Comma-separated tasks (default: every task with --metric, or every task without it)."),
+    metric: Optional[str] = typer.Option(None, "--metric", help="Score metric to forecast (default: each task's own, e.g. acc_norm for HellaSwag, pass_rate for generative tasks; noted on stderr)."),
     method: str = typer.Option("auto", "--method", help="Law: auto, sigmoid, ladder, loss-error, linear, logit-linear, passuntil, passuntil_compute, passuntil_instance (--samples), cod (per-instance records: --samples or FAMILY.yaml's store) or a plugin's."),
     interval: float = typer.Option(0.9, "--interval", help="Prediction interval level."),
     max_step: Optional[int] = typer.Option(None, "--max-step", help="Fit only checkpoints up to this training step."),
@@ -45,12 +45,14 @@ def forecast_command(
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="With FAMILY.yaml: evaluate only N items per task."),
     device: Optional[str] = typer.Option(None, "--device", help="With FAMILY.yaml: cpu or cuda."),
     interpolate: bool = typer.Option(False, "--interpolate", help="Also fit checkpoints at or above the target's compute (interpolation, not a forecast)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the table, JSON or CSV to this file (default: stdout)."),
 ) -> None:
     """Forecast the target's scores, with prediction intervals, from the smaller checkpoints."""
     from capcast import api
     from capcast.forecasting.forecast import rows_frame
 
     _check_format(fmt)
+    check_output_file(output)  # before any work, like `capcast scores -o`
     check_output_folder(plot, "--plot")  # before any work: a file there would fail after the forecasts
     results = api.forecast(
         family, scores=scores, samples=samples, store=store, target=target, target_params=target_params,
@@ -64,15 +66,28 @@ def forecast_command(
 
         written = plot_forecasts(results, plot, interval)
         err_console.print(f"wrote {len(written)} plot(s) to {plot}")
-    if fmt == "json":
-        print(json.dumps({"interval": interval, "rows": [r.to_dict() for r in rows]}, indent=2))
-    elif fmt == "csv":
-        rows_frame(rows).to_csv(sys.stdout, index=False)
-    else:
-        _render_forecast_table(rows, interval)
+    with _output(output) as out:
+        if fmt == "json":
+            print(json.dumps({"interval": interval, "rows": [r.to_dict() for r in rows]}, indent=2), file=out)
+        elif fmt == "csv":
+            rows_frame(rows).to_csv(out, index=False)
+        else:
+            _render_forecast_table(rows, interval, None if output is None else out)
+    if output is not None:
+        err_console.print(f"wrote {len(rows)} forecast rows to {output}", highlight=False)
 
 
-def _render_forecast_table(rows, interval: float) -> None:
+@contextmanager
+def _output(output: Optional[Path]):
+    """stdout, or the -o file (written whole, then closed)."""
+    if output is None:
+        yield sys.stdout
+        return
+    with Path(output).open("w", encoding="utf-8") as fh:
+        yield fh
+
+
+def _render_forecast_table(rows, interval: float, file=None) -> None:
     from capcast.metrics import find_metric
 
     title = f"forecast of {rows[0].model or 'target'} ({int(interval * 100)}% intervals; [0, 1] scores in points)" if rows else "forecast"
@@ -84,7 +99,7 @@ def _render_forecast_table(rows, interval: float) -> None:
         in_points = metric is None or (metric.lower == 0 and metric.upper == 1)
         show = pct if in_points else (lambda v: "" if v is None else f"{v:.4g}")  # losses in their own units
         table.add_row(r.family or "", r.task, r.metric, r.law, show(r.forecast), show(r.lower), show(r.upper), show(r.actual), r.status)
-    wide = Console(width=max(console.width, 150), file=console.file)
+    wide = wide_console(150, file)
     wide.print(table)
     for r in rows:  # why: the reason behind every answer, a number or not
         if r.reason:
@@ -103,27 +118,37 @@ def backtest_command(
     store: Optional[Path] = typer.Option(None, "--store", help="Record store instead of --scores: its scores, and per-choice / per-sample records for cod."),
     holdout_largest: int = typer.Option(1, "--holdout-largest", help="Hold out the K largest model sizes of each family."),
     methods: str = typer.Option("auto", "--methods", "--method", help="Comma-separated laws to compare (as forecast --method; cod needs --samples or --store)."),
-    tasks: Optional[str] = typer.Option(None, "--tasks", "-t", help="Comma-separated tasks (default: every task with --metric)."),
-    metric: Optional[str] = typer.Option(None, "--metric", help="Score metric to forecast (default acc; pass_rate with --samples)."),
+    tasks: Optional[str] = typer.Option(None, "--tasks", "-t", help="Comma-separated tasks (default: every task with --metric, or every task without it)."),
+    metric: Optional[str] = typer.Option(None, "--metric", help="Score metric to forecast (default: each task's own, e.g. acc_norm for HellaSwag, pass_rate for generative tasks; noted on stderr)."),
     interval: float = typer.Option(0.9, "--interval", help="Prediction interval level."),
     max_step: Optional[int] = typer.Option(None, "--max-step", help="Fit only checkpoints up to this training step."),
     all_steps: bool = typer.Option(False, "--all-steps", help="Forecast every checkpoint of the held-out models."),
     families: Optional[str] = typer.Option(None, "--families", help="Comma-separated families (default: all)."),
     fmt: str = typer.Option("table", "--format", "-f", help="table, json or csv (csv: the rows)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the table, JSON or CSV to this file (default: stdout)."),
 ) -> None:
     """Hide each family's largest models, forecast them from the rest, and score every method."""
     from capcast import api
 
     _check_format(fmt)
+    check_output_file(output)
     report = api.backtest(
         scores=scores, samples=samples, store=store, holdout_largest=holdout_largest, methods=split_list(methods), tasks=split_list(tasks),
         metric=metric, interval=interval, max_step=max_step, all_steps=all_steps, families=split_list(families), registry=registry(),
+        console=err_console,
     )
+    with _output(output) as out:
+        _render_backtest(report, fmt, holdout_largest, interval, out, output is not None)
+    if output is not None:
+        err_console.print(f"wrote the backtest ({len(report.rows)} rows) to {output}", highlight=False)
+
+
+def _render_backtest(report, fmt: str, holdout_largest: int, interval: float, out, to_file: bool) -> None:
     if fmt == "json":
-        print(json.dumps(report.to_dict(), indent=2))
+        print(json.dumps(report.to_dict(), indent=2), file=out)
         return
     if fmt == "csv":
-        report.frame().to_csv(sys.stdout, index=False)
+        report.frame().to_csv(out, index=False)
         return
     table = Table(title=f"backtest: {holdout_largest} largest size(s) held out, {int(interval * 100)}% intervals")
     for col in ("method", "MAE (pts)", "max error", "coverage", "median width", "forecasts", "not predictable", "failed"):
@@ -132,4 +157,4 @@ def backtest_command(
         table.add_row(name, "" if s.mae is None else f"{s.mae:.2f}", "" if s.max_error is None else f"{s.max_error:.2f}",
                       "" if s.coverage is None else f"{100 * s.coverage:.0f}%",
                       "" if s.median_width is None else f"{s.median_width:.1f}", str(s.n), str(s.unpredictable), str(s.failed))
-    console.print(table)
+    (wide_console(150, out) if to_file else console).print(table)

@@ -45,6 +45,19 @@ def sample_command(
     unsafe_no_sandbox: bool = typer.Option(
         False, "--unsafe-no-sandbox", help="Run generated code (HumanEval) WITHOUT isolation where bubblewrap is unavailable; at your own risk."
     ),
+    # lm-eval's own options, passed to lm-eval as its CLI passes them (docs/evaluation.md)
+    num_fewshot: Optional[int] = typer.Option(
+        None, "--num-fewshot", min=0, help="Few-shot examples per context, as lm-eval's --num_fewshot (default: each task's own setting, else 0)."
+    ),
+    model_args: Optional[str] = typer.Option(
+        None, "--model-args", help="k=v,k2=v2 for lm-eval's model constructor, as lm-eval's --model_args (e.g. max_length=2048,trust_remote_code=True)."
+    ),
+    gen_kwargs: Optional[str] = typer.Option(
+        None, "--gen-kwargs", help="k=v,... updating generative tasks' generation_kwargs, as lm-eval's --gen_kwargs (e.g. temperature=0.8,top_p=0.95)."
+    ),
+    include_path: Optional[Path] = typer.Option(
+        None, "--include-path", help="Folder of lm-eval task YAMLs whose tasks --tasks may name, used as-is (lm-eval's --include_path)."
+    ),
 ) -> None:
     """Sample each instance until it passes --successes times (PassUntil), for every checkpoint.
 
@@ -85,6 +98,7 @@ def sample_command(
         summaries = sample_family(
             family, tasks.split(","), store, config, seed=seed, batch_size=batch_size, device=device, backend=backend,
             limit=limit, registry=registry(), on_progress=progress, force=force,
+            num_fewshot=num_fewshot, model_args=model_args, gen_kwargs=gen_kwargs, include_path=include_path,
             log=lambda line: err_console.print(line, markup=False, highlight=False, soft_wrap=True),
         )
     from rich.table import Table

@@ -221,6 +221,10 @@ def evaluate_family(
     progress: bool = True,
     force: bool = False,
     dispatch=None,
+    num_fewshot: int | None = None,
+    model_args: str | dict | None = None,
+    gen_kwargs: str | dict | None = None,
+    include_path: str | Path | None = None,
 ) -> EvalSummary:
     """Evaluate ``family`` (spec path or :class:`Family`) on ``task_names`` into ``store_dir``.
 
@@ -230,6 +234,8 @@ def evaluate_family(
     ``force``: then they are re-run and replaced (module docstring). Returns an :class:`EvalSummary`.
     ``dispatch`` (set by :mod:`capcast.executors`) receives the planned grid instead of this process
     evaluating it: see :func:`capcast.executors.grid.dispatch_grid`.
+    ``num_fewshot``, ``model_args``, ``gen_kwargs`` (``k=v,...`` strings or dicts) and
+    ``include_path`` are lm-eval's options of those names (docs/evaluation.md, "Options lm-eval users know").
     """
     from capcast.evaluation import harness
 
@@ -237,9 +243,10 @@ def evaluate_family(
     harness.check_backend(backend)
     harness.check_dtype(dtype)
     harness.check_seed(seed)
+    opts = lm_eval_options(harness, num_fewshot, model_args, gen_kwargs, dtype)
     started = time.perf_counter()
     spec_path, fam = open_family(family)
-    tasks = resolve_tasks(task_names, registry)
+    tasks = resolve_tasks(task_names, registry, include_path)
     chosen = [fam.checkpoint(n) for n in checkpoints] if checkpoints else list(fam.checkpoints)
     models = {c.name: resolve_model_path(spec_path, c.model) for c in chosen}
     for path in models.values():
@@ -252,7 +259,31 @@ def evaluate_family(
     with store.open_for_writing("capcast eval", on_wait=lambda message: _say(message, console)):
         return _evaluate_locked(harness, store, fam, spec_path, tasks, chosen, models, started, limit=limit, batch_size=batch_size,
                                 device=device, backend=backend, dtype=dtype, seed=seed, console=console, progress=progress, force=force,
-                                dispatch=dispatch)
+                                dispatch=dispatch, opts=opts)
+
+
+@dataclass(frozen=True)
+class LmEvalOptions:
+    """``--num-fewshot``, ``--model-args`` and ``--gen-kwargs``, parsed as lm-eval parses them."""
+
+    num_fewshot: int | None = None
+    model_args: dict = field(default_factory=dict)
+    gen_kwargs: dict = field(default_factory=dict)
+
+    def prepare(self, harness, task: Task, data_dir: Path):
+        return harness.prepare_task(task, data_dir, num_fewshot=self.num_fewshot, gen_kwargs=self.gen_kwargs or None)
+
+
+def lm_eval_options(harness, num_fewshot=None, model_args=None, gen_kwargs=None, dtype=None) -> LmEvalOptions:
+    """The options checked before any work (one line for a malformed one)."""
+    if num_fewshot is not None and int(num_fewshot) < 0:
+        raise CapcastError(f"--num-fewshot {num_fewshot} is negative; use 0 or more")
+
+    def parsed(value, option):
+        return dict(value) if isinstance(value, dict) else harness.parse_args_string(value, option)
+
+    model = harness.check_model_args(parsed(model_args, "--model-args"), dtype)
+    return LmEvalOptions(num_fewshot, model, parsed(gen_kwargs, "--gen-kwargs"))
 
 
 def _say(message: str, console: Console | None) -> None:
@@ -260,14 +291,15 @@ def _say(message: str, console: Console | None) -> None:
 
 
 def _evaluate_locked(harness, store: Store, fam: Family, spec_path: Path, tasks: list[Task], chosen: list, models: dict, started: float,
-                     *, limit, batch_size, device, backend, dtype, seed, console, progress, force, dispatch=None) -> EvalSummary:
+                     *, limit, batch_size, device, backend, dtype, seed, console, progress, force, dispatch=None,
+                     opts: LmEvalOptions = LmEvalOptions()) -> EvalSummary:
     """:func:`evaluate_family` once the store's writer lock is held."""
     from capcast.store.verify import refuse_damaged
 
     refuse_damaged(store, [store.run_dir(fam.family, c.name, t.name) for c in chosen for t in tasks])
     harness.prepare_environment(
         store.root,
-        local_tasks=all(not t.is_builtin_lm_eval for t in tasks),
+        local_tasks=all(not t.is_builtin_lm_eval and not t.description.startswith(INCLUDED) for t in tasks),
         local_models=all(Path(m).exists() for m in models.values()),
     )
     summary = EvalSummary(store=store.root)
@@ -286,11 +318,11 @@ def _evaluate_locked(harness, store: Store, fam: Family, spec_path: Path, tasks:
 
     # Build task data and configs once (and fail early, before loading any model).
     stored = {(c.name, t.name): m for c in chosen for t in tasks if (m := store.run_manifest(fam.family, c.name, t.name)) is not None}
-    prepared, unprepared, plans = {}, {}, {}
+    prepared, unprepared, plans, few_shots = {}, {}, {}, {}
     for t in tasks:
         has_stored = any(k[1] == t.name for k in stored)
         try:
-            prepared[t.name] = harness.prepare_task(t, store.task_data_dir(t.name))
+            prepared[t.name] = opts.prepare(harness, t, store.task_data_dir(t.name))
             if not has_stored:
                 harness.check_task(prepared[t.name])
         except CapcastError as exc:
@@ -303,6 +335,8 @@ def _evaluate_locked(harness, store: Store, fam: Family, spec_path: Path, tasks:
             continue
         if has_stored:
             plans[t.name] = _plan(harness, prepared[t.name], limit, seed, console)
+            if plans[t.name] is not None:
+                few_shots[t.name] = harness.effective_num_fewshot(prepared[t.name])
 
     todo, mismatched = [], []
     for c in chosen:
@@ -315,6 +349,8 @@ def _evaluate_locked(harness, store: Store, fam: Family, spec_path: Path, tasks:
             requested = {
                 "model": c.model, "revision": c.revision, "weights_hash": hashes.get(c.name), "limit": limit, "seed": seed,
                 "repeats": plan.repeats if plan else manifest.get("repeats"), "task_hash": plan.task_hash if plan else None,
+                "num_fewshot": few_shots.get(t.name),
+                "gen_kwargs": (opts.gen_kwargs or None) if (prepared[t.name].kind if t.name in prepared else manifest.get("kind")) == "generate" else None,
             }
             diffs = setting_differences(manifest, requested, plan.task_docs if plan else None)
             if not diffs:
@@ -333,7 +369,7 @@ def _evaluate_locked(harness, store: Store, fam: Family, spec_path: Path, tasks:
         return summary
     if dispatch is not None:  # scale-out: each (checkpoint, task) becomes a job that commits its own part
         return dispatch(store=store, family=fam, spec_path=spec_path, todo=todo, prepared=prepared, plans=plans, hashes=hashes,
-                        replacing=replacing, summary=summary, started=started)
+                        replacing=replacing, summary=summary, started=started, opts=opts)
 
     versions = harness.versions()
     bar = Progress(
@@ -352,7 +388,8 @@ def _evaluate_locked(harness, store: Store, fam: Family, spec_path: Path, tasks:
             if not mine:
                 continue
             bar.update(job, description=f"{ckpt.name}: loading")
-            loaded = harness.load_model(models[ckpt.name], ckpt.revision, backend=backend, dtype=dtype, device=device, batch_size=batch_size)
+            loaded = harness.load_model(models[ckpt.name], ckpt.revision, backend=backend, dtype=dtype, device=device, batch_size=batch_size,
+                                        model_args=opts.model_args)
             if hashes.get(ckpt.name) is None:  # hub checkpoints: hashable once downloaded
                 hashes[ckpt.name] = weights_hash(models[ckpt.name], ckpt.revision, known_hashes)
                 store.save_weights_hash_cache(known_hashes)

@@ -56,10 +56,11 @@ def run_dir(store: Store, family: str, checkpoint: str, task: str) -> Path:
 # max_batch are compared only when both sides know them (manifests of older capcast lack them).
 RESUME_SETTINGS = (
     "model", "revision", "weights_hash", "limit", "task_hash", "successes", "seed", "first_batch", "growth", "max_batch",
+    "num_fewshot", "gen_kwargs",  # --num-fewshot (as lm-eval applied it), --gen-kwargs
 )
 # Budget settings that may be raised (None = unlimited) but not lowered.
 EXTENDABLE_SETTINGS = ("max_samples_per_instance", "total_budget")
-_OPTIONAL = ("weights_hash", "task_hash", "max_batch")
+_OPTIONAL = ("weights_hash", "task_hash", "max_batch", "num_fewshot")
 
 
 def write_manifest(folder: Path, manifest: Mapping[str, Any]) -> None:

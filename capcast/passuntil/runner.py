@@ -149,6 +149,10 @@ def sample_family(
     on_progress: Callable[[str, RoundReport], None] | None = None,
     force: bool = False,
     log: Callable[[str], None] | None = None,
+    num_fewshot: int | None = None,
+    model_args: str | dict | None = None,
+    gen_kwargs: str | dict | None = None,
+    include_path=None,
 ) -> list[SampleRunSummary]:
     """PassUntil-sample every checkpoint x task of ``family`` (a spec path or Family) into the store.
 
@@ -161,7 +165,7 @@ def sample_family(
 
     from capcast.evaluation import harness
     from capcast.passuntil import rounds as pstore
-    from capcast.evaluation.runner import resolve_tasks
+    from capcast.evaluation.runner import lm_eval_options, resolve_tasks
     from capcast.spec import open_family, resolve_model_path
     from capcast.store import Store
 
@@ -169,7 +173,8 @@ def sample_family(
     harness.check_backend(backend)
     harness.check_seed(seed)
     spec_path, fam = open_family(family)
-    tasks = resolve_tasks(task_names, registry)
+    opts = lm_eval_options(harness, num_fewshot, model_args, gen_kwargs)  # lm-eval's options, checked before any work
+    tasks = resolve_tasks(task_names, registry, include_path)
     for task in tasks:
         if task.checker is None:
             raise CapcastError(f"task {task.name!r} has no checker; PassUntil needs a task whose plugin gives checker(sample, doc) -> bool")
@@ -181,7 +186,7 @@ def sample_family(
     models = {c.name: resolve_model_path(spec_path, c.model) for c in chosen}
     harness.prepare_environment(store.root, local_tasks=all(not t.is_builtin_lm_eval for t in tasks),
                                 local_models=all(Path(m).exists() for m in models.values()))
-    prepared = {t.name: harness.prepare_task(t, store.task_data_dir(t.name)) for t in tasks}
+    prepared = {t.name: opts.prepare(harness, t, store.task_data_dir(t.name)) for t in tasks}
     docs = {t.name: harness.task_docs(prepared[t.name], store.task_data_dir(t.name)) for t in tasks}
     if any(p.kind != "generate" for p in prepared.values()):
         bad = next(name for name, p in prepared.items() if p.kind != "generate")
@@ -192,6 +197,7 @@ def sample_family(
     if len(known_hashes) != cached:
         store.save_weights_hash_cache(known_hashes)
     task_hashes = {t.name: _task_hash(harness, prepared[t.name], limit, seed) for t in tasks}
+    few_shots = {t.name: harness.effective_num_fewshot(prepared[t.name]) for t in tasks}
 
     # Check every stored run against this command before sampling anything.
     runs, mismatched = [], []
@@ -207,6 +213,7 @@ def sample_family(
                 "successes": config.successes, "max_samples_per_instance": config.max_samples_per_instance,
                 "total_budget": config.total_budget, "first_batch": config.first_batch, "growth": config.growth,
                 "max_batch": config.max_batch, "seed": seed, "batch_size": batch_size, "backend": backend, "device": device, "limit": limit,
+                "num_fewshot": few_shots[task.name], "gen_kwargs": opts.gen_kwargs or None, "model_args": opts.model_args or None,
                 "versions": harness.versions(),
             }
             stored = pstore.read_manifest(folder) if pstore.has_rounds(folder) else None
@@ -247,7 +254,8 @@ def sample_family(
             tally = CheckerErrors()
             if plan_round(state, config):
                 if loaded is None:
-                    loaded = harness.load_model(models[ckpt.name], ckpt.revision, backend=backend, device=device, batch_size=batch_size)
+                    loaded = harness.load_model(models[ckpt.name], ckpt.revision, backend=backend, device=device, batch_size=batch_size,
+                                                model_args=opts.model_args)
                 task_docs = docs[task.name]
                 if task.name not in requests:  # lm-eval builds the prompts once per task, not once per round
                     requests[task.name] = harness.generation_requests(prepared[task.name], doc_ids, seed=seed)
