@@ -120,9 +120,12 @@ def test_data_modules_never_import_models_or_the_evaluation_stack():
     assert _importers(data, ("capcast.laws", "capcast.forecasting", "capcast.evaluation", "capcast.cli", "lm_eval")) == []
 
 
-def test_only_the_harness_imports_lm_eval():
+def test_only_the_harness_and_its_backend_import_lm_eval():
+    # backend.py is the lm-eval model class capcast registers (capcast-hf); only the harness loads it.
     importers = {line.split()[0] for line in _importers(("capcast",), ("lm_eval",))}
-    assert importers == {"capcast.evaluation.harness"}
+    assert importers == {"capcast.evaluation.harness", "capcast.evaluation.backend"}
+    backend_importers = {line.split()[0] for line in _importers(("capcast",), ("capcast.evaluation.backend",))}
+    assert backend_importers == {"capcast.evaluation.harness"}
 
 
 def test_cli_commands_import_the_shared_module_never_the_app():

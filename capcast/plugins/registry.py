@@ -29,7 +29,7 @@ import sys
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol, runtime_checkable
 
 import pluggy
 
@@ -202,12 +202,22 @@ def resolve_task_paths(task: Task, folder: Path | None) -> Task:
     return task
 
 
+@runtime_checkable
+class _LawShape(Protocol):
+    """The shape of :class:`capcast.laws.base.Law` (same structural check), without importing the
+    laws' numerical stack at start-up (docs/speed.md)."""
+
+    name: str
+    description: str
+
+    def fit(self, series): ...
+
+
 def _expected_types() -> dict[str, tuple[type, str]]:
-    from capcast.laws.base import Law
     from capcast.metrics import Metric
     from capcast.tables.readers.base import Reader
 
-    return {"task": (Task, "capcast.Task"), "law": (Law, "an object with name, description and fit(series) (capcast.Law)"),
+    return {"task": (Task, "capcast.Task"), "law": (_LawShape, "an object with name, description and fit(series) (capcast.Law)"),
             "reader": (Reader, "capcast.Reader"), "metric": (Metric, "capcast.metrics.Metric")}
 
 

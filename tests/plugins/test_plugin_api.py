@@ -424,6 +424,8 @@ def largest_checkpoint(series) -> Target:
 BUILTIN_LAW_INPUTS = {
     "sigmoid": {},
     "logit-linear": {},
+    "logacc-power": {},
+    "saturating-power": {},
     "auto": {},
     "ladder": {"series": clean_series(loss="bpb_gold"), "flat_series": flat_series(loss="bpb_gold")},
     "loss-error": {"series": clean_series(loss="val/c4:loss"), "flat_series": flat_series(loss="val/c4:loss")},
