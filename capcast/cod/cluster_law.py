@@ -68,6 +68,16 @@ def _residuals(p, x, y):
     return law(x, *p) - y
 
 
+def _jacobian(p, x, y):
+    """d law / d(a, b, c, g), analytic: finite differences cost twice the evaluations and dominated
+    COD's run time (the bootstrap refits every kept cluster hundreds of times)."""
+    a, b, c, g = p
+    x = np.maximum(x, 1e-300)
+    u = x ** (-b)
+    e = np.exp(-a * u - c)
+    return np.column_stack([-(1 - g) * e * u, (1 - g) * e * a * u * np.log(x), -(1 - g) * e, 1 - e])
+
+
 def _starts(y: np.ndarray):
     floor = float(np.clip(np.nanmin(y), 0.0, 0.9))
     for a, b, c, g in itertools.product((0.5, 5.0), (0.05, 0.3, 1.0), (0.0, 2.0), (0.0, floor)):
@@ -89,7 +99,7 @@ def fit_cluster(compute, y, unit: float = COMPUTE_UNIT, start: np.ndarray | None
     starts = [np.clip(start, BOUNDS[0], BOUNDS[1])] if start is not None else list(_starts(y))
     for p0 in starts:
         try:
-            res = least_squares(_residuals, p0, bounds=BOUNDS, args=(x, y), method="trf", max_nfev=400)
+            res = least_squares(_residuals, p0, jac=_jacobian, bounds=BOUNDS, args=(x, y), method="trf", max_nfev=400)
         except (ValueError, FloatingPointError):
             continue
         if best is None or res.cost < best.cost:

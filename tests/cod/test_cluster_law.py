@@ -34,3 +34,16 @@ def test_a_flat_low_cluster_is_fitted_and_dropped():
     fit = fit_cluster(COMPUTE, flat)
     kept, reason = keep_reason(fit)
     assert fit.ok and not kept and "ceiling too low" in reason
+
+
+def test_analytic_jacobian_matches_finite_differences():
+    from scipy.optimize import approx_fprime
+
+    from capcast.cod.cluster_law import _jacobian, law
+
+    x = np.array([2e-8, 1e-6, 3e-3, 0.5, 40.0])
+    p = np.array([1.7, 0.35, 0.4, 0.2])
+    jac = _jacobian(p, x, None)
+    for i, xi in enumerate(x):
+        numeric = approx_fprime(p, lambda q: float(law(xi, *q)), 1e-7)
+        np.testing.assert_allclose(jac[i], numeric, rtol=1e-4, atol=1e-7)

@@ -71,3 +71,11 @@ def test_backtest_compares_cod_with_other_laws(samples_csv, capsys):
     assert [r["model"] for r in cod_rows] == ["m3e+09-1.0"] and cod_rows[0]["status"] == "ok"
     assert report["methods"]["cod"]["mae"] < 10  # points
     assert [r["model"] for r in report["rows"] if r["method"] == "passuntil"] == ["m3e+09-1.0"]
+
+
+def test_method_help_lists_cod(capsys):
+    for command in ("forecast", "backtest"):
+        code, stdout, stderr = run_in_process([command, "--help"], capsys)
+        assert code == 0, stderr
+        words = " ".join(stdout.replace("│", " ").split())
+        assert "cod" in words.split() or "cod," in words.split(), (command, words)

@@ -66,3 +66,26 @@ def test_method_cod_on_a_family_spec_reads_the_stores_choices(tiny_family, mc_st
     row = json.loads(stdout)["rows"][0]
     # random-init checkpoints sit at chance: the signal test answers before COD looks for a subset
     assert row["law"] == "cod" and row["status"] == "not predictable yet" and "chance" in row["reason"], row
+
+
+def test_backtest_store_route_gives_cod_the_stores_choices(mc_store, capsys):
+    code, stdout, stderr = run_in_process(["backtest", "--store", str(mc_store), "--methods", "cod,sigmoid", "--metric", "acc",
+                                           "--tasks", "capcast_add_mc", "--format", "json"], capsys)
+    assert code == 0, stderr
+    report = json.loads(stdout)
+    rows = {r["method"]: r for r in report["rows"]}
+    assert set(rows) == {"cod", "sigmoid"} and set(report["methods"]) == {"cod", "sigmoid"}
+    scores = scores_from_store(mc_store)
+    held = scores[(scores["metric"] == "acc")].sort_values("params").iloc[-1]  # the largest size is held out
+    for row in rows.values():
+        assert row["model"] == held["model"] and row["actual"] == pytest.approx(held["value"])
+    # random-init checkpoints sit at chance: COD got the records (no "needs per-instance records") and says so
+    assert rows["cod"]["law"] == "cod" and rows["cod"]["status"] == "not predictable yet", rows["cod"]
+    assert "per-instance" not in rows["cod"]["reason"]
+
+
+def test_backtest_takes_one_source(mc_store, tmp_path, capsys):
+    table = tmp_path / "scores.csv"
+    scores_from_store(mc_store).to_csv(table, index=False)
+    code, stdout, stderr = run_in_process(["backtest", "--store", str(mc_store), "--scores", str(table), "--methods", "cod"], capsys)
+    assert code == 2 and "exactly one of --scores FILE, --samples FILE or --store DIR" in stderr and "Traceback" not in stderr
