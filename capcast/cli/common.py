@@ -13,12 +13,34 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
+import typer
 from rich.console import Console, ConsoleDimensions
 
 from capcast.errors import CapcastError, escape_controls
 
 if TYPE_CHECKING:
     from capcast.plugins.registry import Registry
+
+# Options `capcast eval` and `capcast sample` share (one definition, the same help in both).
+DATA_DIR_OPTION = typer.Option(
+    None, "--data-dir", help="Folder of local benchmark files (ARC, MMLU, GSM8K, ... in their release formats) for air-gapped runs; docs/benchmarks.md."
+)
+UNSAFE_NO_SANDBOX_OPTION = typer.Option(
+    False, "--unsafe-no-sandbox", help="Run generated code (HumanEval) WITHOUT isolation where bubblewrap is unavailable; at your own risk."
+)
+# lm-eval's own options, passed to lm-eval as its CLI passes them (docs/evaluation.md)
+NUM_FEWSHOT_OPTION = typer.Option(
+    None, "--num-fewshot", min=0, help="Few-shot examples per context, as lm-eval's --num_fewshot (default: each task's own setting, else 0)."
+)
+MODEL_ARGS_OPTION = typer.Option(
+    None, "--model-args", help="k=v,k2=v2 for lm-eval's model constructor, as lm-eval's --model_args (e.g. max_length=2048,trust_remote_code=True)."
+)
+GEN_KWARGS_OPTION = typer.Option(
+    None, "--gen-kwargs", help="k=v,... updating generative tasks' generation_kwargs, as lm-eval's --gen_kwargs (e.g. temperature=0.8,top_p=0.95)."
+)
+INCLUDE_PATH_OPTION = typer.Option(
+    None, "--include-path", help="Folder of lm-eval task YAMLs whose tasks --tasks may name, used as-is (lm-eval's --include_path)."
+)
 
 # Width of output that is not a terminal: wide enough that no table is cut (`passunti...`).
 PIPE_WIDTH = 10_000

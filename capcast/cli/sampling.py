@@ -12,7 +12,10 @@ from typing import Optional
 
 import typer
 
-from capcast.cli.common import check_output_file, console, err_console, registry
+from capcast.cli.common import (
+    DATA_DIR_OPTION, GEN_KWARGS_OPTION, INCLUDE_PATH_OPTION, MODEL_ARGS_OPTION, NUM_FEWSHOT_OPTION, UNSAFE_NO_SANDBOX_OPTION,
+    check_output_file, console, err_console, registry,
+)
 from capcast.errors import CapcastError
 
 
@@ -39,25 +42,12 @@ def sample_command(
     force: bool = typer.Option(
         False, "--force", help="Start stored runs whose settings differ from this command's afresh (their rounds are deleted)."
     ),
-    data_dir: Optional[Path] = typer.Option(
-        None, "--data-dir", help="Folder of local benchmark files (ARC, MMLU, GSM8K, ... in their release formats) for air-gapped runs; docs/benchmarks.md."
-    ),
-    unsafe_no_sandbox: bool = typer.Option(
-        False, "--unsafe-no-sandbox", help="Run generated code (HumanEval) WITHOUT isolation where bubblewrap is unavailable; at your own risk."
-    ),
-    # lm-eval's own options, passed to lm-eval as its CLI passes them (docs/evaluation.md)
-    num_fewshot: Optional[int] = typer.Option(
-        None, "--num-fewshot", min=0, help="Few-shot examples per context, as lm-eval's --num_fewshot (default: each task's own setting, else 0)."
-    ),
-    model_args: Optional[str] = typer.Option(
-        None, "--model-args", help="k=v,k2=v2 for lm-eval's model constructor, as lm-eval's --model_args (e.g. max_length=2048,trust_remote_code=True)."
-    ),
-    gen_kwargs: Optional[str] = typer.Option(
-        None, "--gen-kwargs", help="k=v,... updating generative tasks' generation_kwargs, as lm-eval's --gen_kwargs (e.g. temperature=0.8,top_p=0.95)."
-    ),
-    include_path: Optional[Path] = typer.Option(
-        None, "--include-path", help="Folder of lm-eval task YAMLs whose tasks --tasks may name, used as-is (lm-eval's --include_path)."
-    ),
+    data_dir: Optional[Path] = DATA_DIR_OPTION,
+    unsafe_no_sandbox: bool = UNSAFE_NO_SANDBOX_OPTION,
+    num_fewshot: Optional[int] = NUM_FEWSHOT_OPTION,
+    model_args: Optional[str] = MODEL_ARGS_OPTION,
+    gen_kwargs: Optional[str] = GEN_KWARGS_OPTION,
+    include_path: Optional[Path] = INCLUDE_PATH_OPTION,
 ) -> None:
     """Sample each instance until it passes --successes times (PassUntil), for every checkpoint.
 

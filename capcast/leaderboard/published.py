@@ -29,19 +29,16 @@ from capcast.laws.base import Target
 from capcast.leaderboard.documents import forecast_document
 from capcast.leaderboard.site import build_leaderboard
 from capcast.schema import default_run
+from capcast.tables.readers.openlm import GADRE_17
+from capcast.tables.readers.pythia import BACKTEST_FIT as PYTHIA_FIT
+from capcast.tables.readers.pythia import BACKTEST_TARGETS as PYTHIA_TARGETS
+from capcast.tables.readers.pythia import BACKTEST_TASKS as PYTHIA_TASKS
 
 INTERVAL = 0.9
 METHODS = ["auto", "sigmoid", "logit-linear", "linear"]
 MINI_TARGET = "l-s0-step2441"
 # a size the ladder never trained: 4x l's parameters on 2.5x its tokens; its forecast stays registered
 MINI_UNTRAINED = Target(name="xl-s0 (not trained)", params=1.0e6, tokens=2.5e7)
-PYTHIA_TASKS = {"arc_easy": "acc", "arc_challenge": "acc_norm", "lambada_openai": "acc", "piqa": "acc", "sciq": "acc",
-                "winogrande": "acc", "wsc": "acc", "logiqa": "acc", "mmlu": "acc"}
-PYTHIA_FIT = ["70m", "160m", "410m", "1b", "1.4b"]
-PYTHIA_TARGETS = ["6.9b", "12b"]
-GADRE_17 = ["arc_easy", "bigbench_cs_algorithms", "bigbench_dyck_languages", "bigbench_novel_concepts",
-            "bigbench_operators", "bigbench_qa_wikidata", "boolq", "commonsense_qa", "copa", "coqa",
-            "hellaswag_zeroshot", "hellaswag", "lambada_openai", "piqa", "pubmed_qa_labeled", "squad", "winogrande"]
 OPENLM_METHODS = ["auto", "sigmoid", "linear"]
 
 

@@ -30,6 +30,11 @@ VAL_NAMES = (
     ("paloma_ptb", "paloma_ptb"), ("paloma_redpajama", "paloma_redpajama"), ("de-en", "de_en"),
 )
 
+# Gadre et al.'s 17-task split (their scaling/constants.py SUBSET), in this table's task names.
+GADRE_17 = ["arc_easy", "bigbench_cs_algorithms", "bigbench_dyck_languages", "bigbench_novel_concepts",
+            "bigbench_operators", "bigbench_qa_wikidata", "boolq", "commonsense_qa", "copa", "coqa",
+            "hellaswag_zeroshot", "hellaswag", "lambada_openai", "piqa", "pubmed_qa_labeled", "squad", "winogrande"]
+
 
 def _looks_like_exp_data(folder: Path) -> bool:
     return (folder / METADATA_FILE).is_file() and (folder / "models").is_dir() and (folder / "evals").is_dir()

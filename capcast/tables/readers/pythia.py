@@ -53,6 +53,13 @@ PYTHIA_CHANCE = {
     "mmlu": 0.25,
 }
 PYTHIA_TASKS = tuple(PYTHIA_CHANCE)
+# The standard backtest on this suite (benchmarks/forecast_accuracy.py, the published leaderboard):
+# the metric forecast per task (ARC-Challenge with acc_norm, MMLU the mean of its subjects), the
+# fitting sizes and the targets.
+BACKTEST_TASKS = {"arc_easy": "acc", "arc_challenge": "acc_norm", "lambada_openai": "acc", "piqa": "acc", "sciq": "acc",
+                  "winogrande": "acc", "wsc": "acc", "logiqa": "acc", "mmlu": "acc"}
+BACKTEST_FIT = ["70m", "160m", "410m", "1b", "1.4b"]
+BACKTEST_TARGETS = ["6.9b", "12b"]
 SUITE_FOLDER = Path("evals") / "pythia-v1"
 SETTINGS = (("zero-shot", ""), ("five-shot", "-5shot"))
 
