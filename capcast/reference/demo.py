@@ -5,9 +5,15 @@
 2. forecast the backtest target (``family.yaml``'s ``l-s0-step2441``) from the fitting
    checkpoints of ``family.yaml`` on every task with ``method="auto"``, beside its measured score
    (``out/forecast-plots``);
-3. PassUntil-sample the showcase task ``ref_add3`` on a few checkpoints whose greedy score is 0
+3. backtest the same method on the ladder one size down (``family.yaml``'s checkpoints, their
+   largest size held out) and score it against the held-out actuals;
+4. PassUntil-sample the showcase task ``ref_add3`` on a few checkpoints whose greedy score is 0
    (the library behind ``capcast sample``, into the same store) and set greedy accuracy beside
-   the measured pass rate.
+   the measured pass rate;
+5. COD's predictable subset on each task with per-instance records (``out/cod``);
+6. build the mini-ladder forecast leaderboard from the demo's scores (``out/leaderboard/site``).
+
+Each step's wall time is kept in :attr:`DemoResult.timings`, in step order.
 
 The library call behind the CLI command (:func:`run_demo`); each step is a function of its own,
 and later capabilities add their steps the same way, on the same store.
@@ -84,6 +90,13 @@ class DemoResult:
     forecast_seconds: float = 0.0
     passuntil_seconds: float = 0.0
     seconds: float = 0.0
+    scores_csv: Path | None = None  # the whole scores table, written as CSV
+    backtest: object | None = None  # capcast.reference.demo_steps.BacktestSummary
+    cod: list = field(default_factory=list)  # capcast.reference.demo_steps.CODRow, one per task
+    cod_dir: Path | None = None
+    leaderboard: Path | None = None  # the built site's index.html
+    leaderboard_reason: str = ""  # why no leaderboard was built
+    timings: dict[str, float] = field(default_factory=dict)  # step -> seconds, in step order
 
 
 def wide_table(rows: pd.DataFrame, tasks: list[str]) -> pd.DataFrame:
@@ -104,13 +117,18 @@ def run_demo(
     progress: bool = True,
     forecast: bool = True,
     passuntil: PassUntilSettings | None = PassUntilSettings(),
+    backtest: bool = True,
+    cod: bool = True,
+    leaderboard: bool = True,
+    cod_bootstrap: int = 100,
 ) -> DemoResult:
     """Verify the ladder's weights, evaluate it into ``out_dir/store``, plot into ``out_dir/plots``,
     forecast the target (``out_dir/forecast-plots``) and run the PassUntil showcase.
 
     ``tasks``, ``checkpoints`` and ``limit`` shrink the run (tests use the smallest members).
     Already stored (checkpoint, task) runs and PassUntil rounds are reused, so a second demo only
-    re-tabulates and re-fits. ``forecast=False`` / ``passuntil=None`` skip those steps. The
+    re-tabulates and re-fits. ``forecast=False``, ``backtest=False``, ``passuntil=None``, ``cod=False``
+    and ``leaderboard=False`` skip those steps. The
     PassUntil step samples only checkpoints of ``passuntil.checkpoints`` that are among
     ``checkpoints`` (all when ``checkpoints`` is None).
     """
@@ -156,13 +174,23 @@ def run_demo(
         target=target,
         eval_seconds=eval_seconds,
     )
+    result.scores_csv = out / "scores.csv"
+    scores.to_csv(result.scores_csv, index=False)
+    result.timings["evaluation"] = eval_seconds
+    result.timings["tables and plots"] = time.perf_counter() - started - eval_seconds
     if forecast:
         step = time.perf_counter()
         result.forecasts, results, result.fit_checkpoints = forecast_target(scores, ladder, metrics)
         from capcast.forecasting.plots import plot_forecasts
 
         result.forecast_plots = plot_forecasts(results, out / "forecast-plots")
-        result.forecast_seconds = time.perf_counter() - step
+        result.forecast_seconds = result.timings["forecast"] = time.perf_counter() - step
+    if backtest:
+        from capcast.reference.demo_steps import backtest_below_target
+
+        step = time.perf_counter()
+        result.backtest = backtest_below_target(scores, ladder, metrics)
+        result.timings["backtest"] = time.perf_counter() - step
     if passuntil is not None:
         from capcast.spec import load_family
 
@@ -178,7 +206,20 @@ def run_demo(
                 )
             result.passuntil = passuntil_showcase(ladder, store, scores, passuntil, chosen)
             result.passuntil_settings = passuntil
-            result.passuntil_seconds = time.perf_counter() - step
+            result.passuntil_seconds = result.timings["PassUntil"] = time.perf_counter() - step
+    if cod:
+        from capcast.reference.demo_steps import cod_subsets
+
+        step = time.perf_counter()
+        result.cod_dir = out / "cod"
+        result.cod = cod_subsets(store, scores, ladder, metrics, target, result.cod_dir, bootstrap=cod_bootstrap)
+        result.timings["COD"] = time.perf_counter() - step
+    if leaderboard:
+        from capcast.reference.demo_steps import leaderboard_site
+
+        step = time.perf_counter()
+        result.leaderboard, result.leaderboard_reason = leaderboard_site(scores, out / "leaderboard")
+        result.timings["leaderboard"] = time.perf_counter() - step
     result.seconds = time.perf_counter() - started
     return result
 

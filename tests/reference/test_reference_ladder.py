@@ -90,7 +90,7 @@ def test_demo_end_to_end_on_the_two_smallest_members(manifest, tmp_path, monkeyp
 
     from capcast.passuntil import rounds as passuntil_store
     from capcast.passuntil.estimators import task_score
-    from capcast.forecasting.forecast import STATUS_FAILED, STATUS_OK, STATUS_UNPREDICTABLE
+    from capcast.forecasting.forecast import STATUS_OK, STATUS_UNPREDICTABLE
     from capcast.reference.demo import PassUntilSettings, run_demo
     from capcast.store import Store
 
@@ -101,7 +101,9 @@ def test_demo_end_to_end_on_the_two_smallest_members(manifest, tmp_path, monkeyp
     tasks = ["ref_facts", "ref_add3_greedy", "ref_add3"]
     # The target samples ref_add3 at about 0.45 per sample, the smallest checkpoint at about 1e-5.
     settings = PassUntilSettings(checkpoints=(smallest[0], target), limit=4, successes=2, cap=64, first_batch=8, batch_size=256)
-    result = run_demo(tmp_path / "demo", tasks=tasks, checkpoints=names, limit=6, progress=False, passuntil=settings)
+    # The leaderboard step is tested on the committed scores (tests/reference/test_demo_steps.py).
+    result = run_demo(tmp_path / "demo", tasks=tasks, checkpoints=names, limit=6, progress=False, passuntil=settings,
+                      leaderboard=False)
     assert list(result.table["model"]) == names  # ordered by compute
     assert set(result.metrics) == set(tasks)
     assert result.metrics["ref_add3"] == "pass_rate"
@@ -116,7 +118,7 @@ def test_demo_end_to_end_on_the_two_smallest_members(manifest, tmp_path, monkeyp
     by_task = result.table.set_index("model")
     for row in result.forecasts:
         assert row.model == target and row.metric == result.metrics[row.task]
-        assert row.status in {STATUS_OK, STATUS_UNPREDICTABLE, STATUS_FAILED}
+        assert row.status in {STATUS_OK, STATUS_UNPREDICTABLE}  # a law that fails is a bug, never an outcome
         assert row.actual == pytest.approx(by_task.loc[target, row.task])
         if row.status == STATUS_OK:
             assert row.lower <= row.forecast <= row.upper
@@ -124,6 +126,20 @@ def test_demo_end_to_end_on_the_two_smallest_members(manifest, tmp_path, monkeyp
             assert row.forecast is None and row.reason  # never a silent gap
     assert sorted(p.name for p in result.forecast_plots) == sorted(f"{t}.png" for t in tasks)
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in result.forecast_plots)
+    # The whole scores table is written; every step's time is kept, in step order.
+    import pandas as pd
+
+    assert len(pd.read_csv(result.scores_csv)) == len(result.scores)
+    assert list(result.timings) == ["evaluation", "tables and plots", "forecast", "backtest", "PassUntil", "COD"]
+    assert all(v >= 0 for v in result.timings.values()) and result.seconds >= sum(result.timings.values()) - 1e-6
+    # Backtest one size down: holding out s leaves one size (xs) to fit, so it says why it did not run.
+    assert result.backtest.rows == [] and "single fitting model size" in result.backtest.reason
+    # COD: one row per task, fitted on family.yaml's sizes; 6 items cannot make a cluster of 10, and it says so.
+    assert [r.task for r in result.cod] == tasks
+    for row in result.cod:
+        assert row.status == STATUS_UNPREDICTABLE and "no cluster of at least 10 instances" in row.reason
+        assert row.instances == 6 and row.subset == 0
+    assert (result.cod_dir / "ref_facts" / "cod.json").is_file()
 
     # PassUntil: greedy beside the measured rate; numbers agree with the samples in the store.
     assert [r.checkpoint for r in result.passuntil] == [smallest[0], target]
@@ -168,7 +184,8 @@ def test_demo_end_to_end_on_the_two_smallest_members(manifest, tmp_path, monkeyp
         assert row.loglik == pytest.approx(direct, abs=1e-3)
 
     # A second run reuses the store: nothing is evaluated or sampled again.
-    again = run_demo(tmp_path / "demo", tasks=tasks, checkpoints=names, limit=6, progress=False, passuntil=settings)
+    again = run_demo(tmp_path / "demo", tasks=tasks, checkpoints=names, limit=6, progress=False, passuntil=settings,
+                     backtest=False, cod=False, leaderboard=False)
     assert again.table.equals(result.table)
     assert [r.to_dict() for r in again.forecasts] == [r.to_dict() for r in result.forecasts]
     assert [(r.pass_rate, r.samples) for r in again.passuntil] == [(r.pass_rate, r.samples) for r in result.passuntil]
@@ -191,7 +208,7 @@ def test_demo_command_prints_scores_forecast_and_passuntil_tables(tmp_path, monk
     names = "xs-s0-step244,s-s0-step122,l-s0-step2441"  # xs-s0-step244 is one of the PassUntil checkpoints
     result = CliRunner().invoke(app, [
         "demo", "--out", str(tmp_path / "demo"), "--checkpoints", names, "--tasks", "ref_facts,ref_add3_greedy", "--limit", "4",
-        "--passuntil-items", "2", "--passuntil-cap", "64",
+        "--passuntil-items", "2", "--passuntil-cap", "64", "--no-leaderboard",
     ], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     out = result.stdout
@@ -203,4 +220,14 @@ def test_demo_command_prints_scores_forecast_and_passuntil_tables(tmp_path, monk
     cells = [c.strip() for c in row.strip("│").split("│")]
     assert cells[2] == "0.000" and cells[5].endswith("/2") and int(cells[6].replace(",", "")) <= 2 * 64
     assert len(list((tmp_path / "demo" / "forecast-plots").glob("*.png"))) == 2
-    assert "demo took" in out
+    # The steps in order, each with its heading; the time of each step and where the outputs are.
+    headings = ["1. measured", "2. forecast", "3. backtest", "4. PassUntil", "5. COD", "time per step (s): evaluation"]
+    positions = [out.index(h) for h in headings]
+    assert positions == sorted(positions)
+    assert "6. leaderboard" not in out  # --no-leaderboard
+    assert "3. backtest: not run: family 'capcast-mini' has a single fitting model size" in out
+    assert "  ref_facts (acc): subset 0 of 4 instances" in out
+    timing = next(line for line in out.splitlines() if line.startswith("time per step (s):"))
+    for step in ("evaluation", "tables and plots", "forecast", "backtest", "PassUntil", "COD", "total"):
+        assert f"{step} " in timing
+    assert f"where: plots {tmp_path / 'demo' / 'plots'}" in out
