@@ -6,8 +6,9 @@ Families from :func:`capcast.testing.simulate.simulate_family`: 4-6 sizes, 1-2 r
 3 checkpoints per run, every checkpoint scored on the same 400 items (with item-by-run effects),
 a per-size lack of fit of sd 0 or 0.15 in logit, the target 0.8 decades of compute above the
 largest fitting checkpoint. Regimes: "mid" (the target well above chance) and "high" (near 1);
-shape "law" (the benchmark curve is exactly a sigmoid) and "items" (a mixture of item sigmoids,
-which no single sigmoid fits: reported, a harder case). For each law: how often it gives a number,
+shape "law" (the benchmark curve is exactly a sigmoid), "items" (a mixture of item sigmoids,
+which no single sigmoid fits: reported, a harder case) and "loss" (a two-step family: a task loss
+per checkpoint, the score's logit linear in it; the two-step laws' own form). For each law: how often it gives a number,
 the coverage of its 90% interval over the draws it answered, the median width, the MAE (points).
 Every condition uses the same draws for every law (the common set).
 """
@@ -26,10 +27,16 @@ from capcast.plugins.registry import load_registry
 from capcast.testing.simulate import simulate_family
 
 LAWS = ("sigmoid", "logit-linear", "auto")
-CONDITIONS = [(shape, lof, regime) for shape in ("law", "items") for lof in (0.0, 0.15) for regime in ("mid", "high")]
+# shape "loss": a two-step family (a task loss per checkpoint, the score's logit linear in it), on
+# which ``ladder`` is the true law; the two-step laws are measured there.
+TWO_STEP_LAWS = ("ladder", "loss-error", "auto")
+CONDITIONS = [(shape, lof, regime) for shape in ("law", "items", "loss") for lof in (0.0, 0.15) for regime in ("mid", "high")]
 
 
 def draw_family(rng, shape: str, lof: float, regime: str):
+    if shape == "loss":
+        return simulate_family(rng, lack_of_fit_sd=lof, regime=regime, n_sizes=int(rng.integers(4, 7)),
+                               seeds=int(rng.integers(1, 3)), loss_metric="bpb_gold")
     return simulate_family(rng, lack_of_fit_sd=lof, regime=regime, n_sizes=int(rng.integers(4, 7)),
                            seeds=int(rng.integers(1, 3)), shape=shape)
 
@@ -49,6 +56,9 @@ def measure(shape: str, lof: float, regime: str, draws: int, laws=LAWS, seed: in
     out = {}
     for law, rows in results.items():
         answered = [r for r in rows if r is not None]
+        if not answered:
+            out[law] = {"answered": 0.0, "n": 0, "coverage": float("nan"), "median_width": float("nan"), "mae": float("nan")}
+            continue
         a = np.array(answered, dtype=float).reshape(-1, 3)
         out[law] = {"answered": len(answered) / len(rows), "n": len(answered), "coverage": float(a[:, 0].mean()) if len(a) else None,
                     "median_width": float(np.median(a[:, 1])) if len(a) else None, "mae": float(a[:, 2].mean()) if len(a) else None}
@@ -64,10 +74,12 @@ def main() -> None:
     registry = load_registry()
     started = time.perf_counter()
     lines = [f"# python benchmarks/calibration.py --draws {args.draws}", "# 90% intervals; width and MAE in points; same draws for every law",
-             "shape  lof   regime law           answered  coverage  median width  MAE  auto/sigmoid width"]
+             "shape  lof   regime law           answered  coverage  median width  MAE  auto/true-law width"]
     for shape, lof, regime in CONDITIONS:
-        res = measure(shape, lof, regime, args.draws, registry=registry)
-        ratio = res["auto"]["median_width"] / res["sigmoid"]["median_width"] if res["sigmoid"]["median_width"] else float("nan")
+        laws = TWO_STEP_LAWS if shape == "loss" else LAWS
+        res = measure(shape, lof, regime, args.draws, laws=laws, registry=registry)
+        true_law = laws[0]  # sigmoid is the true law of shape "law" (and the nearest of "items"); ladder of "loss"
+        ratio = res["auto"]["median_width"] / res[true_law]["median_width"] if res[true_law]["median_width"] else float("nan")
         for law, r in res.items():
             lines.append(f"{shape:6} {lof:<5} {regime:6} {law:13} {r['answered']:8.2f}  {r['coverage']:8.3f}  {100 * r['median_width']:12.1f}  "
                          f"{100 * r['mae']:4.2f}  {ratio:.2f}" if law == "auto" else

@@ -7,7 +7,8 @@ four parts, all in z:
 * parameter uncertainty, propagated by the delta method (numeric Jacobian x covariance), with
   the covariance of :func:`with_size_uncertainty`: a sandwich that counts sizes, not checkpoints;
 * the scatter a new size brings (``resid_var``: the variance of a size's deviation from the law,
-  measured on size-mean residuals in the empirical logit, which stays finite at 0 and 1);
+  measured on size-mean residuals in the empirical logit, which stays finite at 0 and 1, as a
+  random-effects (DerSimonian-Laird) variance that weighs each size by its item noise);
 * the target's own item noise (``target_items``);
 * ``extra_var`` / ``extra_var_fn``: anything a law adds (e.g. step-1 loss uncertainty).
 
@@ -204,26 +205,54 @@ def with_size_uncertainty(fit: CurveFit, series, n_params: int, n_items: np.ndar
                                         "its scatter; add a size")
     targets = [Target(params=float(n), tokens=float(d), flops=float(c)) for n, d, c in zip(series.params, series.tokens, series.flops)]
     fitted = np.array([fit.mean(t) for t in targets])
+    scatter, noise = size_scatter(fit, series.value, fitted, params, n_items, dof)
+    jac = np.array([numeric_jacobian(lambda th, t=t: float(fit._to_z(fit.mean_fn(th, t))), fit.theta) for t in targets])
+    cov = size_sandwich(jac, noise, params, scatter, weights)
+    return replace(fit, cov=cov, resid_var=scatter, dof=dof, target_items=float(np.median(n_items)))
+
+
+def size_scatter(fit: CurveFit, value: np.ndarray, fitted: np.ndarray, params: np.ndarray, n_items: np.ndarray,
+                 dof: int) -> tuple[float, np.ndarray]:
+    """(the variance of a size's deviation from the law in the fit's link space, each checkpoint's
+    item noise there).
+
+    Each size's mean residual (empirical logit) carries the size's deviation plus item noise whose
+    variance differs hugely between sizes (near the chance floor the logit of a guessing score is
+    mostly noise). So the deviation's variance is the DerSimonian-Laird random-effects estimate
+    over sizes, ``max(0, (Q - dof) / (sum w - sum w^2 / sum w))`` with ``w`` = 1 / item noise of
+    the size's mean and ``Q = sum w m^2``: noisy sizes weigh little instead of masking the scatter
+    of the precise ones."""
+    sizes = np.unique(params)
     if fit.link == "identity":
-        resid = np.asarray(series.value, dtype=float) - fitted
+        resid = np.asarray(value, dtype=float) - fitted
     else:
-        resid = empirical_z(series.value, n_items, fit.floor) - empirical_z(fitted, n_items, fit.floor)
+        resid = empirical_z(value, n_items, fit.floor) - empirical_z(fitted, n_items, fit.floor)
     noise = link_noise_var(fit, fitted, n_items)
     size_means = np.array([resid[params == s].mean() for s in sizes])
     size_noise = np.array([noise[params == s].mean() / np.sum(params == s) for s in sizes])
-    scatter = float(max(np.sum(size_means**2 - size_noise) / dof, 0.0))
-    jac = np.array([numeric_jacobian(lambda th, t=t: float(fit._to_z(fit.mean_fn(th, t))), fit.theta) for t in targets])
+    w = 1.0 / np.maximum(size_noise, 1e-12)
+    q = float(np.sum(w * size_means**2))
+    spread = float(np.sum(w) - np.sum(w**2) / np.sum(w))
+    return float(max((q - max(dof, 1)) / spread, 0.0)) if spread > 0 else 0.0, noise
+
+
+def size_sandwich(jac: np.ndarray, noise: np.ndarray, params: np.ndarray, scatter: float,
+                  weights: np.ndarray | None = None) -> np.ndarray:
+    """The parameter covariance ``B M B`` that counts a size's checkpoints as one size's evidence:
+    ``jac`` (checkpoints x parameters) of the link-space curve, the working bread
+    ``B = (J'WJ)^-1`` (``W`` = ``weights``, default 1/noise) and the meat
+    ``M = J'W (noise + scatter in same-size blocks) W J``. A singular information matrix raises
+    NotPredictable."""
     w = 1.0 / noise if weights is None else np.asarray(weights, dtype=float)
     info = jac.T @ (w[:, None] * jac)
     if not np.all(np.isfinite(info)) or np.linalg.cond(info) > 1e12:
         raise NotPredictable("the data do not identify every parameter of the law (singular information matrix)")
     bread = np.linalg.inv(info)
     meat = jac.T @ ((w**2 * noise)[:, None] * jac)
-    for s in sizes:
+    for s in np.unique(params):
         g = (w[params == s, None] * jac[params == s]).sum(axis=0)
         meat += scatter * np.outer(g, g)
-    cov = bread @ meat @ bread
-    return replace(fit, cov=cov, resid_var=scatter, dof=dof, target_items=float(np.median(n_items)))
+    return bread @ meat @ bread
 
 
 def link_noise_var(fit: CurveFit, score: np.ndarray, n_items: np.ndarray) -> np.ndarray:

@@ -101,7 +101,10 @@ class LossErrorLaw:
                 )
 
         fitted = score_fn(popt, one.loss)
-        fit = chain(self.name, one, popt, pcov, ("eps", "lift", "gamma"), score_fn, fitted, guard)
+        # curve_fit's least squares in score units weighs each checkpoint by (dscore/dz)^2 in the link space
+        q = np.clip((fitted - one.floor) / (1 - one.floor), 1e-4, 1 - 1e-4)
+        fit = chain(self.name, one, popt, pcov, ("eps", "lift", "gamma"), score_fn, fitted, guard,
+                    weights=((1 - one.floor) * q * (1 - q)) ** 2)
         eps, lift, gamma = popt
         k = lift * eps * np.exp(gamma * l_min)
         return replace(fit, notes=f"{fit.notes}; eps {eps:.3g}, k {k:.3g}, gamma {gamma:.3g} (error = eps - k exp(-gamma L))")

@@ -5,7 +5,9 @@
 
 fitted with scipy ``least_squares`` on log L with a Huber loss (Bhagia: delta 1e-3 on log loss
 is their choice; we use a larger delta because public tables carry noisier losses), from a small
-grid of starting points; the covariance comes from the Jacobian at the optimum.
+grid of starting points. The covariance is cluster-robust by size (:func:`size_robust_cov`) and
+the residual variance a new size brings is measured on size means, so a family's many
+checkpoints count as its few sizes' evidence.
 """
 
 from __future__ import annotations
@@ -120,13 +122,32 @@ def fit_loss_law(params: np.ndarray, tokens: np.ndarray, flops: np.ndarray, loss
     theta = best.x
     resid = residuals(theta)
     k = len(theta)
-    s2 = float(np.sum(resid**2) / max(len(resid) - k, 1))
-    jac = best.jac
+    cov = size_robust_cov(best.jac, resid, params)
+    # the target's own deviation from the curve (loss units): the variance of a size's mean
+    # deviation, over the sizes less the parameters that act between sizes (E, A, alpha; the
+    # tokens term of L(N, D) is fixed within runs too)
+    fitted = loss_curve(theta, params, tokens, flops, joint)
+    sizes = np.unique(params)
+    size_means = np.array([(loss - fitted)[params == n].mean() for n in sizes])
+    resid_var = float(np.sum(size_means**2) / max(len(sizes) - 3, 1))
+    names = ("E", "log_A", "alpha", "log_B", "beta") if joint else ("E", "log_A", "alpha")
+    if not np.all(np.isfinite(cov)):
+        raise NotPredictable("step 1's loss-law parameters are not identified by the data (covariance not finite)")
+    return LossFit(theta=theta, cov=cov, joint=joint, resid_var=resid_var, names=names)
+
+
+def size_robust_cov(jac: np.ndarray, resid: np.ndarray, params: np.ndarray) -> np.ndarray:
+    """Cluster-robust (by size) covariance of a least-squares fit, with the CR1 small-sample factor
+    G/(G-1) (n-1)/(n-k): checkpoints of one size share that size's deviation from the law, so they
+    count as one size's evidence, not as independent points."""
+    n, k = jac.shape
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cov = np.linalg.pinv(jac.T @ jac) * s2
-    # residual variance in loss units, for the target's own deviation from the curve
-    fitted = loss_curve(theta, params, tokens, flops, joint)
-    resid_var = float(np.sum((loss - fitted) ** 2) / max(len(loss) - k, 1))
-    names = ("E", "log_A", "alpha", "log_B", "beta") if joint else ("E", "log_A", "alpha")
-    return LossFit(theta=theta, cov=cov, joint=joint, resid_var=resid_var, names=names)
+        bread = np.linalg.pinv(jac.T @ jac)
+    sizes = np.unique(params)
+    meat = np.zeros((k, k))
+    for size in sizes:
+        g = jac[params == size].T @ resid[params == size]
+        meat += np.outer(g, g)
+    factor = len(sizes) / max(len(sizes) - 1, 1) * (n - 1) / max(n - k, 1)
+    return factor * bread @ meat @ bread

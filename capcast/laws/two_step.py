@@ -5,7 +5,10 @@ checkpoints that have it and fit (N, D) -> loss (:mod:`capcast.laws.loss_law`). 
 law's own map from loss to score; :func:`chain` joins the two into one :class:`CurveFit`: the
 forecast is step 2 at step 1's predicted loss; the interval propagates both parameter covariances
 (one joint delta method), step 2's residual scatter, and step 1's residual scatter pushed through
-the slope of step 2.
+the slope of step 2. Like the one-step laws (:func:`capcast.laws.curve.with_size_uncertainty`),
+both steps count sizes, not checkpoints, as the independent evidence: step 1's covariance is
+cluster-robust by size, step 2's a size sandwich in the score's link space, each step's scatter
+is measured on size means, and the t quantile has sizes - step 2's parameters degrees of freedom.
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ import numpy as np
 from scipy.linalg import block_diag
 
 from capcast.laws.base import NotPredictable, Series, Target
-from capcast.laws.curve import CurveFit, near_target_mask, numeric_jacobian, residual_var_z, to_z
+from capcast.laws.curve import CurveFit, link_noise_var, numeric_jacobian, size_sandwich, size_scatter, to_z
 from capcast.laws.loss_law import LossFit, fit_loss_law, pick_loss
 from capcast.laws.signal import drop_early_checkpoints, require_score_series, score_floor, subset
+from capcast.laws.sigmoid import binomial_weights
 
 # score_fn(step-2 parameters, losses) -> scores
 ScoreOfLoss = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -57,17 +61,30 @@ def fit_step_one(series: Series, prefer: tuple[str, ...], loss_name: str | None)
 
 
 def chain(law: str, one: StepOne, theta2: np.ndarray, cov2: np.ndarray, names2: tuple[str, ...], score_fn: ScoreOfLoss,
-          fitted: np.ndarray, guard: Callable[[np.ndarray, float], None] | None = None) -> CurveFit:
+          fitted: np.ndarray, guard: Callable[[np.ndarray, float], None] | None = None,
+          weights: np.ndarray | None = None) -> CurveFit:
     """One :class:`CurveFit` for step 1 followed by step 2 (``score_fn`` with ``theta2``).
 
     ``fitted``: step 2's scores at the fitting checkpoints (for the residual scatter).
     ``guard(theta2, predicted_loss)``, if given, raises NotPredictable for targets step 2 must not
-    answer.
+    answer. ``weights``: step 2's weight per checkpoint in the link space (default: 1 / item
+    noise, as a binomial likelihood weighs them).
     """
     step1, floor = one.fit, one.floor
     k1 = len(step1.theta)
+    params = np.asarray(one.series.params, dtype=float)
+    n_items = binomial_weights(one.series)
+    dof = len(np.unique(params)) - len(theta2)
     theta = np.concatenate([step1.theta, theta2])
-    cov = block_diag(np.nan_to_num(step1.cov), np.nan_to_num(cov2))
+    link = CurveFit(law=law, names=(), theta=theta, cov=np.zeros((0, 0)), floor=floor, resid_var=0.0, dof=1,
+                    mean_fn=lambda th, t: 0.0)  # only its link (floor) serves the noise and scatter helpers
+    scatter, noise = size_scatter(link, one.series.value, np.asarray(fitted, dtype=float), params, n_items, dof)
+    jac2 = np.array([numeric_jacobian(lambda th, v=v: float(to_z(score_fn(th, np.array([v]))[0], floor)), np.asarray(theta2, float))
+                     for v in one.loss])
+    cov2 = size_sandwich(jac2, noise, params, scatter, weights) if dof >= 1 else np.asarray(cov2, dtype=float)
+    if not (np.all(np.isfinite(step1.cov)) and np.all(np.isfinite(cov2))):
+        raise NotPredictable("the data do not identify every parameter of the two steps (covariance not finite)")
+    cov = block_diag(step1.cov, cov2)
 
     def predicted_loss(theta, target: Target) -> float:
         return one.predicted_loss(theta[:k1], target)
@@ -89,8 +106,9 @@ def chain(law: str, one: StepOne, theta2: np.ndarray, cov2: np.ndarray, names2: 
 
     return CurveFit(
         law=law, names=tuple(f"step1.{n}" for n in step1.names) + tuple(f"step2.{n}" for n in names2), theta=theta, cov=cov,
-        floor=floor, resid_var=residual_var_z(one.series.value, fitted, floor, near_target_mask(-one.loss), len(theta2)),
-        dof=max(len(one.series) - len(theta2), 1), mean_fn=mean_fn,
+        floor=floor, resid_var=scatter, dof=max(dof, 1), mean_fn=mean_fn, target_items=float(np.median(n_items)),
+        no_interval="" if dof >= 1 else (f"{len(np.unique(params))} sizes cannot both fix step 2's {len(theta2)} parameters "
+                                         "and measure its scatter; add a size"),
         x_label=f"predicted {one.loss_key}", x_of=lambda t: predicted_loss(theta, t),
         curve_fn=lambda th, xs: np.clip(score_fn(th[k1:], np.asarray(xs, dtype=float)), 0.0, 1.0),
         extra_var_fn=step1_var, n_points=len(one.series), guard=None if guard is None else check,

@@ -52,10 +52,17 @@ def simulate_family(
     rng: np.random.Generator, *, n_sizes: int = 5, seeds: int = 1, checkpoints_per_run: int = 3, n_items: int = 400,
     lack_of_fit_sd: float = 0.0, regime: str = "mid", chance: float = 0.25, item_sd: float = 1.0, item_run_sd: float = 0.4,
     target_decades: float = 0.8, family: str = "sim", task: str = "task", shape: str = "law",
+    loss_metric: str | None = None,
 ) -> SimulatedFamily:
     """One synthetic family: ``n_sizes`` sizes x ``seeds`` runs x ``checkpoints_per_run``
     checkpoints (at 1/4, 1/2 and all of each run's tokens for 3), and a target ``target_decades``
-    of compute above the largest fitting checkpoint."""
+    of compute above the largest fitting checkpoint.
+
+    ``loss_metric`` (e.g. ``"bpb_gold"``): the family is a two-step one. Each checkpoint also gets
+    that task loss, ``L = 1.7 + 0.6 (N/1e9)^-0.3 + 0.5 (D/1e11)^-0.25`` (the Chinchilla form the
+    two-step laws fit), and the score's logit is linear in the loss, ``z = a + b_L (L_top - L)``,
+    with ``b_L`` giving the regime's slope per decade of compute at the largest fitting size: the
+    ``ladder`` law is then the true law (lack of fit still enters through ``lack_of_fit_sd``)."""
     a, b = REGIMES[regime]
     params = np.logspace(7, 7 + 0.5 * (n_sizes - 1), n_sizes)
     fractions = np.array([0.25, 0.5, 1.0])[-checkpoints_per_run:] if checkpoints_per_run <= 3 else np.linspace(0.2, 1, checkpoints_per_run)
@@ -66,8 +73,20 @@ def simulate_family(
     difficulty = rng.normal(0.0, item_sd, n_items)
     rows = []
 
+    def loss_of(params_, tokens_):
+        return 1.7 + 0.6 * (params_ / 1e9) ** -0.3 + 0.5 * (tokens_ / 1e11) ** -0.25
+
+    top_loss = loss_of(params[-1], 20 * params[-1])
+    # dL / dlog10 C along 20 tokens per parameter at the largest size, to match the regime's slope
+    dx = 0.01
+    loss_slope = (loss_of(params[-1] * 10 ** (dx / 2), 20 * params[-1] * 10 ** (dx / 2)) - top_loss) / dx
+    b_loss = b / -loss_slope
+
     def score(params_, tokens_, size_effect, item_run):
-        z = a + b * (np.log10(default_flops(params_, tokens_)) - x0) + size_effect
+        if loss_metric is None:
+            z = a + b * (np.log10(default_flops(params_, tokens_)) - x0) + size_effect
+        else:
+            z = a + b_loss * (top_loss - loss_of(params_, tokens_)) + size_effect
         offsets = item_run - difficulty
         shift = z if shape == "items" else _shift_to_mean(expit(z), offsets)
         p = chance + (1 - chance) * expit(shift + offsets)
@@ -83,6 +102,9 @@ def simulate_family(
                 _, observed = score(n, tokens, size_effect, item_run)
                 rows.append({"family": family, "run": run, "model": f"{run}-step{step}", "params": n, "tokens": tokens,
                              "step": step, "task": task, "metric": "acc", "value": observed, "n_items": n_items, "chance": chance})
+                if loss_metric is not None:
+                    rows.append({**rows[-1], "metric": loss_metric, "value": float(loss_of(n, tokens)), "n_items": np.nan,
+                                 "chance": np.nan})
     size_effect = rng.normal(0.0, lack_of_fit_sd) if lack_of_fit_sd > 0 else 0.0
     true_score, actual = score(target_params, target_tokens, size_effect, rng.normal(0.0, item_run_sd, n_items))
     rows.append({"family": family, "run": "target", "model": "target", "params": target_params, "tokens": target_tokens,

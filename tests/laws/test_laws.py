@@ -88,7 +88,7 @@ def test_law_recovers_a_forecast_from_its_own_form(law, case, tolerance) -> None
     pred = fit.predict(BIG, level=0.9)
     assert abs(pred.mean - truth) < tolerance, fit.summary()
     assert pred.lower < pred.mean < pred.upper  # coverage is tested over many draws below
-    assert pred.upper - pred.lower < 0.15
+    assert pred.upper - pred.lower < 0.2  # 5 sizes: t with 5 - 3 = 2 degrees of freedom for the two-step laws
     assert set(fit.params) and fit.cov.shape == (len(fit.params), len(fit.params))
     assert law.name in fit.summary()
 
