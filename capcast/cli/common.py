@@ -145,3 +145,11 @@ def check_output_folder(folder: Optional[Path], option: str) -> None:
                 what = "is a file" if above == folder else f"lies under the file {above}"
                 raise CapcastError(f"{option} {folder} {what}; give a folder")
             return
+
+
+def progress_bars():
+    """Show the library's progress bars (forecasts, backtests) on stderr while a block runs; they
+    vanish when it ends, and a pipe or file sees none."""
+    from capcast.progress import reporting
+
+    return reporting(err_console)

@@ -15,7 +15,9 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from capcast.cli.common import check_output_file, check_output_folder, console, err_console, pct, registry, split_list, wide_console
+from capcast.cli.common import (
+    check_output_file, check_output_folder, console, err_console, pct, progress_bars, registry, split_list, wide_console,
+)
 from capcast.errors import CapcastError
 
 FORMATS = ("table", "json", "csv")
@@ -54,12 +56,13 @@ def forecast_command(
     _check_format(fmt)
     check_output_file(output)  # before any work, like `capcast scores -o`
     check_output_folder(plot, "--plot")  # before any work: a file there would fail after the forecasts
-    results = api.forecast(
-        family, scores=scores, samples=samples, store=store, target=target, target_params=target_params,
-        target_tokens=target_tokens, target_flops=target_flops, tasks=split_list(tasks), metric=metric, method=method,
-        interval=interval, max_step=max_step, limit=limit, device=device, registry=registry(), console=err_console,
-        interpolate=interpolate,
-    )
+    with progress_bars():
+        results = api.forecast(
+            family, scores=scores, samples=samples, store=store, target=target, target_params=target_params,
+            target_tokens=target_tokens, target_flops=target_flops, tasks=split_list(tasks), metric=metric, method=method,
+            interval=interval, max_step=max_step, limit=limit, device=device, registry=registry(), console=err_console,
+            interpolate=interpolate,
+        )
     rows = [r.row for r in results]
     if plot is not None:
         from capcast.forecasting.plots import plot_forecasts
@@ -132,11 +135,12 @@ def backtest_command(
 
     _check_format(fmt)
     check_output_file(output)
-    report = api.backtest(
-        scores=scores, samples=samples, store=store, holdout_largest=holdout_largest, methods=split_list(methods), tasks=split_list(tasks),
-        metric=metric, interval=interval, max_step=max_step, all_steps=all_steps, families=split_list(families), registry=registry(),
-        console=err_console,
-    )
+    with progress_bars():
+        report = api.backtest(
+            scores=scores, samples=samples, store=store, holdout_largest=holdout_largest, methods=split_list(methods),
+            tasks=split_list(tasks), metric=metric, interval=interval, max_step=max_step, all_steps=all_steps,
+            families=split_list(families), registry=registry(), console=err_console,
+        )
     with _output(output) as out:
         _render_backtest(report, fmt, holdout_largest, interval, out, output is not None)
     if output is not None:

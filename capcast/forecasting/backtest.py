@@ -25,6 +25,7 @@ from capcast.forecasting.forecast import (
     tasks_to_forecast,
 )
 from capcast.laws.base import Target
+from capcast.progress import track
 from capcast.tables.scores import build_series, read_scores
 
 ROW_FIELDS = ("family", "model", "task", "metric", "method", "law", "step", "forecast", "lower", "upper", "actual", "status", "reason")
@@ -121,7 +122,7 @@ def backtest_scores(scores: pd.DataFrame | str, holdout_largest: int = 1, method
     tasks = tasks_to_forecast(frame, tasks, metric)
     fams = list(families) if families else sorted(frame["family"].unique())
     rows: list[dict] = []
-    for fam in fams:
+    for fam in track(fams, "backtest: families"):
         fam_frame = frame[frame["family"] == fam]
         held_sizes = held_out_sizes(fam_frame, holdout_largest, fam)
         # Whole runs are held out: no checkpoint of a held-out size's run is ever fitted.
@@ -129,7 +130,7 @@ def backtest_scores(scores: pd.DataFrame | str, holdout_largest: int = 1, method
         fit_frame = fit_frame_for(fam_frame[~fam_frame["run"].isin(held_runs)], max_step)
         check_fitting_frame(fit_frame, fam)
         targets = held_out_targets(fam_frame, held_sizes, all_steps)
-        for task in tasks:
+        for task in track(tasks, f"backtest {fam}: tasks"):
             series = build_series(fit_frame, task, metric)
             truth = fam_frame[(fam_frame["task"] == task) & (fam_frame["metric"] == metric)]
             truth = dict(zip(zip(truth["model"], truth["tokens"]), truth["value"]))

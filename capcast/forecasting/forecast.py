@@ -31,6 +31,7 @@ from capcast.forecasting.orient import orientation_for, relabel
 from capcast.laws.base import LawFit, NotPredictable, Prediction, Series, Target
 from capcast.laws.signal import check_loss_signal, check_signal
 from capcast.metrics import Metric, find_metric, infer_metric, resolve_metric
+from capcast.progress import track
 from capcast.tables.scores import build_series, read_scores, tasks_with_metric
 
 STATUS_OK = "ok"
@@ -458,7 +459,7 @@ def run_forecasts(scores: pd.DataFrame | str, target: str | Target, tasks: Itera
     for fam in families:
         fit, dropped = below_target(fit_all[fit_all["family"] == fam], resolved, interpolate)
         check_fitting_frame(fit, fam, dropped)
-        for task in tasks:
+        for task in track(tasks, f"forecast {fam}: tasks"):
             series = build_series(fit, task, metric)
             actual = actual_value(target_rows, task, metric) if len(target_rows) else None
             result = forecast_one(series, resolved, law, interval, actual, fam, max_width, described)

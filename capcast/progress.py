@@ -1,0 +1,57 @@
+"""Progress of long library loops: silent by default, a rich bar when a caller asks for one.
+
+The library never prints; the CLI wraps a command in :func:`reporting` and the loops that can run
+long (forecasts over many tasks, backtests over families x tasks) pass their items through
+:func:`track`. Elsewhere (tests, notebooks, other programs) ``track`` hands the items back untouched.
+The bars start with the first tracked loop and stop with it, so other live displays of the same
+command (the evaluation's own bar, before the forecasts) never overlap them.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterable, Iterator, TypeVar
+
+T = TypeVar("T")
+
+_console = None  # where bars go while :func:`reporting` is active
+_progress = None  # the running rich Progress (inside the outermost tracked loop)
+
+
+def track(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
+    """Yield ``items``, advancing a bar "description  done/total" when :func:`reporting` is active."""
+    global _progress
+    if _console is None:
+        yield from items
+        return
+    items = list(items) if total is None else items
+    outermost = _progress is None
+    if outermost:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        _progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                             console=_console, transient=True)
+        _progress.start()
+    task = _progress.add_task(description, total=len(items) if total is None else total)
+    try:
+        for item in items:
+            yield item
+            _progress.advance(task)
+    finally:
+        _progress.remove_task(task)
+        if outermost:
+            _progress.stop()
+            _progress = None
+
+
+@contextmanager
+def reporting(console) -> Iterator[None]:
+    """Show :func:`track`'s bars on ``console`` (a rich Console, e.g. the CLI's stderr) while the
+    block runs. Transient: the bars vanish when done, so only the result (or one error line) stays."""
+    global _console
+    outer = _console
+    _console = console
+    try:
+        yield
+    finally:
+        _console = outer
