@@ -1,8 +1,9 @@
 """Naive baselines every report compares against, fitted on each model's final checkpoint only.
 
 ``linear``: a straight line in score vs log10 compute (statsmodels OLS; interval from the OLS
-prediction of a new observation). ``logit-linear``: the same line in logit of the score above
-chance, so it saturates at 1 and never falls below the floor.
+prediction of a new observation). ``logit-linear``: the same line in the (empirical) logit of
+the score above chance, weighted by each point's item noise, so it saturates at 1 and never falls
+below the floor.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import numpy as np
 import statsmodels.api as sm
 
 from capcast.laws.base import NotPredictable, Series
-from capcast.laws.curve import CurveFit, from_z, to_z, with_size_uncertainty
+from capcast.laws.curve import CurveFit, empirical_z, from_z, link_noise_var, with_size_uncertainty
 from capcast.laws.sigmoid import binomial_weights
 from capcast.laws.signal import final_checkpoints, require_score_series, score_floor, subset
 
@@ -30,20 +31,36 @@ def fit_line(law: str, series: Series, logit: bool) -> CurveFit:
     series = subset(series, final_checkpoints(require_score_series(series)))
     floor = score_floor(series)
     x = np.log10(series.flops)
-    res = _ols(x, to_z(series.value, floor) if logit else series.value)
+    items = binomial_weights(series)
 
     def line(theta, xs):
         z = theta[0] + theta[1] * np.asarray(xs, dtype=float)
         return from_z(z, floor) if logit else z
 
-    fit = CurveFit(
-        law=law, names=("intercept", "slope"), theta=np.asarray(res.params), cov=np.asarray(res.cov_params()),
-        floor=floor, resid_var=float(res.scale), dof=max(int(res.df_resid), 1),
-        mean_fn=lambda theta, target: float(line(theta, np.log10(target.compute))),
-        x_of=lambda t: float(np.log10(t.compute)), curve_fn=line, n_points=len(x), link="logit" if logit else "identity",
-    )
-    # OLS weighs every final checkpoint alike: the sandwich uses those weights, sizes as clusters.
-    return with_size_uncertainty(fit, series, 2, binomial_weights(series), weights=np.ones(len(series)))
+    def fit_of(res):
+        return CurveFit(
+            law=law, names=("intercept", "slope"), theta=np.asarray(res.params), cov=np.asarray(res.cov_params()),
+            floor=floor, resid_var=float(res.scale), dof=max(int(res.df_resid), 1),
+            mean_fn=lambda theta, target: float(line(theta, np.log10(target.compute))),
+            x_of=lambda t: float(np.log10(t.compute)), curve_fn=line, n_points=len(x), link="logit" if logit else "identity",
+        )
+
+    if not logit:  # OLS weighs every final checkpoint alike: the sandwich uses those weights, sizes as clusters
+        return with_size_uncertainty(fit_of(_ols(x, series.value)), series, 2, items, weights=np.ones(len(series)))
+    # The logit line: on the empirical logit (finite at the floor and at 1, the scale its scatter is
+    # measured on), weighted by each point's item noise there (a guessing score near chance is
+    # mostly noise in logit), from an unweighted start; the sandwich uses the same weights.
+    z = empirical_z(series.value, items, floor)
+    start = fit_of(_ols(x, z))
+    weights = 1.0 / link_noise_var(start, np.array([start.mean_fn(start.theta, t) for t in _targets(series)]), items)
+    res = sm.WLS(z, sm.add_constant(x), weights=weights).fit()
+    return with_size_uncertainty(fit_of(res), series, 2, items, weights=weights)
+
+
+def _targets(series: Series) -> list:
+    from capcast.laws.base import Target
+
+    return [Target(params=float(n), tokens=float(d), flops=float(c)) for n, d, c in zip(series.params, series.tokens, series.flops)]
 
 
 @dataclass(frozen=True)
