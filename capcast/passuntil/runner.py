@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from capcast.errors import CapcastError
+from capcast.evaluation.records import CheckerErrors  # one tally for eval's and sample's checkers
 from capcast.passuntil.estimators import task_score
 from capcast.passuntil.sampler import (
     ALLOCATION, LEGACY_ALLOCATION, RoundReport, SamplerConfig, plan_round, run_passuntil,
@@ -50,21 +51,6 @@ class SampleRunSummary:
     rounds: int
     checker_errors: int = 0  # samples whose checker raised in this invocation (counted as failures)
     checker_error: str | None = None  # the first of those exceptions, "Type: message"
-
-
-@dataclass
-class CheckerErrors:
-    """Exceptions raised by a task's checker during one (checkpoint, task) run."""
-
-    checked: int = 0
-    errors: int = 0
-    first: str | None = None
-
-    def note(self, exc: BaseException) -> None:
-        self.errors += 1
-        if self.first is None:
-            message = " ".join(str(exc).split())
-            self.first = f"{type(exc).__name__}: {message[:200]}" if message else type(exc).__name__
 
 
 def _safe_check(checker, text: str, doc: dict, tally: CheckerErrors | None = None) -> bool:
