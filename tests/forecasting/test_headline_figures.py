@@ -1,0 +1,44 @@
+"""The headline figures of benchmarks/forecast_accuracy.md, pinned: a change that moves them must
+re-run the benchmark and update the report (and this test) on purpose. Skips where
+``../shared/data`` is absent."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def _benchmark():
+    spec = importlib.util.spec_from_file_location("forecast_accuracy_benchmark", BENCHMARKS / "forecast_accuracy.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _shared_data_present() -> bool:
+    import sys
+
+    sys.path.insert(0, str(BENCHMARKS))
+    from readers import shared_data_dir
+
+    return (shared_data_dir() / "pythia").is_dir()
+
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not _shared_data_present(), reason="shared data folder absent")]
+
+
+def test_pythia_auto_headline_is_what_the_report_says() -> None:
+    from capcast.forecasting.backtest import score_rows
+
+    bench = _benchmark()
+    rows = bench.pythia_rows(bench.read_pythia(deduped=False), "pythia", bench.PYTHIA_FIT, bench.PYTHIA_TARGETS, laws=("auto",))
+    score = score_rows(rows)
+    # benchmarks/forecast_accuracy.md: auto 2.19 points MAE, 14 of 18 answered, 100% coverage, median width 8.7
+    assert score.n == 14 and score.unpredictable == 4 and score.failed == 0
+    assert score.mae == pytest.approx(2.19, abs=0.05)
+    assert score.coverage >= 0.85
+    assert score.median_width == pytest.approx(8.7, abs=0.3)
