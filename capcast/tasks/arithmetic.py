@@ -75,7 +75,7 @@ def exact_answer(sample: str, doc: dict) -> bool:
     return sample.strip() == str(doc["answer"])
 
 
-def _write_if_changed(path: Path, text: str) -> None:
+def write_if_changed(path: Path, text: str) -> None:
     """Write atomically, and not at all when the content is already there (keeps caches valid)."""
     if path.exists() and path.read_text() == text:
         return
@@ -90,7 +90,7 @@ def build_config(data_dir: Path, *, kind: str, name: str, digits: int, n: int, s
     data_dir.mkdir(parents=True, exist_ok=True)
     data_file = data_dir / f"{name}.jsonl"
     lines = (json.dumps(doc, sort_keys=True) for doc in GENERATORS[kind](n, digits, seed))
-    _write_if_changed(data_file, "\n".join(lines) + "\n")
+    write_if_changed(data_file, "\n".join(lines) + "\n")
     config = yaml.safe_load(resources.files("capcast.tasks").joinpath(TEMPLATES[kind]).read_text())
     config["task"] = name
     config["dataset_kwargs"]["data_files"] = {"test": str(data_file)}

@@ -27,6 +27,7 @@ import yaml
 
 from capcast.errors import CapcastError
 from capcast.tasks import benchmark_data as data
+from capcast.tasks.arithmetic import write_if_changed
 from capcast.tasks.task import Task
 
 DATA_DIR_ENV = "CAPCAST_DATA_DIR"
@@ -234,13 +235,6 @@ def _piqa_labels(path: Path, rows: list[dict]) -> list[dict]:
     return [{**row, "label": int(value)} for row, value in zip(rows, values)]
 
 
-def _write_if_changed(path: Path, text: str) -> None:
-    """Atomic, and untouched when equal (keeps the datasets cache valid between runs)."""
-    if path.exists() and path.read_text() == text:
-        return
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _local_source(bench: Benchmark, folder: Path, out: Path) -> dict:
@@ -259,7 +253,7 @@ def _local_source(bench: Benchmark, folder: Path, out: Path) -> dict:
             if not rows:
                 raise CapcastError(f"task {bench.name!r}: {path} has no rows with {key} {value!r}; expected {bench.source}")
         target = out / f"{split}.jsonl"
-        _write_if_changed(target, "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows))
+        write_if_changed(target, "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows))
         data_files[split] = str(target)
     return data_files
 
@@ -316,7 +310,7 @@ def build_config(bench: Benchmark, out: Path) -> Path:
         raise CapcastError(f"task {bench.name!r} has no local data and HF_DATASETS_OFFLINE=1; pass --data-dir DIR "
                            f"(files from {bench.source}) or set HF_DATASETS_OFFLINE=0 to download from the hub")
     path = out / f"{bench.name}.yaml"
-    _write_if_changed(path, yaml.safe_dump(wrapper, sort_keys=False, allow_unicode=True))
+    write_if_changed(path, yaml.safe_dump(wrapper, sort_keys=False, allow_unicode=True))
     return path
 
 
