@@ -81,6 +81,12 @@ def _job(job: tuple) -> tuple[tuple, list[dict], float]:
     return job, rows, time.perf_counter() - started
 
 
+def _auto_candidates() -> list[str]:
+    from capcast.plugins.registry import load_registry
+
+    return [name for name, law in load_registry().laws.items() if getattr(law, "auto_candidate", False)]
+
+
 def main(out: Path) -> None:
     started = time.perf_counter()
     openlm_sets = ("c4_original", "rpj", "rw_original")
@@ -94,7 +100,8 @@ def main(out: Path) -> None:
              "docstring). MAE and max error in accuracy points; mean relative error is |forecast - actual| / actual; "
              "coverage is the share of numeric forecasts whose 90% interval holds the actual score; median width is the "
              "median 90% interval width in points; answered is numeric forecasts / forecasts asked (the rest: \"not "
-             "predictable yet\"). `auto` chooses among sigmoid, ladder, loss-error, logacc-power and saturating-power.", ""]
+             "predictable yet\"). `auto` chooses among " + ", ".join(_auto_candidates()) + " (the published laws are not "
+             "auto candidates yet: see capcast/plugins/builtin/laws.py).", ""]
     sections = [("Pythia (development data): fit 70m-1.4b, forecast 6.9b and 12b, 9 tasks", [("pythia", ("pythia", "1.4b"))]),
                 ("pythia-deduped (validation): same protocol", [("pythia", ("pythia-deduped", "1.4b"))]),
                 ("OpenLM (validation): per training set fit runs up to 1.4B, forecast the 6.9B run, 46 tasks x 3 sets",
