@@ -68,8 +68,8 @@ AUTO_CANDIDATES = (
 )
 # The published laws on the score itself (Krajewski et al. 2025; COD's per-cluster law, Xu et al.
 # 2025). Not auto candidates yet: with them auto's selection (not yet a weighted combination) was
-# measured worse on Pythia, the development data (MAE 2.54 against 1.80 without them;
-# benchmarks/published_laws.md).
+# measured worse on Pythia, the development data (MAE 2.54 against 2.19 without them, both at the 50% width rule;
+# benchmarks/published_laws.py with auto_candidate=True on them re-measures it).
 PUBLISHED = (
     LazyLaw("capcast.laws.logacc_power:LogAccPowerLaw", "logacc-power",
             "Krajewski et al. 2025: -log((score - chance)/(1 - chance)) = A*C^-alpha, or A/N^alpha + B/D^beta "
