@@ -287,14 +287,28 @@ def check_samples_metric(metric: str | None) -> None:
         raise CapcastError(f"--metric {metric!r} does not apply to --samples: a samples table forecasts pass_rate; drop --metric")
 
 
-def leaderboard_build(results: Iterable["str | Path | dict"], out: str | Path, *, scores: Iterable[str | Path] | None = None,
-                      registry: str | Path | None = None, title: str = "capcast forecast leaderboard") -> Path:
+def leaderboard_build(results: Iterable["str | Path | dict"] | None, out: str | Path, *, scores: Iterable[str | Path] | None = None,
+                      registry: str | Path | None = None, title: str = "capcast forecast leaderboard",
+                      store: str | Path | None = None, methods: Iterable[str] | None = None, interval: float = 0.9) -> Path:
     """``capcast leaderboard build``: the static site of forecast and backtest results in ``out``
-    (registering forecasts of unknown actual in ``registry``). Returns the site's ``index.html``."""
+    (registering forecasts of unknown actual in ``registry``). Returns the site's ``index.html``.
+
+    ``store``: a record store instead of (or beside) result files: its scores are backtested with
+    ``methods`` (default auto, sigmoid, logit-linear, linear; the largest size held out, whole
+    runs) and drawn in the charts."""
     from capcast.leaderboard import build_leaderboard
 
-    return build_leaderboard([r if isinstance(r, dict) else Path(r) for r in results], Path(out),
-                             scores=[Path(s) for s in scores or []], registry=None if registry is None else Path(registry), title=title)
+    docs: list = [r if isinstance(r, dict) else Path(r) for r in results or []]
+    tables: list = [Path(s) for s in scores or []]
+    if store is not None:
+        from capcast import api as library  # the ``scores`` parameter hides the function of that name
+
+        table = library.scores(store)
+        report = backtest(scores=table, methods=list(methods) if methods else ["auto", "sigmoid", "logit-linear", "linear"],
+                          interval=interval)
+        docs.append({**report.to_dict(), "interval": interval})
+        tables.append(table)
+    return build_leaderboard(docs, Path(out), scores=tables, registry=None if registry is None else Path(registry), title=title)
 
 
 def leaderboard_resolve(registry: str | Path, actuals: str | Path):
