@@ -38,16 +38,13 @@ def read_instances(samples=None, store=None, family: str | None = None) -> pd.Da
 
 
 def _target_split(rows: pd.DataFrame, target: str) -> tuple[pd.DataFrame, pd.Series]:
-    """(rows the fit may use, the target checkpoint's first row): never the target's run, nothing at or above its compute."""
-    hit = rows[rows["model"] == target]
-    if hit.empty:
-        hit = rows[rows["run"] == target]
-    if hit.empty:
-        known = ", ".join(sorted(rows["model"].unique())[:12])
-        raise CapcastError(f"target {target!r} is not a model or run in the records; use one of: {known}")
-    last = hit[hit["tokens"] == hit["tokens"].max()].iloc[0]
-    keep = ~rows["run"].isin(set(hit["run"])) & (rows["flops"] < float(last["flops"]) * (1 - 1e-9))
-    return rows[keep], last
+    """(rows the fit may use, the target checkpoint's first row): the forecasts' own rules, never
+    the target's run and nothing at or above its compute."""
+    from capcast.forecasting.forecast import below_target, resolve_target, without_runs
+
+    found = resolve_target(rows, target, table="records")
+    fit_rows, _ = below_target(without_runs(rows, found.runs), found.target)
+    return fit_rows, found.rows.iloc[0]
 
 
 def cluster_tasks(samples=None, store=None, tasks: list[str] | None = None, family: str | None = None, target: str | None = None,

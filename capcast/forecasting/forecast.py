@@ -104,11 +104,12 @@ class ResolvedTarget:
     runs: frozenset[tuple[str, str]]
 
 
-def resolve_target(frame: pd.DataFrame, target: str | Target) -> ResolvedTarget:
+def resolve_target(frame: pd.DataFrame, target: str | Target, table: str = "scores table") -> ResolvedTarget:
     """Find ``target`` (a checkpoint or run name in the table, or an explicit :class:`Target`).
 
     A name matches a ``model`` first, then a ``run``; either way the target is that run's
-    final checkpoint when the name covers several (the most tokens).
+    final checkpoint when the name covers several (the most tokens). ``table`` names the table
+    in the error for an unknown name (COD passes its per-instance records).
     """
     if isinstance(target, Target):
         if target.compute is None:
@@ -120,7 +121,7 @@ def resolve_target(frame: pd.DataFrame, target: str | Target) -> ResolvedTarget:
         rows = frame[frame["run"] == target]
     if rows.empty:
         known = ", ".join(sorted(frame["model"].unique())[:12])
-        raise CapcastError(f"target {target!r} is not a model or run in the scores table; use one of: {known}")
+        raise CapcastError(f"target {target!r} is not a model or run in the {table}; use one of: {known}")
     families = rows["family"].unique()
     if len(families) > 1:
         raise CapcastError(f"target {target!r} appears in several families ({', '.join(families)}); rename it in one of them")
