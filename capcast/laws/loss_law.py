@@ -121,7 +121,6 @@ def fit_loss_law(params: np.ndarray, tokens: np.ndarray, flops: np.ndarray, loss
             best = res
     theta = best.x
     resid = residuals(theta)
-    k = len(theta)
     cov = size_robust_cov(best.jac, resid, params)
     # the target's own deviation from the curve (loss units): the variance of a size's mean
     # deviation, over the sizes less the parameters that act between sizes (E, A, alpha; the

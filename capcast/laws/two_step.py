@@ -13,14 +13,14 @@ is measured on size means, and the t quantile has sizes - step 2's parameters de
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
 from scipy.linalg import block_diag
 
 from capcast.laws.base import NotPredictable, Series, Target
-from capcast.laws.curve import CurveFit, link_noise_var, numeric_jacobian, size_sandwich, size_scatter, to_z
+from capcast.laws.curve import CurveFit, numeric_jacobian, size_sandwich, size_scatter, to_z
 from capcast.laws.loss_law import LossFit, fit_loss_law, pick_loss
 from capcast.laws.signal import drop_early_checkpoints, require_score_series, score_floor, subset
 from capcast.laws.sigmoid import binomial_weights
@@ -76,15 +76,6 @@ def chain(law: str, one: StepOne, theta2: np.ndarray, cov2: np.ndarray, names2: 
     n_items = binomial_weights(one.series)
     dof = len(np.unique(params)) - len(theta2)
     theta = np.concatenate([step1.theta, theta2])
-    link = CurveFit(law=law, names=(), theta=theta, cov=np.zeros((0, 0)), floor=floor, resid_var=0.0, dof=1,
-                    mean_fn=lambda th, t: 0.0)  # only its link (floor) serves the noise and scatter helpers
-    scatter, noise = size_scatter(link, one.series.value, np.asarray(fitted, dtype=float), params, n_items, dof)
-    jac2 = np.array([numeric_jacobian(lambda th, v=v: float(to_z(score_fn(th, np.array([v]))[0], floor)), np.asarray(theta2, float))
-                     for v in one.loss])
-    cov2 = size_sandwich(jac2, noise, params, scatter, weights) if dof >= 1 else np.asarray(cov2, dtype=float)
-    if not (np.all(np.isfinite(step1.cov)) and np.all(np.isfinite(cov2))):
-        raise NotPredictable("the data do not identify every parameter of the two steps (covariance not finite)")
-    cov = block_diag(step1.cov, cov2)
 
     def predicted_loss(theta, target: Target) -> float:
         return one.predicted_loss(theta[:k1], target)
@@ -104,9 +95,10 @@ def chain(law: str, one: StepOne, theta2: np.ndarray, cov2: np.ndarray, names2: 
     def check(theta, target: Target) -> None:
         guard(theta[k1:], predicted_loss(theta, target))
 
-    return CurveFit(
-        law=law, names=tuple(f"step1.{n}" for n in step1.names) + tuple(f"step2.{n}" for n in names2), theta=theta, cov=cov,
-        floor=floor, resid_var=scatter, dof=max(dof, 1), mean_fn=mean_fn, target_items=float(np.median(n_items)),
+    fit = CurveFit(
+        law=law, names=tuple(f"step1.{n}" for n in step1.names) + tuple(f"step2.{n}" for n in names2), theta=theta,
+        cov=block_diag(step1.cov, cov2), floor=floor, resid_var=0.0, dof=max(dof, 1), mean_fn=mean_fn,
+        target_items=float(np.median(n_items)),
         no_interval="" if dof >= 1 else (f"{len(np.unique(params))} sizes cannot both fix step 2's {len(theta2)} parameters "
                                          "and measure its scatter; add a size"),
         x_label=f"predicted {one.loss_key}", x_of=lambda t: predicted_loss(theta, t),
@@ -114,3 +106,12 @@ def chain(law: str, one: StepOne, theta2: np.ndarray, cov2: np.ndarray, names2: 
         extra_var_fn=step1_var, n_points=len(one.series), guard=None if guard is None else check,
         notes=f"loss {one.loss_key}; step 1 {'L(N, D)' if step1.joint else 'L(C)'}",
     )
+    # Step 2 counts sizes: its scatter and its covariance come from the fit's own link space.
+    scatter, noise = size_scatter(fit, one.series.value, np.asarray(fitted, dtype=float), params, n_items, dof)
+    if dof >= 1:
+        jac2 = np.array([numeric_jacobian(lambda th, v=v: float(to_z(score_fn(th, np.array([v]))[0], floor)), np.asarray(theta2, float))
+                         for v in one.loss])
+        cov2 = size_sandwich(jac2, noise, params, scatter, weights)
+    if not (np.all(np.isfinite(step1.cov)) and np.all(np.isfinite(cov2))):
+        raise NotPredictable("the data do not identify every parameter of the two steps (covariance not finite)")
+    return replace(fit, cov=block_diag(step1.cov, cov2), resid_var=scatter)
