@@ -80,15 +80,24 @@ def method_table(rows: list[dict], laws=LAWS) -> str:
     return "\n".join(out)
 
 
+def forecast_key(r: dict) -> tuple:
+    """Which forecast a backtest row is, whatever the method: (family, model, task, metric)."""
+    return (r["family"], r["model"], r["task"], r["metric"])
+
+
+def common_set(rows: list[dict], laws) -> set[tuple]:
+    """The forecasts (:func:`forecast_key`) every one of ``laws`` answered with a number."""
+    answered = [{forecast_key(r) for r in rows if r["method"] == law and r["status"] == "ok"} for law in laws]
+    return set.intersection(*answered) if answered else set()
+
+
 def common_set_table(rows: list[dict], laws=LAWS) -> str:
     """MAE and coverage per law on the forecasts every law answered (a law that abstains on hard
     cases looks better than it is on its own answers)."""
-    key = lambda r: (r["family"], r["model"], r["task"], r["metric"])  # noqa: E731
-    answered = [{key(r) for r in rows if r["method"] == law and r["status"] == "ok"} for law in laws]
-    common = set.intersection(*answered) if answered else set()
+    common = common_set(rows, laws)
     cells = []
     for law in laws:
-        s = score_rows(r for r in rows if r["method"] == law and key(r) in common)
+        s = score_rows(r for r in rows if r["method"] == law and forecast_key(r) in common)
         cells.append("-" if s.mae is None else f"{s.mae:.2f} / {100 * s.coverage:.0f}%")
     return (f"Common set ({len(common)} forecasts every law answered), MAE / coverage: "
             + "; ".join(f"{law} {c}" for law, c in zip(laws, cells)))

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from forecast_accuracy import PYTHIA_FIT, PYTHIA_TARGETS, REGISTRY, pythia_rows  # noqa: E402
+from forecast_accuracy import PYTHIA_FIT, PYTHIA_TARGETS, REGISTRY, common_set, forecast_key, pythia_rows  # noqa: E402
 from readers import read_openlm, read_pythia  # noqa: E402
 
 from capcast.forecasting.backtest import backtest_scores, score_rows  # noqa: E402
@@ -38,10 +38,6 @@ METHODS = ("auto", "sigmoid", "logacc-power", "saturating-power", "ladder", "los
 SIZES = ["70m", "160m", "410m", "1b", "1.4b", "2.8b"]
 PARAMS = {"410m": 302_311_424, "1b": 805_736_448, "1.4b": 1_208_602_624, "2.8b": 2_517_652_480}
 CUTOFFS = ("410m", "1b", "1.4b", "2.8b")
-
-
-def _key(r: dict) -> tuple:
-    return (r["family"], r["model"], r["task"], r["metric"])
 
 
 def _cells(rows: list[dict]) -> list[str]:
@@ -62,10 +58,9 @@ def tables(rows: list[dict], methods=METHODS) -> str:
     head = "| method | MAE (pts) | mean rel. error | max error | 90% coverage | median width (pts) | answered |\n|---|---|---|---|---|---|---|"
     out = ["All forecasts each method was asked for:", "", head]
     out += [f"| {m} | " + " | ".join(_cells([r for r in rows if r["method"] == m])) + " |" for m in methods]
-    answered = [{_key(r) for r in rows if r["method"] == m and r["status"] == "ok"} for m in methods]
-    common = set.intersection(*answered)
+    common = common_set(rows, methods)
     out += ["", f"Common set: the {len(common)} forecasts every method above answered:", "", head]
-    out += [f"| {m} | " + " | ".join(_cells([r for r in rows if r["method"] == m and _key(r) in common])) + " |" for m in methods]
+    out += [f"| {m} | " + " | ".join(_cells([r for r in rows if r["method"] == m and forecast_key(r) in common])) + " |" for m in methods]
     return "\n".join(out)
 
 
