@@ -27,12 +27,12 @@ def track(items: Iterable[T], description: str, total: int | None = None) -> Ite
     items = list(items) if total is None else items
     outermost = _progress is None
     if outermost:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        _progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                             console=_console, transient=True)
+        _progress = counting_bar(_console)
         _progress.start()
-    task = _progress.add_task(description, total=len(items) if total is None else total)
+    from rich.markup import escape
+
+    # a family or task name is data: never rich markup
+    task = _progress.add_task(escape(description), total=len(items) if total is None else total)
     try:
         for item in items:
             yield item
@@ -42,6 +42,15 @@ def track(items: Iterable[T], description: str, total: int | None = None) -> Ite
         if outermost:
             _progress.stop()
             _progress = None
+
+
+def counting_bar(console, disable: bool = False):
+    """The bar capcast shows for counted work ("description  ━━━  done/total  elapsed"), transient:
+    the result that follows replaces it, and an error leaves only its own line."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console, disable=disable, transient=True)
 
 
 @contextmanager

@@ -28,10 +28,10 @@ from typing import Iterable
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 import capcast
 from capcast.errors import CapcastError
+from capcast.progress import counting_bar
 from capcast.spec import Family, open_family, resolve_model_path
 from capcast.evaluation.records import weights_hash
 from capcast.store import Store
@@ -372,15 +372,7 @@ def _evaluate_locked(harness, store: Store, fam: Family, spec_path: Path, tasks:
                         replacing=replacing, summary=summary, started=started, opts=opts)
 
     versions = harness.versions()
-    bar = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console or Console(stderr=True),
-        disable=not progress,
-        transient=True,  # the summary line replaces it; an error leaves only its own line
-    )
+    bar = counting_bar(console or Console(stderr=True), disable=not progress)
     with bar:
         job = bar.add_task("evaluating", total=len(todo))
         for ckpt in chosen:
