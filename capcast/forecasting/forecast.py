@@ -418,6 +418,11 @@ def law_for(method: str, metric: Metric, registry, instances=None):
     return registry.law(method)
 
 
+def not_fitted_above(dropped: int) -> str:
+    """What a forecast says of the checkpoints :func:`below_target` left out."""
+    return f"{dropped} checkpoint(s) at or above the target's compute not fitted (--interpolate fits them)"
+
+
 def below_target(frame: pd.DataFrame, target: Target, interpolate: bool = False) -> tuple[pd.DataFrame, int]:
     """(the rows below the target's compute, how many checkpoints were dropped): a forecast
     extrapolates from smaller models; fitting at or above the target is interpolation, which the
@@ -465,8 +470,7 @@ def run_forecasts(scores: pd.DataFrame | str, target: str | Target, tasks: Itera
             actual = actual_value(target_rows, task, metric) if len(target_rows) else None
             result = forecast_one(series, resolved, law, interval, actual, fam, max_width, described)
             if dropped:
-                note = (f"{dropped} checkpoint(s) at or above the target's compute not fitted "
-                        "(--interpolate fits them)")
+                note = not_fitted_above(dropped)
                 result = replace(result, row=replace(result.row, reason=f"{result.row.reason}; {note}".lstrip("; ")))
             results.append(result)
     return results

@@ -93,7 +93,7 @@ def forecast_samples(
     """Forecast ``target`` from a samples table: one result per (family, task). Like every
     forecast, the fit never sees the target's run, nor checkpoints at or above the target's
     compute unless ``interpolate``."""
-    from capcast.forecasting.forecast import below_target, resolve_target, run_forecasts, without_runs
+    from capcast.forecasting.forecast import below_target, not_fitted_above, resolve_target, run_forecasts, without_runs
 
     frame = load_samples(samples)
     scores = samples_to_scores(frame)
@@ -109,7 +109,7 @@ def forecast_samples(
     fit_scores = fit_frame_for(without_runs(scores, found.runs), max_step)  # never the target's run
     fit_scores, dropped = below_target(fit_scores, resolved, interpolate)
     if dropped:
-        note(f"{dropped} checkpoint(s) at or above the target's compute not fitted (--interpolate fits them)")
+        note(not_fitted_above(dropped))
     results = []
     for fam in [family] if family else sorted(fit_scores["family"].unique()):
         fam_fit = fit_scores[fit_scores["family"] == fam]
