@@ -44,10 +44,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from capcast.errors import CapcastError
-from capcast.store.files import (  # noqa: F401  (re-exported: every writer of the store commits files the same way)
-    describe_mismatch, fsync_dir, path_slug, register_parquet_view, show_setting, with_keys, write_atomically, write_json,
-    write_parquet, write_parquet_atomic,
-)
+from capcast.store.files import fsync_dir, path_slug, register_parquet_view, with_keys, write_atomically, write_json, write_parquet
 from capcast.store.lock import StoreLock, owner_alive, tmp_name
 
 from capcast.store.files import KEY_COLUMNS  # noqa: E402
