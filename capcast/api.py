@@ -9,6 +9,7 @@
     samples = api.samples("capcast-store")                                          # capcast samples
     damaged, moved_to = api.verify_store("capcast-store", repair=False)             # capcast store verify
     table = api.import_scores("results/", reader="lm-eval-results", spec="family.yaml")  # capcast import
+    items = api.prefetch("family.yaml", ["arc_easy"], cache="hf-cache")              # capcast prefetch
 
 The CLI (:mod:`capcast.cli`) parses options, calls these, and renders what they return. Heavy
 imports happen inside each function: forecasting from a table never imports lm-eval.
@@ -40,15 +41,17 @@ def _registry(registry):
 
 
 def evaluate(family, tasks: Iterable[str], store: str | Path = "capcast-store", *, executor=None, threads: int | None = None,
-             plugins_dir: str | Path | None = None, **options):
+             plugins_dir: str | Path | None = None, cache: str | Path | None = None, **options):
     """``capcast eval``: evaluate every checkpoint of ``family`` on ``tasks`` into ``store``
     (options as :func:`capcast.evaluation.runner.evaluate_family`). Returns an ``EvalSummary``.
     ``executor`` (from :func:`executor`) runs the grid as jobs elsewhere; ``threads`` and
-    ``plugins_dir`` then travel with each job (docs/scale-out.md)."""
-    if executor is not None:
+    ``plugins_dir`` then travel with each job; ``cache`` (a ``capcast prefetch`` folder) makes the
+    jobs run offline from it (docs/scale-out.md)."""
+    if executor is not None or cache is not None:
         from capcast.executors.grid import evaluate_grid
 
-        return evaluate_grid(executor, family, list(tasks), store, threads=threads, plugins_dir=plugins_dir, **options)
+        executor, extra_env = _offline_jobs(executor, cache, family, tasks, options.get("registry"), options.get("include_path"))
+        return evaluate_grid(executor, family, list(tasks), store, threads=threads, plugins_dir=plugins_dir, extra_env=extra_env, **options)
     from capcast.evaluation.runner import evaluate_family
 
     return evaluate_family(family, list(tasks), store, **options)
@@ -60,6 +63,15 @@ def executor(name: str = "local", **options):
     from capcast.executors.grid import make_executor
 
     return make_executor(name, **options)
+
+
+def prefetch(family, tasks: Iterable[str], cache: str | Path, **options) -> list:
+    """``capcast prefetch``: download every hub checkpoint (at its revision) and lm-eval dataset that
+    ``family`` x ``tasks`` needs into ``cache``, for runs without internet (options as
+    :func:`capcast.prefetch.prefetch`). Returns one ``Prefetched`` per item."""
+    from capcast.prefetch import prefetch as fetch
+
+    return fetch(family, list(tasks), cache, **options)
 
 
 def use_benchmark_data(data_dir: str | Path | None = None, allow_unsafe_code: bool = False) -> None:
@@ -111,12 +123,36 @@ def verify_store(store: str | Path = "capcast-store", repair: bool = False):
         return damage, move_aside(store, damage)
 
 
-def sample(family, tasks: Iterable[str], store: str | Path = "capcast-store", config=None, **options):
+def sample(family, tasks: Iterable[str], store: str | Path = "capcast-store", config=None, *, executor=None, threads: int | None = None,
+           plugins_dir: str | Path | None = None, cache: str | Path | None = None, **options):
     """``capcast sample``: PassUntil-sample every checkpoint of ``family`` on ``tasks`` (options as
-    :func:`capcast.passuntil.runner.sample_family`). Returns one summary per (checkpoint, task)."""
-    from capcast.passuntil.runner import SamplerConfig, sample_family
+    :func:`capcast.passuntil.runner.sample_family`). Returns one summary per (checkpoint, task).
+    ``executor`` (from :func:`executor`) runs each (checkpoint, task) run as a job elsewhere;
+    ``cache`` (a ``capcast prefetch`` folder) makes those jobs run offline from it (docs/scale-out.md)."""
+    from capcast.passuntil.runner import SamplerConfig
 
-    return sample_family(family, list(tasks), store, config or SamplerConfig(), **options)
+    if executor is None and cache is None:
+        from capcast.passuntil.runner import sample_family
+
+        return sample_family(family, list(tasks), store, config or SamplerConfig(), **options)
+    from capcast.executors.sampling import sample_grid
+
+    executor, extra_env = _offline_jobs(executor, cache, family, tasks, options.get("registry"), options.get("include_path"))
+    return sample_grid(executor, family, list(tasks), store, config or SamplerConfig(), threads=threads, plugins_dir=plugins_dir,
+                       extra_env=extra_env, **options)
+
+
+def _offline_jobs(executor, cache, family, tasks, registry, include_path):
+    """``(executor, worker environment)`` for ``--cache DIR``: every checkpoint and dataset the jobs
+    need must be in the cache (one line naming the missing one and the prefetch command), and the jobs
+    then run in worker processes with the cache's offline environment (never this process's)."""
+    if cache is None:
+        return executor, None
+    from capcast.executors.local import LocalExecutor
+    from capcast.prefetch import check_cache, offline_env
+
+    check_cache(family, list(tasks), cache, registry=registry, include_path=include_path)
+    return executor or LocalExecutor(workers=1), offline_env(cache)
 
 
 def samples(store: str | Path = "capcast-store") -> "pd.DataFrame":
@@ -143,18 +179,20 @@ def forecast(
     target_params: float | None = None, target_tokens: float | None = None, target_flops: float | None = None,
     tasks: Iterable[str] | None = None, metric: str | None = None, method: str = "auto", interval: float = 0.9,
     max_step: int | None = None, limit: int | None = None, device: str | None = None, registry=None, console=None,
-    interpolate: bool = False,
+    interpolate: bool = False, executor=None, cache: str | Path | None = None,
 ) -> list["ForecastResult"]:
     """``capcast forecast``: forecast the target from exactly one of a family spec (evaluating what
     the store lacks first), a scores table, or a samples table (``pass_rate``). One result per
     (family, task), each with a row, its series and the fitted law. The fit never sees the target's
-    run, nor checkpoints at or above the target's compute unless ``interpolate``."""
+    run, nor checkpoints at or above the target's compute unless ``interpolate``. ``executor`` and
+    ``cache`` (as :func:`evaluate`) run the family's evaluation as jobs first."""
     from capcast.forecasting.forecast import choose_target, run_forecasts, scores_for_forecast
 
     registry = _registry(registry)
     task_list = list(tasks) if tasks else None
     if family is None:  # these options only steer the evaluation of a family: never ignore them silently
-        given = [name for name, value in (("--store", store), ("--limit", limit), ("--device", device)) if value is not None]
+        given = [name for name, value in (("--store", store), ("--limit", limit), ("--device", device), ("--executor", executor),
+                                          ("--cache", cache)) if value is not None]
         if given:
             raise CapcastError(f"{', '.join(given)} only {'applies' if len(given) == 1 else 'apply'} when forecasting a FAMILY.yaml; "
                                "drop it with --scores or --samples")
@@ -170,6 +208,10 @@ def forecast(
 
             return forecast_samples_cod(samples, resolved, task_list, interval, max_step, registry)
         return forecast_samples(samples, resolved, task_list, method, interval, max_step, registry, interpolate=interpolate)
+    if family is not None and scores is None and task_list and (executor is not None or cache is not None):
+        # the spec's evaluation as jobs first; scores_for_forecast then finds every run stored and evaluates nothing
+        evaluate(family, task_list, Path(store) if store is not None else Path("capcast-store"), executor=executor, cache=cache,
+                 limit=limit, device=device, registry=registry, console=console)
     table, spec_target = scores_for_forecast(family, scores, store, task_list, limit, device, registry, console)
     resolved = target if _is_target(target) else choose_target(target, target_params, target_tokens, target_flops, spec_target)
     instances = None
@@ -217,10 +259,13 @@ def backtest(
     holdout_largest: int = 1, methods: Iterable[str] | None = None, tasks: Iterable[str] | None = None,
     metric: str | None = None, interval: float = 0.9, max_step: int | None = None, all_steps: bool = False,
     families: Iterable[str] | None = None, registry=None, store: str | Path | None = None, console=None,
+    workers: int | None = 1,
 ) -> "BacktestReport":
     """``capcast backtest``: hide each family's largest sizes (whole runs), forecast them from the
     rest with every method, and score each method on the same forecasts. ``store``: a record
-    store instead of a table (its scores; ``cod`` also gets its per-choice / per-sample records)."""
+    store instead of a table (its scores; ``cod`` also gets its per-choice / per-sample records).
+    ``workers``: processes a scores backtest spreads its families over (None: every available
+    core); the report is the same whichever."""
     registry = _registry(registry)
     if sum(x is not None for x in (scores, samples, store)) != 1:
         raise CapcastError("give exactly one of --scores FILE, --samples FILE or --store DIR")
@@ -238,8 +283,9 @@ def backtest(
             return backtest_samples_cod(samples, holdout_largest, list(methods), task_list, interval, max_step, registry, family_list)
         return backtest_samples(samples, holdout_largest, list(methods or ["passuntil"]), task_list, interval, max_step, registry,
                                 families=family_list)
-    from capcast.forecasting.backtest import backtest_scores
+    from capcast.forecasting.backtest import available_cores, backtest_scores
 
+    workers = available_cores() if workers is None else workers
     instances = None
     if store is not None:  # the store's scores table; COD fits its per-instance records (capcast.cod.law)
         from capcast.cod.instances import from_store
@@ -252,14 +298,14 @@ def backtest(
     methods = list(methods or ["auto"])
     if metric is not None:
         return backtest_scores(scores, holdout_largest, methods, task_list, metric, interval, max_step, all_steps, registry,
-                               families=family_list, instances=instances)
+                               families=family_list, instances=instances, workers=workers)
     # No --metric: each task its own default, one backtest per metric, every method scored on all their rows.
     from capcast.forecasting.backtest import BacktestReport, score_rows
 
     frame, groups, order, note = _default_metrics(scores, task_list, registry)
     rows = [row for name, names in groups.items() for row in backtest_scores(
         frame, holdout_largest, methods, names, name, interval, max_step, all_steps, registry, families=family_list,
-        instances=instances).rows]
+        instances=instances, workers=workers).rows]
     rows.sort(key=lambda r: (r["family"] or "", order[r["task"]]))
     _say_note(console, note)
     return BacktestReport(methods={m: score_rows(r for r in rows if r["method"] == m) for m in methods}, rows=rows)

@@ -23,6 +23,7 @@ from capcast.cli.leaderboard import leaderboard_app
 from capcast.cli.family import family_app
 from capcast.cli import cod
 from capcast.cli import export
+from capcast.cli import prefetch
 from capcast.cli.common import err_console, state
 from capcast.errors import CapcastError
 
@@ -103,6 +104,7 @@ app.command("samples")(sampling.samples_command)
 app.command("export-samples")(export.export_samples_command)
 app.command("import")(tables.import_command)
 app.command("demo")(reference.demo_command)
+app.command("prefetch")(prefetch.prefetch_command)
 app.add_typer(reference.reference_app, name="reference-family")
 app.add_typer(leaderboard_app, name="leaderboard")
 app.add_typer(store.store_app, name="store")

@@ -42,6 +42,31 @@ INCLUDE_PATH_OPTION = typer.Option(
     None, "--include-path", help="Folder of lm-eval task YAMLs whose tasks --tasks may name, used as-is (lm-eval's --include_path)."
 )
 
+# Scale-out: where the jobs run (`capcast eval`, `capcast sample`, `capcast forecast FAMILY.yaml`; docs/scale-out.md).
+# An option the chosen executor does not use is refused in one line (capcast.executors.grid.check_options).
+EXECUTOR_OPTION = typer.Option("local", "--executor", help="Where the checkpoint x task jobs run: local, ray or slurm (docs/scale-out.md).")
+WORKERS_OPTION = typer.Option(None, "--workers", min=1, help="local: worker processes, one checkpoint each (one GPU each where CUDA is present).")
+RETRIES_OPTION = typer.Option(None, "--retries", min=0, help="Attempts after a job's first failure (ray: 2, slurm: 1, local: 0).")
+RAY_ADDRESS_OPTION = typer.Option(None, "--ray-address", help="ray: the cluster to join (e.g. auto, or ray://HEAD:10001); default a local runtime.")
+CPUS_PER_JOB_OPTION = typer.Option(None, "--cpus-per-job", help="ray, slurm: CPUs reserved per job (default 1).")
+GPUS_PER_JOB_OPTION = typer.Option(None, "--gpus-per-job", help="GPUs per job (default 1 where GPUs are present): more for --model-args parallelize=True or tensor_parallel_size=N.")
+SLURM_PARTITION_OPTION = typer.Option(None, "--slurm-partition", help="slurm: the partition to submit to.")
+SLURM_TIME_OPTION = typer.Option(None, "--slurm-time", min=1, help="slurm: time limit per array task in minutes (default 240; requeued on timeout).")
+SLURM_PARALLELISM_OPTION = typer.Option(None, "--slurm-parallelism", min=1, help="slurm: array tasks running at once (default 32).")
+SLURM_FOLDER_OPTION = typer.Option(None, "--slurm-folder", help="slurm: submitit's logs (default STORE/slurm; on the shared filesystem).")
+SLURM_CLUSTER_OPTION = typer.Option(None, "--slurm-cluster", help="slurm: 'slurm' (default where sbatch exists) or 'local' (subprocesses here, for trials).")
+CACHE_OPTION = typer.Option(
+    None, "--cache", help="A `capcast prefetch` folder: jobs run offline from it (checked first; worker processes only)."
+)
+
+
+def make_executor(executor: str, **options):
+    """The executor of the scale-out options (None: the in-process loop); one line for an option it does not use."""
+    from capcast import api
+
+    return api.executor(executor, **options)
+
+
 # Width of output that is not a terminal: wide enough that no table is cut (`passunti...`).
 PIPE_WIDTH = 10_000
 

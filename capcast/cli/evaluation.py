@@ -14,8 +14,10 @@ from typing import Optional
 import typer
 
 from capcast.cli.common import (
-    DATA_DIR_OPTION, GEN_KWARGS_OPTION, INCLUDE_PATH_OPTION, MODEL_ARGS_OPTION, NUM_FEWSHOT_OPTION, UNSAFE_NO_SANDBOX_OPTION,
-    check_output_file, console, err_console, registry, wide_console,
+    CACHE_OPTION, CPUS_PER_JOB_OPTION, DATA_DIR_OPTION, EXECUTOR_OPTION, GEN_KWARGS_OPTION, GPUS_PER_JOB_OPTION, INCLUDE_PATH_OPTION,
+    MODEL_ARGS_OPTION, NUM_FEWSHOT_OPTION, RAY_ADDRESS_OPTION, RETRIES_OPTION, SLURM_CLUSTER_OPTION, SLURM_FOLDER_OPTION,
+    SLURM_PARALLELISM_OPTION, SLURM_PARTITION_OPTION, SLURM_TIME_OPTION, UNSAFE_NO_SANDBOX_OPTION, WORKERS_OPTION, check_output_file,
+    console, err_console, make_executor, registry, wide_console,
 )
 from capcast.errors import CapcastError
 
@@ -61,17 +63,18 @@ def eval_command(
     gen_kwargs: Optional[str] = GEN_KWARGS_OPTION,
     include_path: Optional[Path] = INCLUDE_PATH_OPTION,
     # scale-out (docs/scale-out.md)
-    executor: str = typer.Option("local", "--executor", help="Where the checkpoint x task jobs run: local, ray or slurm (docs/scale-out.md)."),
-    workers: int = typer.Option(1, "--workers", min=1, help="local: worker processes, one checkpoint each (one GPU each where CUDA is present)."),
-    retries: Optional[int] = typer.Option(None, "--retries", min=0, help="Attempts after a job's first failure (ray: 2, slurm: 1, local: 0)."),
-    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="ray: the cluster to join (e.g. auto, or ray://HEAD:10001); default a local runtime."),
-    cpus_per_job: Optional[float] = typer.Option(None, "--cpus-per-job", help="ray, slurm: CPUs reserved per job (default 1)."),
-    gpus_per_job: Optional[float] = typer.Option(None, "--gpus-per-job", help="ray, slurm: GPUs per job (ray default: 1 where the cluster has GPUs)."),
-    slurm_partition: Optional[str] = typer.Option(None, "--slurm-partition", help="slurm: the partition to submit to."),
-    slurm_time: Optional[int] = typer.Option(None, "--slurm-time", min=1, help="slurm: time limit per array task in minutes (default 240; requeued on timeout)."),
-    slurm_parallelism: Optional[int] = typer.Option(None, "--slurm-parallelism", min=1, help="slurm: array tasks running at once (default 32)."),
-    slurm_folder: Optional[Path] = typer.Option(None, "--slurm-folder", help="slurm: submitit's logs (default STORE/slurm; on the shared filesystem)."),
-    slurm_cluster: Optional[str] = typer.Option(None, "--slurm-cluster", help="slurm: 'slurm' (default where sbatch exists) or 'local' (subprocesses here, for trials)."),
+    executor: str = EXECUTOR_OPTION,
+    workers: Optional[int] = WORKERS_OPTION,
+    retries: Optional[int] = RETRIES_OPTION,
+    ray_address: Optional[str] = RAY_ADDRESS_OPTION,
+    cpus_per_job: Optional[float] = CPUS_PER_JOB_OPTION,
+    gpus_per_job: Optional[float] = GPUS_PER_JOB_OPTION,
+    slurm_partition: Optional[str] = SLURM_PARTITION_OPTION,
+    slurm_time: Optional[int] = SLURM_TIME_OPTION,
+    slurm_parallelism: Optional[int] = SLURM_PARALLELISM_OPTION,
+    slurm_folder: Optional[Path] = SLURM_FOLDER_OPTION,
+    slurm_cluster: Optional[str] = SLURM_CLUSTER_OPTION,
+    cache: Optional[Path] = CACHE_OPTION,
 ) -> None:
     """Evaluate every checkpoint of FAMILY on --tasks; per-instance records go to --store.
 
@@ -87,14 +90,15 @@ def eval_command(
     from capcast.evaluation.threads import request_threads
 
     request_threads(threads)
-    runner = api.executor(executor, workers=workers, retries=retries, ray_address=ray_address, cpus_per_job=cpus_per_job,
-                          gpus_per_job=gpus_per_job, slurm_partition=slurm_partition, slurm_time=slurm_time,
-                          slurm_parallelism=slurm_parallelism, slurm_folder=slurm_folder, slurm_cluster=slurm_cluster)
+    runner = make_executor(executor, workers=workers, retries=retries, ray_address=ray_address, cpus_per_job=cpus_per_job,
+                           gpus_per_job=gpus_per_job, slurm_partition=slurm_partition, slurm_time=slurm_time,
+                           slurm_parallelism=slurm_parallelism, slurm_folder=slurm_folder, slurm_cluster=slurm_cluster)
     summary = api.evaluate(
         family,
         tasks.split(","),
         store,
         executor=runner,
+        cache=cache,
         threads=threads,
         plugins_dir=state.plugins_dir,
         limit=limit,

@@ -16,6 +16,8 @@ import typer
 from rich.table import Table
 
 from capcast.cli.common import (
+    CACHE_OPTION, CPUS_PER_JOB_OPTION, GPUS_PER_JOB_OPTION, RAY_ADDRESS_OPTION, RETRIES_OPTION, SLURM_CLUSTER_OPTION,
+    SLURM_FOLDER_OPTION, SLURM_PARALLELISM_OPTION, SLURM_PARTITION_OPTION, SLURM_TIME_OPTION, WORKERS_OPTION, make_executor,
     check_output_file, check_output_folder, console, err_console, pct, progress_bars, registry, split_list, wide_console,
 )
 from capcast.errors import CapcastError
@@ -48,12 +50,35 @@ def forecast_command(
     device: Optional[str] = typer.Option(None, "--device", help="With FAMILY.yaml: cpu or cuda."),
     interpolate: bool = typer.Option(False, "--interpolate", help="Also fit checkpoints at or above the target's compute (interpolation, not a forecast)."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the table, JSON or CSV to this file (default: stdout)."),
+    # scale-out of FAMILY.yaml's evaluation (docs/scale-out.md)
+    executor: Optional[str] = typer.Option(None, "--executor", help="With FAMILY.yaml: where its checkpoint x task jobs run: local, ray or slurm (docs/scale-out.md)."),
+    workers: Optional[int] = WORKERS_OPTION,
+    retries: Optional[int] = RETRIES_OPTION,
+    ray_address: Optional[str] = RAY_ADDRESS_OPTION,
+    cpus_per_job: Optional[float] = CPUS_PER_JOB_OPTION,
+    gpus_per_job: Optional[float] = GPUS_PER_JOB_OPTION,
+    slurm_partition: Optional[str] = SLURM_PARTITION_OPTION,
+    slurm_time: Optional[int] = SLURM_TIME_OPTION,
+    slurm_parallelism: Optional[int] = SLURM_PARALLELISM_OPTION,
+    slurm_folder: Optional[Path] = SLURM_FOLDER_OPTION,
+    slurm_cluster: Optional[str] = SLURM_CLUSTER_OPTION,
+    cache: Optional[Path] = CACHE_OPTION,
 ) -> None:
     """Forecast the target's scores, with prediction intervals, from the smaller checkpoints."""
     from capcast import api
     from capcast.forecasting.forecast import rows_frame
 
     _check_format(fmt)
+    scale_out = dict(workers=workers, retries=retries, ray_address=ray_address, cpus_per_job=cpus_per_job, gpus_per_job=gpus_per_job,
+                     slurm_partition=slurm_partition, slurm_time=slurm_time, slurm_parallelism=slurm_parallelism, slurm_folder=slurm_folder,
+                     slurm_cluster=slurm_cluster)
+    if executor is None and any(v is not None for v in scale_out.values()):
+        executor = "local"  # the executor's options alone choose the default executor (and are checked against it)
+    runner = make_executor(executor, **scale_out) if executor is not None else None
+    if executor is not None and runner is None:
+        from capcast.executors.local import LocalExecutor
+
+        runner = LocalExecutor(workers=1)  # --executor local alone: one worker process (a FAMILY.yaml is what it applies to)
     check_output_file(output)  # before any work, like `capcast scores -o`
     check_output_folder(plot, "--plot")  # before any work: a file there would fail after the forecasts
     with progress_bars():
@@ -61,7 +86,7 @@ def forecast_command(
             family, scores=scores, samples=samples, store=store, target=target, target_params=target_params,
             target_tokens=target_tokens, target_flops=target_flops, tasks=split_list(tasks), metric=metric, method=method,
             interval=interval, max_step=max_step, limit=limit, device=device, registry=registry(), console=err_console,
-            interpolate=interpolate,
+            interpolate=interpolate, executor=runner, cache=cache,
         )
     rows = [r.row for r in results]
     if plot is not None:
@@ -127,6 +152,7 @@ def backtest_command(
     max_step: Optional[int] = typer.Option(None, "--max-step", help="Fit only checkpoints up to this training step."),
     all_steps: bool = typer.Option(False, "--all-steps", help="Forecast every checkpoint of the held-out models."),
     families: Optional[str] = typer.Option(None, "--families", help="Comma-separated families (default: all)."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Processes to spread the families over (default: the available cores; 1: this process). The rows are the same."),
     fmt: str = typer.Option("table", "--format", "-f", help="table, json or csv (csv: the rows)."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the table, JSON or CSV to this file (default: stdout)."),
 ) -> None:
@@ -139,7 +165,7 @@ def backtest_command(
         report = api.backtest(
             scores=scores, samples=samples, store=store, holdout_largest=holdout_largest, methods=split_list(methods),
             tasks=split_list(tasks), metric=metric, interval=interval, max_step=max_step, all_steps=all_steps,
-            families=split_list(families), registry=registry(), console=err_console,
+            families=split_list(families), registry=registry(), console=err_console, workers=workers,
         )
     with _output(output) as out:
         _render_backtest(report, fmt, holdout_largest, interval, out, output is not None)

@@ -13,6 +13,8 @@ from typing import Optional
 import typer
 
 from capcast.cli.common import (
+    CACHE_OPTION, CPUS_PER_JOB_OPTION, EXECUTOR_OPTION, GPUS_PER_JOB_OPTION, RAY_ADDRESS_OPTION, RETRIES_OPTION, SLURM_CLUSTER_OPTION,
+    SLURM_FOLDER_OPTION, SLURM_PARALLELISM_OPTION, SLURM_PARTITION_OPTION, SLURM_TIME_OPTION, WORKERS_OPTION, make_executor,
     DATA_DIR_OPTION, GEN_KWARGS_OPTION, INCLUDE_PATH_OPTION, MODEL_ARGS_OPTION, NUM_FEWSHOT_OPTION, UNSAFE_NO_SANDBOX_OPTION,
     check_output_file, console, err_console, registry,
 )
@@ -48,6 +50,19 @@ def sample_command(
     model_args: Optional[str] = MODEL_ARGS_OPTION,
     gen_kwargs: Optional[str] = GEN_KWARGS_OPTION,
     include_path: Optional[Path] = INCLUDE_PATH_OPTION,
+    # scale-out (docs/scale-out.md): one job per (checkpoint, task) PassUntil run
+    executor: str = EXECUTOR_OPTION,
+    workers: Optional[int] = WORKERS_OPTION,
+    retries: Optional[int] = RETRIES_OPTION,
+    ray_address: Optional[str] = RAY_ADDRESS_OPTION,
+    cpus_per_job: Optional[float] = CPUS_PER_JOB_OPTION,
+    gpus_per_job: Optional[float] = GPUS_PER_JOB_OPTION,
+    slurm_partition: Optional[str] = SLURM_PARTITION_OPTION,
+    slurm_time: Optional[int] = SLURM_TIME_OPTION,
+    slurm_parallelism: Optional[int] = SLURM_PARALLELISM_OPTION,
+    slurm_folder: Optional[Path] = SLURM_FOLDER_OPTION,
+    slurm_cluster: Optional[str] = SLURM_CLUSTER_OPTION,
+    cache: Optional[Path] = CACHE_OPTION,
 ) -> None:
     """Sample each instance until it passes --successes times (PassUntil), for every checkpoint.
 
@@ -58,14 +73,19 @@ def sample_command(
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from capcast.evaluation.threads import request_threads
-    from capcast.passuntil.runner import SamplerConfig, sample_family
+    from capcast import api
     from capcast.api import use_benchmark_data
+    from capcast.cli.common import state
+    from capcast.evaluation.threads import request_threads
+    from capcast.passuntil.runner import SamplerConfig
 
     use_benchmark_data(data_dir, allow_unsafe_code=unsafe_no_sandbox)
 
     request_threads(threads)
 
+    runner = make_executor(executor, workers=workers, retries=retries, ray_address=ray_address, cpus_per_job=cpus_per_job,
+                           gpus_per_job=gpus_per_job, slurm_partition=slurm_partition, slurm_time=slurm_time,
+                           slurm_parallelism=slurm_parallelism, slurm_folder=slurm_folder, slurm_cluster=slurm_cluster)
     config = SamplerConfig(successes=successes, max_samples_per_instance=max_samples, total_budget=total_budget, first_batch=batch)
     bar = Progress(
         TextColumn("[bold]{task.description}"),
@@ -85,8 +105,9 @@ def sample_command(
         bar.update(jobs[name], completed=report.solved, solved=report.solved, unsolved=report.unresolved, spent=report.samples_spent)
 
     with bar:
-        summaries = sample_family(
-            family, tasks.split(","), store, config, seed=seed, batch_size=batch_size, device=device, backend=backend,
+        summaries = api.sample(
+            family, tasks.split(","), store, config, executor=runner, cache=cache, threads=threads, plugins_dir=state.plugins_dir,
+            seed=seed, batch_size=batch_size, device=device, backend=backend,
             limit=limit, registry=registry(), on_progress=progress, force=force,
             num_fewshot=num_fewshot, model_args=model_args, gen_kwargs=gen_kwargs, include_path=include_path,
             log=lambda line: err_console.print(line, markup=False, highlight=False, soft_wrap=True),

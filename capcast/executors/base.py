@@ -49,7 +49,9 @@ class JobSettings:
     plugins_dir: str | None = None
     include_path: str | None = None  # --include-path: lm-eval task YAMLs --tasks may name
     lm_eval_options: str = "{}"  # JSON of capcast.evaluation.runner.LmEvalOptions (num_fewshot, model_args, gen_kwargs)
-    env: tuple[tuple[str, str], ...] = ()
+    env: tuple[tuple[str, str], ...] = ()  # the driver's settings (FORWARDED_ENV): a worker's own values win
+    # --cache (capcast.prefetch.offline_env): set in every worker whatever it inherited, never in the driver
+    forced_env: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,8 @@ class Job:
     # JSON of the settings the stored run must match (capcast.evaluation.runner.RESUME_SETTINGS), and the task's size
     resume: str = "{}"
     task_docs: int | None = None
+    kind: str = "eval"  # "eval": a capcast eval run under parts/; "sample": a PassUntil run under passuntil/ (capcast sample)
+    sampling: str = "{}"  # kind "sample": JSON of its capcast.passuntil.sampler.SamplerConfig
 
     @property
     def label(self) -> str:
@@ -75,7 +79,12 @@ class Job:
     def run_dir(self) -> Path:
         from capcast.store import Store
 
-        return Store(self.settings.store).run_dir(self.family, self.checkpoint, self.task)
+        store = Store(self.settings.store)
+        if self.kind == "sample":
+            from capcast.passuntil.rounds import run_dir
+
+            return run_dir(store, self.family, self.checkpoint, self.task)
+        return store.run_dir(self.family, self.checkpoint, self.task)
 
 
 @dataclass
@@ -101,7 +110,11 @@ class Executor(Protocol):
 
 
 def job_done(job: Job) -> bool:
-    """Whether ``job``'s run is committed, intact (the store's checks) and made with the job's settings."""
+    """Whether ``job``'s run is committed, intact (the store's checks) and made with the job's settings.
+    A PassUntil job (kind ``sample``) is done when its stored rounds read back, its ``run.json``
+    matches the job's settings and budget, and the sampler would plan no further round."""
+    if job.kind == "sample":
+        return _sample_job_done(job)
     from capcast.evaluation.runner import setting_differences
     from capcast.store import Store
     from capcast.store.verify import check_run
@@ -117,22 +130,59 @@ def job_done(job: Job) -> bool:
     return not setting_differences(manifest, requested, job.task_docs)
 
 
+def _sample_job_done(job: Job) -> bool:
+    from capcast.passuntil import rounds
+    from capcast.passuntil.sampler import SamplerConfig, plan_round
+
+    folder = job.run_dir()
+    stored = rounds.read_manifest(folder)
+    if stored is None or not rounds.has_rounds(folder):
+        return False
+    refused, extended = rounds.setting_differences(stored, json.loads(job.resume), job.task_docs)
+    if refused or extended:
+        return False
+    limit, n_docs = job.settings.limit, job.task_docs or 0
+    try:  # every round file must read back (a damaged one is not a finished run)
+        state = rounds.load_state(folder, range(n_docs if limit is None else min(limit, n_docs)))
+    except Exception:
+        return False
+    return not plan_round(state, SamplerConfig(**json.loads(job.sampling)))
+
+
 def forwarded_env() -> tuple[tuple[str, str], ...]:
     return tuple((key, os.environ[key]) for key in FORWARDED_ENV if key in os.environ)
 
 
-def plan_grid(family, spec_path: Path, store, todo: Sequence[tuple], *, requested: dict, hashes: dict, replacing: set, task_hashes: dict,
-              task_docs: dict, limit: int | None, seed: int, batch_size, device, backend: str, dtype, threads: int | None = None,
-              plugins_dir=None, include_path=None, lm_eval_options: dict | None = None) -> list[Job]:
-    """The jobs of ``todo`` (the runner's (checkpoint, task) pairs that are not stored with these
-    settings), ordered by checkpoint so that a worker loads each checkpoint once for its tasks.
-    ``requested[(checkpoint, task)]`` holds the resume settings its stored run must match."""
+def job_settings(spec_path: Path, store, *, limit, seed, batch_size, device, backend, dtype, threads=None, plugins_dir=None,
+                 include_path=None, lm_eval_options: dict | None = None, extra_env: dict | None = None) -> JobSettings:
+    """The settings every job of one grid shares; paths absolute, so any node on the shared filesystem finds them.
+    ``extra_env`` (e.g. :func:`capcast.prefetch.offline_env`) goes to the jobs only, never to this process."""
     absolute = lambda path: None if path is None else str(Path(path).resolve())  # noqa: E731
-    settings = JobSettings(
+    return JobSettings(
         spec=absolute(spec_path), store=absolute(store.root), limit=limit, seed=seed, batch_size=batch_size, device=device, backend=backend,
         dtype=dtype, threads=threads, plugins_dir=absolute(plugins_dir), include_path=absolute(include_path),
         lm_eval_options=json.dumps(lm_eval_options or {}, sort_keys=True, default=str), env=forwarded_env(),
+        forced_env=tuple(sorted((extra_env or {}).items())),
     )
+
+
+def failure_line(failed: Sequence[tuple[Job, str]], jobs: Sequence[Job]) -> str:
+    """The one line for a grid some of whose jobs failed (the committed ones stay)."""
+    job, why = failed[0]
+    more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+    return (f"{len(failed)} of {len(jobs)} jobs failed, {len(jobs) - len(failed)} committed; first: {job.label}: {why}{more}. "
+            "Fix the cause and run the same command again: it finishes exactly what is missing")
+
+
+def plan_grid(family, spec_path: Path, store, todo: Sequence[tuple], *, requested: dict, hashes: dict, replacing: set, task_hashes: dict,
+              task_docs: dict, limit: int | None, seed: int, batch_size, device, backend: str, dtype, threads: int | None = None,
+              plugins_dir=None, include_path=None, lm_eval_options: dict | None = None, extra_env: dict | None = None) -> list[Job]:
+    """The jobs of ``todo`` (the runner's (checkpoint, task) pairs that are not stored with these
+    settings), ordered by checkpoint so that a worker loads each checkpoint once for its tasks.
+    ``requested[(checkpoint, task)]`` holds the resume settings its stored run must match."""
+    settings = job_settings(spec_path, store, limit=limit, seed=seed, batch_size=batch_size, device=device, backend=backend, dtype=dtype,
+                            threads=threads, plugins_dir=plugins_dir, include_path=include_path, lm_eval_options=lm_eval_options,
+                            extra_env=extra_env)
     jobs = [Job(family=family.family, run=ckpt.run_name, checkpoint=ckpt.name, weights_hash=hashes.get(ckpt.name), task=task.name,
                 task_hash=task_hashes.get(task.name), settings=settings, replace=(ckpt.name, task.name) in replacing,
                 resume=json.dumps(requested[(ckpt.name, task.name)], sort_keys=True, default=str), task_docs=task_docs.get(task.name))

@@ -14,23 +14,49 @@ import time
 from typing import Iterable
 
 from capcast.errors import CapcastError
-from capcast.executors.base import Executor, job_done, plan_grid
+from capcast.executors.base import Executor, failure_line, job_done, plan_grid
 
 EXECUTORS = ("local", "ray", "slurm")
 
 
-def make_executor(name: str = "local", *, workers: int = 1, retries: int | None = None, ray_address: str | None = None,
+# The options each executor honours; any other given option is refused in one line, never ignored.
+APPLIES = {
+    "local": ("workers", "retries", "gpus_per_job"),
+    "ray": ("retries", "ray_address", "cpus_per_job", "gpus_per_job"),
+    "slurm": ("retries", "cpus_per_job", "gpus_per_job", "slurm_partition", "slurm_time", "slurm_parallelism", "slurm_folder",
+              "slurm_cluster"),
+}
+
+
+def check_options(name: str, given: dict) -> None:
+    """One line for an option the chosen executor does not use (``--ray-address`` with ``--executor local``)."""
+    if name not in APPLIES:
+        raise CapcastError(f"--executor {name!r} is not one of {', '.join(EXECUTORS)}")
+    stray = [key for key, value in given.items() if value is not None and key not in APPLIES[name]]
+    if stray:
+        flags = ", ".join("--" + key.replace("_", "-") for key in stray)
+        where = sorted({other for key in stray for other, keys in APPLIES.items() if key in keys})
+        raise CapcastError(f"{flags} {'does' if len(stray) == 1 else 'do'} not apply to --executor {name} "
+                           f"(only to --executor {' or '.join(where)}); drop {'it' if len(stray) == 1 else 'them'} or change --executor")
+
+
+def make_executor(name: str = "local", *, workers: int | None = None, retries: int | None = None, ray_address: str | None = None,
                   cpus_per_job: float | None = None, gpus_per_job: float | None = None, slurm_partition: str | None = None,
                   slurm_time: int | None = None, slurm_parallelism: int | None = None, slurm_folder=None,
-                  slurm_cluster: str | None = None) -> Executor | None:
+                  slurm_cluster: str | None = None, in_workers: bool = False) -> Executor | None:
     """The executor for ``--executor NAME`` and its options; None for today's in-process loop
-    (``local`` with one worker)."""
+    (``local`` with one worker), unless ``in_workers`` (the jobs need an environment of their own,
+    e.g. ``--cache``: then one worker process). Options the executor does not use are refused."""
+    check_options(name, dict(workers=workers, retries=retries, ray_address=ray_address, cpus_per_job=cpus_per_job, gpus_per_job=gpus_per_job,
+                             slurm_partition=slurm_partition, slurm_time=slurm_time, slurm_parallelism=slurm_parallelism,
+                             slurm_folder=slurm_folder, slurm_cluster=slurm_cluster))
+    workers = 1 if workers is None else workers
     if name == "local":
-        if workers <= 1 and not retries:
+        if workers <= 1 and not retries and not in_workers and gpus_per_job is None:
             return None
         from capcast.executors.local import LocalExecutor
 
-        return LocalExecutor(workers=workers, retries=retries or 0)
+        return LocalExecutor(workers=workers, retries=retries or 0, gpus_per_worker=1 if gpus_per_job is None else gpus_per_job)
     if name == "ray":
         from capcast.executors.ray import RayExecutor, _import_ray
 
@@ -50,20 +76,22 @@ def make_executor(name: str = "local", *, workers: int = 1, retries: int | None 
 
 
 def evaluate_grid(executor: Executor | None, family, task_names: Iterable[str], store_dir, *, threads: int | None = None,
-                  plugins_dir=None, **options):
-    """``capcast eval`` through ``executor`` (None: in this process). Options as ``evaluate_family``."""
+                  plugins_dir=None, extra_env: dict | None = None, **options):
+    """``capcast eval`` through ``executor`` (None: in this process). Options as ``evaluate_family``;
+    ``extra_env`` is set in every job's process (``--cache``), never in this one."""
     from capcast.evaluation.runner import evaluate_family
 
     if executor is None:
         return evaluate_family(family, list(task_names), store_dir, **options)
     settings = {k: options.get(k, default) for k, default in (("limit", None), ("seed", 1234), ("batch_size", 16), ("device", None),
                                                               ("backend", "capcast-hf"), ("dtype", None))}
-    dispatch = functools.partial(dispatch_grid, executor, settings, threads, plugins_dir, options.get("include_path"), options.get("console"))
+    dispatch = functools.partial(dispatch_grid, executor, settings, threads, plugins_dir, options.get("include_path"), options.get("console"),
+                                 extra_env=extra_env)
     return evaluate_family(family, list(task_names), store_dir, dispatch=dispatch, **options)
 
 
 def dispatch_grid(executor: Executor, settings: dict, threads, plugins_dir, include_path, console, *, store, family, spec_path, todo,
-                  prepared, plans, hashes, replacing, summary, started, opts=None):
+                  prepared, plans, hashes, replacing, summary, started, opts=None, extra_env=None):
     """Run the runner's planned ``todo`` as jobs; fill and return its summary. Raises one line
     naming the failed jobs (the committed ones stay: re-running finishes the rest)."""
     from dataclasses import asdict
@@ -91,7 +119,7 @@ def dispatch_grid(executor: Executor, settings: dict, threads, plugins_dir, incl
     jobs = plan_grid(family, spec_path, store, todo, requested=requested, hashes=hashes, replacing=replacing,
                      task_hashes={name: p.task_hash for name, p in plans.items() if p is not None},
                      task_docs={name: p.task_docs for name, p in plans.items() if p is not None}, threads=threads, plugins_dir=plugins_dir,
-                     include_path=include_path, lm_eval_options=asdict(opts) if opts is not None else None, **settings)
+                     include_path=include_path, lm_eval_options=asdict(opts) if opts is not None else None, extra_env=extra_env, **settings)
     outcomes = {o.job: o for o in executor.run(jobs, console=console)}
     failed = []
     for job in jobs:
@@ -104,8 +132,5 @@ def dispatch_grid(executor: Executor, settings: dict, threads, plugins_dir, incl
             failed.append((job, outcome.error if outcome and outcome.error else "its run is missing from the store or does not validate"))
     summary.seconds = time.perf_counter() - started
     if failed:
-        job, why = failed[0]
-        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
-        raise CapcastError(f"{len(failed)} of {len(jobs)} jobs failed, {len(jobs) - len(failed)} committed; first: {job.label}: {why}{more}. "
-                           "Fix the cause and run the same command again: it finishes exactly what is missing")
+        raise CapcastError(failure_line(failed, jobs))
     return summary

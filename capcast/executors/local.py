@@ -3,7 +3,8 @@
 Each worker is a fresh (spawned) interpreter that takes one checkpoint's jobs, loads the model
 once and runs its tasks (:func:`capcast.executors.work.run_jobs`). Where CUDA is present and the
 device is not pinned, each worker gets its own GPU (``CUDA_VISIBLE_DEVICES``, round robin over the
-visible ones), set before torch is imported. ``--workers 1`` without an executor is today's
+visible ones; ``--gpus-per-job N`` gives each worker N of them, for ``--model-args parallelize=True`` or
+vLLM's ``tensor_parallel_size``), set before torch is imported. ``--workers 1`` without an executor is today's
 in-process loop (:func:`capcast.evaluation.runner.evaluate_family`).
 """
 
@@ -43,13 +44,16 @@ class LocalExecutor:
 
     workers: int = 2
     retries: int = 0
-    gpus: bool = True  # one GPU per worker where CUDA is present (and --device does not name one)
+    gpus: bool = True  # GPUs per worker where CUDA is present (and --device does not name one)
+    gpus_per_worker: int = 1  # --gpus-per-job: e.g. 2 for --model-args parallelize=True or tensor_parallel_size=2
     function: Callable[[Job], str] | None = None  # what a worker runs per job (default: capcast.executors.work.run_job)
     name: str = "local"
 
     def __post_init__(self) -> None:
         if self.workers < 1:
             raise CapcastError("--workers must be at least 1")
+        if self.gpus_per_worker < 1 or self.gpus_per_worker != int(self.gpus_per_worker):
+            raise CapcastError("--gpus-per-job with --executor local must be a whole number of GPUs, at least 1")
 
     def run(self, jobs: Sequence[Job], console=None) -> list[JobOutcome]:
         from capcast.executors.work import run_jobs
@@ -61,9 +65,13 @@ class LocalExecutor:
         gpus = visible_gpus() if self.gpus and (device is None or device == "cuda") else []
         workers = min(self.workers, len(groups)) or 1
         if gpus:
+            per = int(self.gpus_per_worker)
+            if per > len(gpus):
+                raise CapcastError(f"--gpus-per-job {per}: this machine shows {len(gpus)} GPU(s); ask for at most {len(gpus)}")
+            workers = max(1, min(workers, len(gpus) // per)) if per > 1 else workers  # whole GPUs only: no two workers share a group
             gpu_queue = context.Queue()
-            for i in range(workers):
-                gpu_queue.put(gpus[i % len(gpus)])
+            for i in range(workers):  # worker i gets GPUs [i*per, (i+1)*per) round robin
+                gpu_queue.put(",".join(gpus[(i * per + k) % len(gpus)] for k in range(per)))
         outcomes: list[JobOutcome] = []
         with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(gpu_queue,)) as pool:
             futures = {pool.submit(run_jobs, group, self.retries, self.function): group for group in groups}

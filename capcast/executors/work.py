@@ -23,6 +23,8 @@ _cache: dict = {}  # per worker process: the registry, prepared tasks, and the o
 def _apply_env(job: Job) -> None:
     for key, value in job.settings.env:
         os.environ.setdefault(key, value)
+    for key, value in job.settings.forced_env:  # --cache: this worker runs offline from the prefetched folder
+        os.environ[key] = value
 
 
 def _registry(plugins_dir):
@@ -64,9 +66,14 @@ def _model(job: Job, path: str, revision: str | None):
     return _cache["model"]
 
 
-def run_job(job: Job) -> str:
-    """Measure ``job`` and commit its part; returns ``"evaluated"`` or ``"already done"``. Raises on failure."""
+def run_job(job: Job):
+    """Measure ``job`` and commit its part; returns ``"evaluated"`` or ``"already done"`` (a PassUntil
+    job: its :class:`capcast.passuntil.runner.SampleRunSummary`). Raises on failure."""
     _apply_env(job)
+    if job.kind == "sample":  # capcast sample: a PassUntil run (capcast.executors.sampling)
+        from capcast.executors.sampling import run_sample_job
+
+        return run_sample_job(job)
     if job_done(job):
         return "already done"
     from capcast.errors import CapcastError

@@ -139,6 +139,8 @@ def sample_family(
     model_args: str | dict | None = None,
     gen_kwargs: str | dict | None = None,
     include_path=None,
+    dispatch: Callable | None = None,
+    hold_lock: bool = True,
 ) -> list[SampleRunSummary]:
     """PassUntil-sample every checkpoint x task of ``family`` (a spec path or Family) into the store.
 
@@ -146,6 +148,11 @@ def sample_family(
     ``limit`` keeps the first ``limit`` instances of each task. Stored runs with other settings
     raise one :class:`CapcastError` line before anything is sampled, unless ``force``: then they
     restart from nothing. ``log`` receives one line per run resumed with a raised budget.
+
+    Scale-out (:mod:`capcast.executors.sampling`): ``dispatch`` gets the planned runs, once every
+    stored run is checked, and returns the summaries (its jobs sample elsewhere while this call
+    holds the lock); a job runs this function on one checkpoint and task with ``hold_lock=False``
+    (its driver holds the store's writer lock).
     """
     from pathlib import Path
 
@@ -168,7 +175,7 @@ def sample_family(
     store = Store(store_dir)
     # Held until this function returns (one writer per store; it also finishes a --force restart a
     # crash interrupted, see Store.replace_dir); a read-only or missing store stops here in one line.
-    _lock = store.open_for_writing("capcast sample", on_wait=log)  # noqa: F841
+    _lock = store.open_for_writing("capcast sample", on_wait=log) if hold_lock else None  # noqa: F841
     models = {c.name: resolve_model_path(spec_path, c.model) for c in chosen}
     harness.prepare_environment(store.root, local_tasks=all(not t.is_builtin_lm_eval for t in tasks),
                                 local_models=all(Path(m).exists() for m in models.values()))
@@ -220,6 +227,9 @@ def sample_family(
             runs.append((ckpt, task, doc_ids, folder, manifest, bool(refused), extended))
     if mismatched and not force:
         raise CapcastError(_mismatch_message(store.root, mismatched))
+    if dispatch is not None:
+        return dispatch(store=store, family=fam, spec_path=spec_path, runs=runs, config=config, opts=opts,
+                        n_docs={t.name: len(docs[t.name]) for t in tasks})
 
     summaries = []
     requests: dict[str, dict] = {}
@@ -267,13 +277,19 @@ def sample_family(
                     draw, doc_ids, config, state, on_round=commit,
                     on_progress=(lambda report, _n=f"{ckpt.name} x {task.name}": on_progress(_n, report)) if on_progress else None,
                 )
-            _, c, n = state.counts(config.successes)
-            sampled = n > 0
-            score = task_score(c[sampled], n[sampled], r=config.successes) if sampled.any() else None
-            summaries.append(SampleRunSummary(
-                checkpoint=ckpt.name, task=task.name, instances=len(doc_ids), solved=state.solved(config.successes),
-                samples=state.samples_spent, pass_rate=score.value if score else float("nan"),
-                lower=score.lower if score else float("nan"), upper=score.upper if score else float("nan"), rounds=state.rounds_done,
-                checker_errors=tally.errors, checker_error=tally.first,
-            ))
+            summaries.append(run_summary(ckpt.name, task.name, doc_ids, state, config, tally.errors, tally.first))
     return summaries
+
+
+def run_summary(checkpoint: str, task: str, doc_ids, state, config: SamplerConfig, checker_errors: int = 0,
+                checker_error: str | None = None) -> SampleRunSummary:
+    """The summary ``capcast sample`` reports for one run's state."""
+    _, c, n = state.counts(config.successes)
+    sampled = n > 0
+    score = task_score(c[sampled], n[sampled], r=config.successes) if sampled.any() else None
+    return SampleRunSummary(
+        checkpoint=checkpoint, task=task, instances=len(doc_ids), solved=state.solved(config.successes),
+        samples=state.samples_spent, pass_rate=score.value if score else float("nan"),
+        lower=score.lower if score else float("nan"), upper=score.upper if score else float("nan"), rounds=state.rounds_done,
+        checker_errors=checker_errors, checker_error=checker_error,
+    )

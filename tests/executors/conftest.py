@@ -60,3 +60,38 @@ def grid(tmp_path_factory):
     assert len(records["runs"]) == 4 and records["choices"] and records["samples"]
     return SimpleNamespace(spec=spec, reference=root / "reference", records=records, tasks=TASKS, options=OPTIONS, records_of=store_records,
                            same=same_records)
+
+
+def passuntil_rounds(store: Path) -> list:
+    """Every stored PassUntil sample of ``store``, sorted: equal lists mean the same draws, none lost or twice."""
+    from capcast.passuntil import rounds
+
+    with rounds.connect(store) as con:
+        return con.execute("SELECT * FROM passuntil_samples ORDER BY family, checkpoint, task, doc_id, sample_idx").fetchall()
+
+
+def passuntil_manifests(store: Path) -> dict:
+    """Every run.json, by run folder (settings, hashes and versions: all must agree)."""
+    import json
+
+    return {str(p.parent.relative_to(store)): json.loads(p.read_text()) for p in sorted((store / "passuntil").glob("*/*/*/run.json"))}
+
+
+@pytest.fixture(scope="session")
+def sampled(grid, tmp_path_factory):
+    """``capcast sample`` of the grid's two checkpoints in-process: ``.store``, ``.summaries``, ``.config``,
+    ``.options``, ``.task`` and ``.rounds_of(store)`` / ``.manifests_of(store)``."""
+    from types import SimpleNamespace
+
+    from capcast import api
+    from capcast.passuntil.sampler import SamplerConfig
+
+    config, options, task = SamplerConfig(successes=1, max_samples_per_instance=6, first_batch=2), dict(limit=3, batch_size=8, device="cpu", seed=7), "capcast_add_gen"
+    store = tmp_path_factory.mktemp("sample-serial") / "store"
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in (("HF_HUB_OFFLINE", "1"), ("HF_DATASETS_OFFLINE", "1"), ("TOKENIZERS_PARALLELISM", "false")):
+            mp.setenv(key, value)
+        summaries = api.sample(grid.spec, [task], store, config, **options)
+    assert [s.checkpoint for s in summaries] == ["tiny-xs", "tiny-s"] and all(s.samples > 0 for s in summaries)
+    return SimpleNamespace(store=store, summaries=summaries, config=config, options=options, task=task, rounds_of=passuntil_rounds,
+                           manifests_of=passuntil_manifests)

@@ -29,3 +29,33 @@ def test_an_unknown_executor_is_one_line(capsys, tmp_path):
     spec.write_text("family: f\ncheckpoints: []\n")
     code, out, err = run_in_process(["eval", str(spec), "--tasks", "capcast_add_mc", "--executor", "kubernetes"], capsys)
     assert code == 2 and "--executor 'kubernetes' is not one of local, ray, slurm" in err and "Traceback" not in err
+
+
+def _spec(tmp_path):
+    spec = tmp_path / "family.yaml"
+    (tmp_path / "ckpt").mkdir()
+    spec.write_text("family: f\ncheckpoints:\n  - {name: a, model: ./ckpt, params: 1.0e6, tokens: 2.0e7}\n")
+    return spec
+
+
+@pytest.mark.parametrize("command, extra, words", [
+    ("eval", ["--executor", "local", "--ray-address", "auto"], "--ray-address does not apply to --executor local (only to --executor ray)"),
+    ("eval", ["--executor", "ray", "--workers", "2"], "--workers does not apply to --executor ray (only to --executor local)"),
+    ("eval", ["--slurm-partition", "gpu", "--cpus-per-job", "4"], "--cpus-per-job, --slurm-partition do not apply to --executor local"),
+    ("sample", ["--executor", "slurm", "--ray-address", "auto"], "--ray-address does not apply to --executor slurm"),
+    ("sample", ["--executor", "local", "--cpus-per-job", "2"], "--cpus-per-job does not apply to --executor local (only to --executor ray or slurm)"),
+    ("forecast", ["--workers", "2", "--slurm-time", "10"], "--slurm-time does not apply to --executor local"),
+])
+def test_an_option_the_executor_does_not_use_is_refused_in_one_line(capsys, tmp_path, command, extra, words):
+    task = "capcast_add_gen" if command == "sample" else "capcast_add_mc"
+    code, out, err = run_in_process([command, str(_spec(tmp_path)), "--tasks", task, "--store", str(tmp_path / "store"), *extra], capsys)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and words in lines[0], err
+    assert not (tmp_path / "store").exists()  # refused before any work
+
+
+def test_the_executor_of_a_forecast_from_a_table_is_refused(capsys, tmp_path):
+    table = tmp_path / "scores.csv"
+    table.write_text("family,model,task,metric,value\n")
+    code, _, err = run_in_process(["forecast", "--scores", str(table), "--target", "x", "--executor", "local", "--workers", "2"], capsys)
+    assert code == 2 and "--executor only applies when forecasting a FAMILY.yaml" in err

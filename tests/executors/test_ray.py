@@ -42,3 +42,12 @@ def test_ray_reports_failed_jobs_finishes_the_others_then_retries_complete_the_g
     assert len(summary.skipped) == 2
     assert sorted(p.name for p in markers.iterdir()) == ["tiny-s--capcast_add_mc", "tiny-xs--capcast_add_mc"]
     assert grid.same(records_of(store), reference)
+
+
+def test_ray_samples_store_the_serial_rounds(ray_session, grid, sampled, tmp_path, offline_hf_env):
+    from capcast.executors.ray import RayExecutor
+
+    store = tmp_path / "store"
+    got = api.sample(grid.spec, [sampled.task], store, sampled.config, executor=RayExecutor(), checkpoints=["tiny-xs"], **sampled.options)
+    assert got == sampled.summaries[:1]
+    assert sampled.rounds_of(store) == [row for row in sampled.rounds_of(sampled.store) if row[1] == "tiny-xs"]

@@ -41,8 +41,13 @@ def check_backend(backend: str) -> None:
 
     if backend not in BACKENDS:
         raise CapcastError(f"--backend {backend!r} is unknown; use one of {', '.join(BACKENDS)}")
-    if backend == "vllm" and importlib.util.find_spec("vllm") is None:
-        raise CapcastError("--backend vllm needs vLLM, which is not installed here; `pip install vllm` on a GPU machine, or use --backend hf")
+    try:
+        absent = backend == "vllm" and importlib.util.find_spec("vllm") is None
+    except ValueError:  # sys.modules holds None for it: blocked, as good as absent
+        absent = True
+    if absent:
+        raise CapcastError("--backend vllm needs vLLM, which is not installed here; `pip install 'capcast[vllm]'` on a GPU machine, "
+                           "or use --backend hf")
 
 
 def check_dtype(dtype: str | None) -> None:

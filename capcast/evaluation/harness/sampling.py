@@ -62,7 +62,13 @@ def draw_generations(loaded: LoadedModel, requests: dict[int, Any], counts: dict
 
     The same requests lm-eval's ``repeats`` would send (each instance repeated), so the texts are
     lm-eval's (stop sequences, ``max_gen_toks``, truncation), without a ``simple_evaluate`` per call.
+    On the ``vllm`` backend each instance is one request for its own count of samples
+    (:mod:`capcast.evaluation.harness.vllm_draws`).
     """
+    if loaded.backend == "vllm":
+        from capcast.evaluation.harness.vllm_draws import draw_vllm
+
+        return draw_vllm(loaded.lm, requests, counts, seed=seed)
     import torch
 
     order = [d for d in sorted(counts) for _ in range(int(counts[d]))]
