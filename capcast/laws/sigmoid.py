@@ -39,10 +39,47 @@ class _BoundedSigmoidLikelihood(GenericLikelihoodModel):
         exog = self.exog if exog is None else exog
         return bounded_sigmoid(params, exog[:, 0], self.floor, self.fixed_ceiling)
 
+    def _curve(self, params):
+        """(sigmoid, ceiling share, ceiling, probability) at ``params``. The optimiser asks for the
+        likelihood and then its gradient at the same point: the last point's values are kept."""
+        params = np.asarray(params, dtype=float)
+        key = params.tobytes()
+        if getattr(self, "_last_key", None) != key:
+            s = expit(params[0] + params[1] * self.exog[:, 0])
+            share = expit(params[2]) if self.fixed_ceiling is None else None
+            top = self.floor + (1 - self.floor) * share if self.fixed_ceiling is None else self.fixed_ceiling
+            self._last_key, self._last = key, (s, share, top, self.floor + (top - self.floor) * s)
+        return self._last
+
     def loglikeobs(self, params):
-        p = np.clip(self.probability(params), 1e-9, 1 - 1e-9)
+        p = np.clip(self._curve(params)[3], 1e-9, 1 - 1e-9)
         y = self.endog
         return self.n_items * (y * np.log(p) + (1 - y) * np.log(1 - p))
+
+    def score(self, params):
+        """The analytic gradient of the log-likelihood: with it statsmodels' BFGS skips the
+        numeric differentiation that took most of a fit's time (the Hessian for the covariance
+        stays statsmodels' numeric one, so covariances are unchanged)."""
+        s, share, top, p = self._curve(params)
+        x, y = self.exog[:, 0], self.endog
+        inside = (p > 1e-9) & (p < 1 - 1e-9)  # the clip in loglikeobs has no slope
+        dll_dp = np.where(inside, self.n_items * (y / p - (1 - y) / (1 - p)), 0.0)
+        slope = dll_dp * (top - self.floor) * s * (1 - s)
+        grad = [slope.sum(), (slope * x).sum()]
+        if self.fixed_ceiling is None:
+            grad.append((dll_dp * (1 - self.floor) * share * (1 - share) * s).sum())
+        return np.array(grad)
+
+    def covariance(self, params) -> np.ndarray:
+        """The inverse of the negative (numeric) Hessian, as statsmodels computes it after a fit,
+        for the one start that is kept (the fits skip it); NaN where it is not invertible."""
+        hess = -self.hessian(np.asarray(params, dtype=float))
+        if np.all(np.isfinite(hess)):
+            eigvals, eigvecs = np.linalg.eigh(hess)
+            if np.min(eigvals) > 0:
+                inverse = eigvecs.dot(np.diag(1.0 / eigvals)).dot(eigvecs.T)
+                return (inverse + inverse.T) / 2.0
+        return np.full(hess.shape, np.nan)
 
 
 def bounded_sigmoid(params, x, floor: float, ceiling: float | None):
@@ -67,13 +104,16 @@ def fit_bounded_sigmoid(x: np.ndarray, y: np.ndarray, n: np.ndarray, floor: floa
     starts = [[intercept, slope], [intercept, max(slope, 0.5)], [0.0, 1.0]]
     if ceiling is None:
         starts = [s + [c] for s in starts for c in (1.0, 3.0)]
+    # a repeated start (the slope is often above 0.5) would only repeat its fit
+    starts = [list(s) for s in dict.fromkeys(tuple(float(v) for v in s) for s in starts)]
     model = _BoundedSigmoidLikelihood(y, x[:, None], n, floor, ceiling)
     best = None
     for start in starts:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                res = model.fit(start_params=np.array(start, dtype=float), method="bfgs", maxiter=2000, disp=0)
+                res = model.fit(start_params=np.array(start, dtype=float), method="bfgs", maxiter=2000, disp=0,
+                                skip_hessian=True)  # the kept start's covariance is computed below
             except (np.linalg.LinAlgError, ValueError):
                 continue
         if np.all(np.isfinite(res.params)) and (best is None or res.llf > best.llf):
@@ -87,10 +127,7 @@ def fit_bounded_sigmoid(x: np.ndarray, y: np.ndarray, n: np.ndarray, floor: floa
     fitted = model.probability(theta)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        try:
-            cov = np.asarray(best.cov_params(), dtype=float)
-        except (np.linalg.LinAlgError, ValueError):
-            cov = np.full((len(theta), len(theta)), np.nan)
+        cov = model.covariance(theta)
         if not np.all(np.isfinite(cov)):
             cov = np.linalg.pinv(-model.hessian(theta))
     # quasi-likelihood: scale by the Pearson dispersion when checkpoints scatter more than binomially
