@@ -2,7 +2,9 @@
 
 The library never prints; the CLI wraps a command in :func:`reporting` and the loops that can run
 long (forecasts over many tasks, backtests over families x tasks) pass their items through
-:func:`track`. Elsewhere (tests, notebooks, other programs) ``track`` hands the items back untouched.
+:func:`track`, or, when the work comes back in pieces (worker processes), advance a
+:func:`counting` bar by what each piece did. Elsewhere (tests, notebooks, other programs) ``track``
+hands the items back untouched and ``counting``'s advance does nothing.
 The bars start with the first tracked loop and stop with it, so other live displays of the same
 command (the evaluation's own bar, before the forecasts) never overlap them.
 """
@@ -10,7 +12,7 @@ command (the evaluation's own bar, before the forecasts) never overlap them.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterable, Iterator, TypeVar
+from typing import Callable, Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
 
@@ -20,11 +22,25 @@ _progress = None  # the running rich Progress (inside the outermost tracked loop
 
 def track(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
     """Yield ``items``, advancing a bar "description  done/total" when :func:`reporting` is active."""
-    global _progress
     if _console is None:
         yield from items
         return
     items = list(items) if total is None else items
+    with counting(description, len(items) if total is None else total) as advance:
+        for item in items:
+            yield item
+            advance(1)
+
+
+@contextmanager
+def counting(description: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A bar "description  done/total" that the block advances itself: ``advance(n)`` after each
+    piece of work that came back (e.g. a worker process's share of a backtest). Silent, and
+    ``advance`` a no-op, unless :func:`reporting` is active."""
+    global _progress
+    if _console is None:
+        yield lambda n=1: None
+        return
     outermost = _progress is None
     if outermost:
         _progress = counting_bar(_console)
@@ -32,16 +48,21 @@ def track(items: Iterable[T], description: str, total: int | None = None) -> Ite
     from rich.markup import escape
 
     # a family or task name is data: never rich markup
-    task = _progress.add_task(escape(description), total=len(items) if total is None else total)
+    task = _progress.add_task(escape(description), total=total)
+    progress = _progress
     try:
-        for item in items:
-            yield item
-            _progress.advance(task)
+        yield lambda n=1: progress.advance(task, n)
     finally:
-        _progress.remove_task(task)
+        progress.remove_task(task)
         if outermost:
-            _progress.stop()
+            progress.stop()
             _progress = None
+
+
+def silence() -> None:
+    """No bars in this process (a worker process: its parent shows the progress)."""
+    global _console, _progress
+    _console, _progress = None, None
 
 
 def counting_bar(console, disable: bool = False):

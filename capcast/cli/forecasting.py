@@ -152,7 +152,7 @@ def backtest_command(
     max_step: Optional[int] = typer.Option(None, "--max-step", help="Fit only checkpoints up to this training step."),
     all_steps: bool = typer.Option(False, "--all-steps", help="Forecast every checkpoint of the held-out models."),
     families: Optional[str] = typer.Option(None, "--families", help="Comma-separated families (default: all)."),
-    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Processes to spread the families over (default: the available cores; 1: this process). The rows are the same."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Processes to spread the families of a --scores or --store backtest over (default: the available cores; 1: this process). The rows are the same."),
     fmt: str = typer.Option("table", "--format", "-f", help="table, json or csv (csv: the rows)."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the table, JSON or CSV to this file (default: stdout)."),
 ) -> None:

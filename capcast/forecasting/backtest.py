@@ -8,12 +8,24 @@ coverage is the share of numeric forecasts whose interval holds the actual value
 intervals and actual values are in the metric's own units (a lower-is-better metric is oriented
 for the laws and mapped back, see :mod:`capcast.forecasting.orient`). Each held-out run is forecast at its final checkpoint (the
 most tokens), or at every checkpoint with ``all_steps``; no checkpoint of a held-out run is fitted.
+
+Backtests at scale: ``workers=N`` spreads the families over N worker processes (chunks of
+families; each worker fits its families' tasks as the serial loop would), and the rows come back
+in the serial loop's order, so the report is the same table whichever ``workers``. Every family is
+checked (sizes to hold out, checkpoints left to fit) before any fit starts. The progress bar
+counts forecasts (family x task x method: one fit and its held-out targets). docs/speed.md
+"Backtests at scale".
 """
 
 from __future__ import annotations
 
+import math
+import multiprocessing
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -25,7 +37,7 @@ from capcast.forecasting.forecast import (
     tasks_to_forecast,
 )
 from capcast.laws.base import Target
-from capcast.progress import track
+from capcast import progress
 from capcast.tables.scores import build_series, read_scores
 
 ROW_FIELDS = ("family", "model", "task", "metric", "method", "law", "step", "forecast", "lower", "upper", "actual", "status", "reason")
@@ -98,15 +110,79 @@ def held_out_targets(family_frame: pd.DataFrame, held_sizes: np.ndarray, all_ste
     return out
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, e.g. a container's or a Slurm job's
+    share, not the machine's count): the CLI's default ``--workers``."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except AttributeError:  # no affinity on this platform (macOS, Windows)
+        return max(os.cpu_count() or 1, 1)
+
+
+@dataclass(frozen=True)
+class FamilyPlan:
+    """One family's backtest, checked before any fit: its fitting checkpoints (whole held-out runs
+    removed), its rows (for the actual values) and the held-out checkpoints to forecast."""
+
+    family: str
+    fit_frame: pd.DataFrame
+    frame: pd.DataFrame
+    targets: tuple[tuple[Target, float | None], ...]
+
+
+@dataclass(frozen=True)
+class BacktestSettings:
+    """What every family's backtest shares (a worker process gets it once)."""
+
+    tasks: tuple[str, ...]
+    laws: dict
+    metric: str
+    described: object  # the metric's description (capcast.metrics.Metric)
+    interval: float
+    max_width: float
+
+
+def plan_family(fam_frame: pd.DataFrame, family: str, holdout_largest: int, all_steps: bool, max_step: int | None) -> FamilyPlan:
+    held_sizes = held_out_sizes(fam_frame, holdout_largest, family)
+    # Whole runs are held out: no checkpoint of a held-out size's run is ever fitted.
+    held_runs = set(fam_frame.loc[fam_frame["params"].isin(held_sizes), "run"])
+    fit_frame = fit_frame_for(fam_frame[~fam_frame["run"].isin(held_runs)], max_step)
+    check_fitting_frame(fit_frame, family)
+    return FamilyPlan(family, fit_frame, fam_frame, tuple(held_out_targets(fam_frame, held_sizes, all_steps)))
+
+
+def backtest_family(plan: FamilyPlan, settings: BacktestSettings, advance: Callable[[int], None] = lambda n: None) -> list[dict]:
+    """The rows of one family, in order task, method, held-out target; ``advance(1)`` per fit."""
+    rows = []
+    for task in settings.tasks:
+        series = build_series(plan.fit_frame, task, settings.metric)
+        truth = plan.frame[(plan.frame["task"] == task) & (plan.frame["metric"] == settings.metric)]
+        truth = dict(zip(zip(truth["model"], truth["tokens"]), truth["value"]))
+        for method, law in settings.laws.items():
+            fitted = fit_law(series, law, settings.described)
+            for target, step in plan.targets:
+                actual = truth.get((target.name, target.tokens))
+                if actual is None:
+                    continue
+                row = predict_row(series, law.name, fitted, target, settings.interval, actual, plan.family,
+                                  settings.max_width, settings.described)
+                rows.append(row_dict(row, method, step))
+            advance(1)
+    return rows
+
+
 def backtest_scores(scores: pd.DataFrame | str, holdout_largest: int = 1, methods: Iterable[str] = ("auto",),
                     tasks: Iterable[str] | None = None, metric: str = "acc", interval: float = 0.9,
                     max_step: int | None = None, all_steps: bool = False, registry=None,
                     max_width: float = MAX_INTERVAL_WIDTH, families: Iterable[str] | None = None,
-                    instances=None) -> BacktestReport:
-    """``instances``: per-instance records for the ``cod`` method (:mod:`capcast.cod.instances`)."""
+                    instances=None, workers: int = 1) -> BacktestReport:
+    """``instances``: per-instance records for the ``cod`` method (:mod:`capcast.cod.instances`).
+    ``workers``: processes to spread the families over (1: this process); the rows are the same."""
     frame = read_scores(scores)
     if holdout_largest < 1:
         raise CapcastError(f"--holdout-largest must be at least 1 (got {holdout_largest})")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise CapcastError(f"--workers must be a whole number, at least 1 (got {workers!r})")
     check_interval(interval)
     check_metric(frame, metric)
     if registry is None:
@@ -121,29 +197,61 @@ def backtest_scores(scores: pd.DataFrame | str, holdout_largest: int = 1, method
     laws = {m: law_for(m, described, registry, instances) for m in methods}
     tasks = tasks_to_forecast(frame, tasks, metric)
     fams = list(families) if families else sorted(frame["family"].unique())
-    rows: list[dict] = []
-    for fam in track(fams, "backtest: families"):
-        fam_frame = frame[frame["family"] == fam]
-        held_sizes = held_out_sizes(fam_frame, holdout_largest, fam)
-        # Whole runs are held out: no checkpoint of a held-out size's run is ever fitted.
-        held_runs = set(fam_frame.loc[fam_frame["params"].isin(held_sizes), "run"])
-        fit_frame = fit_frame_for(fam_frame[~fam_frame["run"].isin(held_runs)], max_step)
-        check_fitting_frame(fit_frame, fam)
-        targets = held_out_targets(fam_frame, held_sizes, all_steps)
-        for task in track(tasks, f"backtest {fam}: tasks"):
-            series = build_series(fit_frame, task, metric)
-            truth = fam_frame[(fam_frame["task"] == task) & (fam_frame["metric"] == metric)]
-            truth = dict(zip(zip(truth["model"], truth["tokens"]), truth["value"]))
-            for method, law in laws.items():
-                fitted = fit_law(series, law, described)
-                for target, step in targets:
-                    actual = truth.get((target.name, target.tokens))
-                    if actual is None:
-                        continue
-                    row = predict_row(series, law.name, fitted, target, interval, actual, fam, max_width, described)
-                    rows.append(row_dict(row, method, step))
+    by_family = dict(tuple(frame.groupby("family", sort=False)))
+    plans = [plan_family(by_family.get(fam, frame.iloc[0:0]), fam, holdout_largest, all_steps, max_step) for fam in fams]
+    settings = BacktestSettings(tuple(tasks), laws, metric, described, interval, max_width)
+    bar = ("backtest: forecasts", len(plans) * len(settings.tasks) * len(laws))  # family x task x method
+    if min(workers, len(plans)) > 1:
+        rows = _backtest_in_processes(plans, settings, min(workers, len(plans)), bar)
+    else:
+        with progress.counting(*bar) as advance:
+            rows = [row for plan in plans for row in backtest_family(plan, settings, advance)]
     scores_by_method = {m: score_rows(r for r in rows if r["method"] == m) for m in methods}
     return BacktestReport(methods=scores_by_method, rows=rows)
+
+
+_worker_work: tuple[list[FamilyPlan], BacktestSettings] | None = None  # a worker process's plans and settings
+
+
+def _start_worker(plans: list[FamilyPlan], settings: BacktestSettings) -> None:
+    global _worker_work
+    progress.silence()  # the parent shows the bar
+    _worker_work = (plans, settings)
+
+
+def _backtest_chunk(first: int, stop: int) -> list[dict]:
+    plans, settings = _worker_work
+    return [row for plan in plans[first:stop] for row in backtest_family(plan, settings)]
+
+
+def _backtest_in_processes(plans: list[FamilyPlan], settings: BacktestSettings, workers: int,
+                           bar: tuple[str, int]) -> list[dict]:
+    """The rows of every plan, from ``workers`` processes, in the order of ``plans``.
+
+    Each process gets the plans and settings once (inherited where processes fork, as on Linux, so
+    plugin laws and large tables need no pickling) and then fits chunks of families, named by their
+    positions; a chunk small enough that the bar moves and the processes finish together."""
+    size = max(1, min(10, math.ceil(len(plans) / (workers * 8))))
+    chunks = [(first, min(first + size, len(plans))) for first in range(0, len(plans), size)]
+    fits = len(settings.tasks) * len(settings.laws)
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") and "fork" in methods else "spawn")
+    done: dict[int, list[dict]] = {}
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(plans, settings))
+    try:
+        # every chunk is submitted, so every process started, before the bar's thread runs: a
+        # forked process then copies no lock that thread might hold
+        futures = {pool.submit(_backtest_chunk, first, stop): i for i, (first, stop) in enumerate(chunks)}
+        with progress.counting(*bar) as advance:
+            for future in as_completed(futures):
+                i = futures[future]
+                done[i] = future.result()
+                advance((chunks[i][1] - chunks[i][0]) * fits)
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return [row for i in range(len(chunks)) for row in done[i]]
 
 
 def row_dict(row: ForecastRow, method: str, step) -> dict:

@@ -91,7 +91,23 @@ def independent_n_and_d(params: np.ndarray, tokens: np.ndarray) -> bool:
     return bool(abs(r) < 0.97)
 
 
+_recent_fits: dict[bytes, LossFit] = {}  # the last few step-1 fits, by their inputs
+RECENT_FITS = 8
+
+
 def fit_loss_law(params: np.ndarray, tokens: np.ndarray, flops: np.ndarray, loss: np.ndarray) -> LossFit:
+    """Step 1's fit. ``ladder`` and ``loss-error`` fit it on the same checkpoints and loss when they
+    pick the same loss (``auto`` fits both on every fold): the same inputs return the same fit
+    (nothing mutates a :class:`LossFit`), fitted once."""
+    key = b"|".join(np.ascontiguousarray(a, dtype=float).tobytes() for a in (params, tokens, flops, loss))
+    if key not in _recent_fits:
+        if len(_recent_fits) >= RECENT_FITS:
+            _recent_fits.pop(next(iter(_recent_fits)))
+        _recent_fits[key] = _fit_loss_law(np.asarray(params), np.asarray(tokens), np.asarray(flops), np.asarray(loss))
+    return _recent_fits[key]
+
+
+def _fit_loss_law(params: np.ndarray, tokens: np.ndarray, flops: np.ndarray, loss: np.ndarray) -> LossFit:
     ok = np.isfinite(loss) & (loss > 0) & (flops > 0) & (tokens > 0)
     params, tokens, flops, loss = params[ok], tokens[ok], flops[ok], loss[ok]
     if len(loss) < 4:
