@@ -53,21 +53,8 @@ def test_cli_workers_option_gives_the_same_csv(frame, tmp_path, capsys) -> None:
     assert outputs[0] == outputs[1] and outputs[0].count("\n") == 1 + 3 * 2
 
 
-def test_the_bar_counts_every_forecast_the_workers_send_back(frame, monkeypatch) -> None:
-    from contextlib import contextmanager
-
-    import capcast.progress as progress
-
-    calls, advanced = [], []
-    real = progress.counting
-
-    @contextmanager
-    def recording(description, total):
-        calls.append((description, total))
-        with real(description, total) as advance:
-            yield lambda n=1: (advanced.append(n), advance(n))
-
-    monkeypatch.setattr(progress, "counting", recording)
+def test_the_bar_counts_every_forecast_the_workers_send_back(frame, recorded_bars) -> None:
+    calls, advanced = recorded_bars
     out = io.StringIO()
     with reporting(Console(file=out, force_terminal=True, width=100)):
         backtest_scores(frame, methods=["sigmoid"], workers=2)

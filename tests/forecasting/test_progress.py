@@ -28,11 +28,8 @@ def test_reporting_shows_counts_of_nested_loops_and_stops_its_bars() -> None:
     assert list(track(range(2), "after")) == [0, 1]  # reporting ended: silent again
 
 
-def test_backtest_cli_runs_its_loops_through_the_bars(monkeypatch, tmp_path, capsys) -> None:
+def test_backtest_cli_runs_its_loops_through_the_bars(recorded_bars, tmp_path, capsys) -> None:
     """The backtest command counts its forecasts on one bar (recorded here by wrapping the bar)."""
-    from contextlib import contextmanager
-
-    import capcast.progress as progress
     from capcast.testing.cli import run_in_process
     from capcast.testing.simulate import simulate_family
     import numpy as np
@@ -40,16 +37,7 @@ def test_backtest_cli_runs_its_loops_through_the_bars(monkeypatch, tmp_path, cap
     frame = simulate_family(np.random.default_rng(0)).scores
     path = tmp_path / "scores.csv"
     frame.to_csv(path, index=False)
-    calls, advanced = [], []
-    real = progress.counting
-
-    @contextmanager
-    def recording(description, total):
-        calls.append((description, total))
-        with real(description, total) as advance:
-            yield lambda n=1: (advanced.append(n), advance(n))
-
-    monkeypatch.setattr(progress, "counting", recording)
+    calls, advanced = recorded_bars
     code, out, err = run_in_process(["backtest", "--scores", str(path), "--methods", "sigmoid", "-f", "json"], capsys)
     assert code == 0, err
     assert calls == [("backtest: forecasts", 1)] and sum(advanced) == 1  # one family x one task x one method
