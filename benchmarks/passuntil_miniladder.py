@@ -59,8 +59,11 @@ FIT_SIZES = ("xs", "s", "m")
 LEVEL = 0.9
 
 
+SIZES = FIT_SIZES + ("l",)  # the ladder's sizes when passuntil_miniladder.txt was made (sm1-sm3 came later)
+
+
 def seed0_checkpoints(spec) -> list:
-    return sorted((c for c in spec.checkpoints if "-s0-" in c.name), key=lambda c: c.compute)
+    return sorted((c for c in spec.checkpoints if "-s0-" in c.name and size_of(c.name) in SIZES), key=lambda c: c.compute)
 
 
 def size_of(name: str) -> str:

@@ -147,7 +147,7 @@ def test_bad_folders_get_one_line_and_exit_2(kind, message, tmp_path, capsys):
 
 
 def test_the_committed_mini_ladder_comes_out_as_its_own_ladder_yaml(tmp_path, capsys):
-    """24 real trained checkpoints: params, tokens (64 rows x 64 characters per step), run and step all
+    """42 real trained checkpoints: params, tokens (64 rows x 64 characters per step), run and step all
     as the ladder's build wrote them."""
     from capcast.reference.ladder import default_ladder_dir
 
@@ -158,7 +158,7 @@ def test_the_committed_mini_ladder_comes_out_as_its_own_ladder_yaml(tmp_path, ca
     assert code == 0, err
     described = {c.name: c for c in load_family(out).checkpoints}
     committed = load_family(ladder / "ladder.yaml").checkpoints
-    assert set(described) == {c.name for c in committed} and len(committed) == 24
+    assert set(described) == {c.name for c in committed} and len(committed) == 42
     for c in committed:
         mine = described[c.name]
         assert (mine.params, mine.tokens, mine.run_name, mine.step) == (c.params, c.tokens, c.run_name, c.step)

@@ -187,12 +187,20 @@ def build_command(
     out: Path = typer.Option(..., "--out", help="Folder to write the checkpoints, manifest.json and family specs into."),
     jobs: int = typer.Option(2, "--jobs", help="Training processes in parallel (does not change the weights)."),
     check: bool = typer.Option(True, "--check/--no-check", help="Compare the hashes with the committed manifest."),
+    sizes: Optional[str] = typer.Option(None, "--sizes", help=(
+        "Comma-separated sizes to train into the already built ladder in --out; its other members keep their weights.")),
 ) -> None:
-    """Train the mini-ladder from scratch on CPU (deterministic; about 10-15 minutes on 2 cores)."""
-    from capcast.reference.ladder import build_ladder, compare_manifests, load_manifest
+    """Train the mini-ladder from scratch on CPU (deterministic; about 15 minutes on 2 cores)."""
+    from capcast.reference.ladder import build_ladder, compare_manifests, extend_ladder, load_manifest
 
-    manifest = build_ladder(out, jobs=jobs, log=lambda line: console.print(line, highlight=False))
-    console.print(f"built {len(manifest['checkpoints'])} checkpoints into {out} in {manifest['build_seconds']:.0f} s")
+    log = lambda line: console.print(line, highlight=False)  # noqa: E731
+    if sizes:
+        manifest = extend_ladder(out, [s.strip() for s in sizes.split(",") if s.strip()], jobs=jobs, log=log)
+        console.print(f"{out}: added sizes {sizes} in {manifest['extended'][-1]['seconds']:.0f} s; "
+                      f"{len(manifest['checkpoints'])} checkpoints in all")
+    else:
+        manifest = build_ladder(out, jobs=jobs, log=log)
+        console.print(f"built {len(manifest['checkpoints'])} checkpoints into {out} in {manifest['build_seconds']:.0f} s")
     if not check:
         return
     differ = compare_manifests(manifest, load_manifest())

@@ -2,9 +2,9 @@
 
 1. evaluate every checkpoint on the reference tasks (resumable, into ``out/store``), tabulate
    the scores and plot score vs compute (``out/plots``);
-2. forecast the backtest target (``family.yaml``'s ``l-s0-step2441``) from the fitting
-   checkpoints of ``family.yaml`` on every task with ``method="auto"``, beside its measured score
-   (``out/forecast-plots``);
+2. forecast the backtest target (``family.yaml``'s ``m-s0-step977``) from the fitting
+   checkpoints of ``family.yaml`` (the sizes below m: xs, s, sm1, sm2, sm3) on every task with
+   ``method="auto"``, beside its measured score (``out/forecast-plots``);
 3. backtest the same method on the ladder one size down (``family.yaml``'s checkpoints, their
    largest size held out) and score it against the held-out actuals;
 4. PassUntil-sample the showcase task ``ref_add3`` on a few checkpoints whose greedy score is 0
@@ -229,7 +229,8 @@ def forecast_target(scores: pd.DataFrame, ladder: Path, metrics: dict[str, str],
 
     Uses ``capcast.forecasting.forecast.run_forecasts`` (= ``forecast_scores`` keeping the fits, for plots)
     with ``method="auto"`` on each task's main metric. Only the checkpoints listed in
-    ``family.yaml`` are fitted (the other l members would leak the answer); the target's own
+    ``family.yaml`` are fitted (the target's other seed would leak the answer, and the larger
+    sizes are beyond the target); the target's own
     measured score, when evaluated, is the row's ``actual``. Where the evaluated checkpoints
     cannot support any forecast (e.g. a single size), every task still gets a row, ``not
     predictable yet``, with the reason. Returns (rows in task order, ForecastResults, fit names).

@@ -111,7 +111,7 @@ def cod_subsets(store: Path, scores: pd.DataFrame, ladder: Path, metrics: dict[s
             rows.append(CODRow(task=task, metric=None, status="not predictable yet", reason=str(exc)))
             continue
         unfitted = set(result.checkpoints["model"]) - fitted
-        if unfitted:  # never: max_params and the target split keep every l checkpoint out
+        if unfitted:  # never: max_params keeps the target's size and everything above it out
             raise CapcastError(f"COD on {task} fitted {sorted(unfitted)}, outside family.yaml; this is a capcast bug")
         forecast = result.forecast or {}
         counts = result.counts()

@@ -1,4 +1,4 @@
-"""A checkpoint is not a run: on the mini-ladder's real store (8 runs x 3 checkpoints), trimming,
+"""A checkpoint is not a run: on the mini-ladder's real store (14 runs x 3 checkpoints), trimming,
 final-checkpoint selection, the signal test and the target's exclusion all act per run."""
 
 from __future__ import annotations
@@ -45,26 +45,26 @@ def ladder_scores(ladder_store) -> pd.DataFrame:
 
 def test_store_scores_carry_the_run_of_each_checkpoint(ladder_scores):
     checkpoints = ladder_scores.drop_duplicates(["run", "model", "tokens"])
-    assert len(checkpoints) == 24
+    assert len(checkpoints) == 42
     per_run = checkpoints.groupby("run")["model"].nunique()
-    assert len(per_run) == 8 and set(per_run) == {3}
-    assert set(per_run.index) == {f"{size}-s{seed}" for size in ("xs", "s", "m", "l") for seed in (0, 1)}
+    assert len(per_run) == 14 and set(per_run) == {3}
+    assert set(per_run.index) == {f"{size}-s{seed}" for size in ("xs", "s", "sm1", "sm2", "sm3", "m", "l") for seed in (0, 1)}
     # the default rule: the checkpoint name without its -step<N>
     assert all(model.startswith(run + "-step") for run, model in zip(checkpoints["run"], checkpoints["model"]))
 
 
 def test_trimming_and_final_checkpoints_act_per_run(ladder_scores):
     series = build_series(ladder_scores, TASK, "acc")
-    assert len(series) == 24 and len(set(series.runs)) == 8
+    assert len(series) == 42 and len(set(series.runs)) == 14
     final = final_checkpoints(series)
-    assert final.sum() == 8  # one per run, not one per checkpoint
+    assert final.sum() == 14  # one per run, not one per checkpoint
     for run in set(series.runs):
         rows = series.runs == run
         assert series.tokens[final & rows] == series.tokens[rows].max()
     # each run's first checkpoint is at 1/4 of its training: kept at the default 10%, cut at 30%
-    assert len(drop_early_checkpoints(series)) == 24
+    assert len(drop_early_checkpoints(series)) == 42
     trimmed = drop_early_checkpoints(series, fraction=0.3)
-    assert len(trimmed) == 16 and set(trimmed.runs) == set(series.runs)
+    assert len(trimmed) == 28 and set(trimmed.runs) == set(series.runs)
     assert all(t >= 0.3 * series.tokens[series.runs == r].max() for t, r in zip(trimmed.tokens, trimmed.runs))
 
 
@@ -89,12 +89,12 @@ def test_backtest_holds_out_whole_runs_and_forecasts_their_final_checkpoints(lad
 
 def test_one_command_forecast_fits_only_the_spec_checkpoints(ladder_store):
     """family.yaml and ladder.yaml share a family name and a store: the fit for family.yaml's
-    target must hold family.yaml's checkpoints only, never another l-* checkpoint."""
+    target (m-s0-step977) must hold family.yaml's checkpoints only: no other m-* checkpoint, no l-*."""
     spec = load_family(LADDER / "family.yaml")
     table, target = scores_for_forecast(LADDER / "family.yaml", None, ladder_store, [TASK], limit=LIMIT, device="cpu")
     assert set(table["model"]) == {c.name for c in spec.checkpoints} | {spec.target.name}
     (result,) = run_forecasts(table, spec.target.name, [TASK], metric="acc", method="linear")
-    assert not any(str(m).startswith("l-") for m in result.series.model)
+    assert not any(str(m).startswith(("m-", "l-")) for m in result.series.model)
 
 
 def test_table_without_run_column_loads_with_one_note(caplog):

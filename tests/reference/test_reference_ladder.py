@@ -47,16 +47,25 @@ def test_ladder_shape_meets_the_brief(manifest):
     assert weights <= 25 * 2**20
 
 
-def test_specs_load_and_mark_the_largest_final_checkpoint_as_target(manifest):
+def test_specs_mark_the_target_and_fit_only_the_sizes_below_it(manifest):
+    """family.yaml: the target is TARGET_SIZE's final seed-0 checkpoint; its fitting checkpoints
+    are every checkpoint of the smaller sizes (never the target's run or its other seed); the
+    larger sizes are in ladder.yaml only."""
+    from capcast.reference.ladder import TARGET_SEED, TARGET_SIZE
+
     backtest = load_family(LADDER / "family.yaml")
-    largest = max(c["params"] for c in manifest["checkpoints"])
-    assert backtest.target is not None and backtest.target.params == largest
-    top = [c for c in manifest["checkpoints"] if c["params"] == largest and c["seed"] == 0]
-    assert backtest.target.name == max(top, key=lambda c: c["step"])["name"]
-    assert all(c.params < largest for c in backtest.checkpoints)
+    run = [c for c in manifest["checkpoints"] if c["size"] == TARGET_SIZE and c["seed"] == TARGET_SEED]
+    target = max(run, key=lambda c: c["step"])
+    assert backtest.target is not None and backtest.target.name == target["name"]
+    assert backtest.target.params == target["params"] and backtest.target.tokens == target["tokens"]
+    below = [c["name"] for c in manifest["checkpoints"] if c["params"] < target["params"]]
+    assert [c.name for c in backtest.checkpoints] == below
+    assert len({c["size"] for c in manifest["checkpoints"] if c["name"] in below}) >= 4  # enough sizes for a 3-parameter law
+    assert all(c.compute < 6 * target["params"] * target["tokens"] for c in backtest.checkpoints)
+    assert any(c["params"] > target["params"] for c in manifest["checkpoints"])  # a size above the target: never fitted
     assert Path(resolve_model_path(LADDER / "family.yaml", backtest.target.model)).is_dir()
     everything = load_family(LADDER / "ladder.yaml")
-    assert len(everything.checkpoints) == len(manifest["checkpoints"])
+    assert [c.name for c in everything.checkpoints] == [c["name"] for c in manifest["checkpoints"]]
     assert backtest.target.name in {c.name for c in everything.checkpoints}
 
 
@@ -97,10 +106,11 @@ def test_demo_end_to_end_on_the_two_smallest_members(manifest, tmp_path, monkeyp
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
     smallest = _smallest(manifest, 2)
     target = load_family(LADDER / "family.yaml").target.name
-    names = smallest + ["s-s0-step122", target]  # in compute order
+    largest = max(manifest["checkpoints"], key=lambda c: c["flops"])["name"]  # above the target: never fitted
+    names = smallest + ["s-s0-step122", target, largest]  # in compute order
     tasks = ["ref_facts", "ref_add3_greedy", "ref_add3"]
-    # The target samples ref_add3 at about 0.45 per sample, the smallest checkpoint at about 1e-5.
-    settings = PassUntilSettings(checkpoints=(smallest[0], target), limit=4, successes=2, cap=64, first_batch=8, batch_size=256)
+    # The largest checkpoint samples ref_add3 at about 0.45 per sample, the smallest at about 1e-5.
+    settings = PassUntilSettings(checkpoints=(smallest[0], largest), limit=4, successes=2, cap=64, first_batch=8, batch_size=256)
     # The leaderboard step is tested on the committed scores (tests/reference/test_demo_steps.py).
     result = run_demo(tmp_path / "demo", tasks=tasks, checkpoints=names, limit=6, progress=False, passuntil=settings,
                       leaderboard=False)
@@ -142,7 +152,7 @@ def test_demo_end_to_end_on_the_two_smallest_members(manifest, tmp_path, monkeyp
     assert (result.cod_dir / "ref_facts" / "cod.json").is_file()
 
     # PassUntil: greedy beside the measured rate; numbers agree with the samples in the store.
-    assert [r.checkpoint for r in result.passuntil] == [smallest[0], target]
+    assert [r.checkpoint for r in result.passuntil] == [smallest[0], largest]
     with passuntil_store.connect(result.store) as con:
         stored = con.execute(
             "SELECT checkpoint, doc_id, list(correct ORDER BY sample_idx) AS v FROM passuntil_samples "
@@ -205,14 +215,14 @@ def test_demo_command_prints_scores_forecast_and_passuntil_tables(tmp_path, monk
     from capcast.cli.app import app
 
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
-    names = "xs-s0-step244,s-s0-step122,l-s0-step2441"  # xs-s0-step244 is one of the PassUntil checkpoints
+    names = "xs-s0-step244,s-s0-step122,m-s0-step977"  # xs-s0-step244 and the target m-s0-step977 are PassUntil checkpoints
     result = CliRunner().invoke(app, [
         "demo", "--out", str(tmp_path / "demo"), "--checkpoints", names, "--tasks", "ref_facts,ref_add3_greedy", "--limit", "4",
         "--passuntil-items", "2", "--passuntil-cap", "64", "--no-leaderboard",
     ], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     out = result.stdout
-    assert "forecast of l-s0-step2441 from 2 checkpoints of family.yaml (xs, s)" in out
+    assert "forecast of m-s0-step977 from 2 checkpoints of family.yaml (xs, s)" in out
     for task in ("ref_facts", "ref_add3_greedy"):
         assert any(line.startswith(f"│ {task} ") for line in out.splitlines())
     assert "ref_add3: greedy vs PassUntil (first 2 items, r = 2, cap 64" in out

@@ -7,7 +7,7 @@ import pytest
 from capcast.errors import CapcastError
 from capcast.spec import load_family
 from capcast.reference import corpus
-from capcast.reference.ladder import build_ladder, check_ladder, compare_manifests, tiny_members, verify_ladder
+from capcast.reference.ladder import build_ladder, check_ladder, compare_manifests, extend_ladder, tiny_members, verify_ladder
 from capcast.reference.tokenizer import build_tokenizer, encode
 
 
@@ -52,6 +52,28 @@ def test_specs_load_and_the_largest_size_is_the_target(two_builds):
     assert backtest.target.params == max(c["params"] for c in manifest["checkpoints"])
     everything = load_family(folder / "ladder.yaml")
     assert {c.name for c in everything.checkpoints} == {c["name"] for c in manifest["checkpoints"]}
+
+
+def test_extend_trains_only_the_new_sizes_into_a_built_ladder(two_builds, tmp_path):
+    """`build --sizes`: a ladder built with xs only, extended by s, equals the full build; xs untouched."""
+    (full_folder, full), _ = two_builds
+    recipe = tiny_members()
+    folder = tmp_path / "ladder"
+    small = build_ladder(folder, [m for m in recipe if m.size == "xs"], jobs=1)
+    xs_bytes = {c["name"]: (folder / c["name"] / "model.safetensors").read_bytes() for c in small["checkpoints"]}
+    extended = extend_ladder(folder, ["s"], recipe=recipe, jobs=1)
+    assert [c["name"] for c in extended["checkpoints"]] == [c["name"] for c in full["checkpoints"]]
+    assert compare_manifests(extended, full) == [] and verify_ladder(folder) == []
+    assert [m["size"] for m in extended["members"]] == [m["size"] for m in full["members"]]
+    assert all((folder / n / "model.safetensors").read_bytes() == b for n, b in xs_bytes.items())
+    assert extended["extended"][0]["sizes"] == ["s"]
+    # the specs are rewritten as build writes them: s is now the target
+    assert (folder / "family.yaml").read_text() == (full_folder / "family.yaml").read_text()
+    assert (folder / "ladder.yaml").read_text() == (full_folder / "ladder.yaml").read_text()
+    with pytest.raises(CapcastError, match="already in manifest.json"):
+        extend_ladder(folder, ["s"], recipe=recipe, jobs=1)
+    with pytest.raises(CapcastError, match="unknown size"):
+        extend_ladder(folder, ["xxl"], recipe=recipe, jobs=1)
 
 
 def test_verify_catches_tampered_weights(two_builds, tmp_path):
