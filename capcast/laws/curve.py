@@ -138,13 +138,9 @@ class CurveFit:
             try:
                 self.guard(self.theta, target)
             except NotPredictable as exc:
-                if self.fallback is None:
-                    raise
-                pred = self.fallback.predict(target, level)
-                why = f"{self.law} refuses this target ({exc}); {pred.law or self.fallback.law} answers instead"
-                return replace(pred, law=pred.law or self.fallback.law, notes=f"{why}. {pred.notes or self.fallback.notes}".strip())
+                return self._fallen_back(target, level, exc, f"{self.law} refuses this target ({exc})")
         if self.no_interval:
-            raise NotPredictable(self.no_interval)
+            return self._fallen_back(target, level, NotPredictable(self.no_interval), f"{self.law} gives no interval ({self.no_interval})")
         mean = self.mean(target)
         z = float(self._to_z(mean))
         var, dof = self.z_sd(target) ** 2, self.dof
@@ -156,6 +152,14 @@ class CurveFit:
         half = quantile * float(np.sqrt(var))
         lower, upper = float(self._from_z(z - half)), float(self._from_z(z + half))
         return Prediction(mean=mean, lower=min(lower, mean), upper=max(upper, mean), level=level)
+
+    def _fallen_back(self, target: Target, level: float, refusal: NotPredictable, why: str) -> Prediction:
+        """The next law's prediction (``auto``'s ranking) where this fit cannot answer; else ``refusal``."""
+        if self.fallback is None:
+            raise refusal
+        pred = self.fallback.predict(target, level)
+        why = f"{why}; {pred.law or self.fallback.law} answers instead"
+        return replace(pred, law=pred.law or self.fallback.law, notes=f"{why}. {pred.notes or self.fallback.notes}".strip())
 
     def curve(self, x: np.ndarray) -> np.ndarray | None:
         return None if self.curve_fn is None else np.asarray(self.curve_fn(self.theta, np.asarray(x, float)))
