@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from capcast.forecasting.backtest import available_cores
 from capcast.forecasting.forecast import run_forecasts
 from capcast.plugins.registry import load_registry
 from capcast.testing.simulate import simulate_family
@@ -77,7 +78,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--draws", type=int, default=200)
     parser.add_argument("--out", type=Path, default=Path(__file__).with_suffix(".txt"))
-    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)), help="conditions measured in parallel processes")
+    parser.add_argument("--workers", type=int, default=available_cores(), help="conditions measured in parallel processes")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     started = time.perf_counter()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy.optimize import least_squares
@@ -91,20 +92,19 @@ def independent_n_and_d(params: np.ndarray, tokens: np.ndarray) -> bool:
     return bool(abs(r) < 0.97)
 
 
-_recent_fits: dict[bytes, LossFit] = {}  # the last few step-1 fits, by their inputs
-RECENT_FITS = 8
+RECENT_FITS = 8  # step-1 fits kept, by their inputs
 
 
 def fit_loss_law(params: np.ndarray, tokens: np.ndarray, flops: np.ndarray, loss: np.ndarray) -> LossFit:
     """Step 1's fit. ``ladder`` and ``loss-error`` fit it on the same checkpoints and loss when they
     pick the same loss (``auto`` fits both on every fold): the same inputs return the same fit
     (nothing mutates a :class:`LossFit`), fitted once."""
-    key = b"|".join(np.ascontiguousarray(a, dtype=float).tobytes() for a in (params, tokens, flops, loss))
-    if key not in _recent_fits:
-        if len(_recent_fits) >= RECENT_FITS:
-            _recent_fits.pop(next(iter(_recent_fits)))
-        _recent_fits[key] = _fit_loss_law(np.asarray(params), np.asarray(tokens), np.asarray(flops), np.asarray(loss))
-    return _recent_fits[key]
+    return _fit_loss_law_cached(*(np.ascontiguousarray(a, dtype=float).tobytes() for a in (params, tokens, flops, loss)))
+
+
+@lru_cache(maxsize=RECENT_FITS)
+def _fit_loss_law_cached(*columns: bytes) -> LossFit:
+    return _fit_loss_law(*(np.frombuffer(c, dtype=float).copy() for c in columns))
 
 
 def _fit_loss_law(params: np.ndarray, tokens: np.ndarray, flops: np.ndarray, loss: np.ndarray) -> LossFit:

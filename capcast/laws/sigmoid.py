@@ -72,14 +72,15 @@ class _BoundedSigmoidLikelihood(GenericLikelihoodModel):
 
     def covariance(self, params) -> np.ndarray:
         """The inverse of the negative (numeric) Hessian, as statsmodels computes it after a fit,
-        for the one start that is kept (the fits skip it); NaN where it is not invertible."""
+        for the one start that is kept (the fits skip it); its pseudo-inverse where it is not
+        positive definite (the Hessian computed once for both)."""
         hess = -self.hessian(np.asarray(params, dtype=float))
         if np.all(np.isfinite(hess)):
             eigvals, eigvecs = np.linalg.eigh(hess)
             if np.min(eigvals) > 0:
                 inverse = eigvecs.dot(np.diag(1.0 / eigvals)).dot(eigvecs.T)
                 return (inverse + inverse.T) / 2.0
-        return np.full(hess.shape, np.nan)
+        return np.linalg.pinv(hess)
 
 
 def bounded_sigmoid(params, x, floor: float, ceiling: float | None):
@@ -128,8 +129,6 @@ def fit_bounded_sigmoid(x: np.ndarray, y: np.ndarray, n: np.ndarray, floor: floa
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cov = model.covariance(theta)
-        if not np.all(np.isfinite(cov)):
-            cov = np.linalg.pinv(-model.hessian(theta))
     # quasi-likelihood: scale by the Pearson dispersion when checkpoints scatter more than binomially
     pearson = np.sum(n * (y - fitted) ** 2 / np.clip(fitted * (1 - fitted), 1e-9, None))
     dispersion = max(pearson / max(len(y) - len(theta), 1), 1.0)
