@@ -32,7 +32,13 @@ import numpy as np
 
 from capcast.laws.base import Law, NotPredictable, Series, Target
 from capcast.laws.curve import CurveFit
+from capcast.laws.mixture import Member, MixtureFit
 from capcast.laws.signal import subset
+
+# The smallest mean fold error a weight is computed from (score units): below half a point the
+# folds' own item noise decides, so no candidate takes over on a lucky fold. Chosen on Pythia.
+ERROR_FLOOR = 0.005
+
 
 @dataclass(frozen=True)
 class Fold:
@@ -71,6 +77,8 @@ class AutoLaw:
     name: str = "auto"
     description: str = "chooses a law per task by forward-chaining folds over the fitting sizes; interval checked against the folds"
 
+    combine: str = "weighted"  # "weighted": the mixture below; "select": one law, the rule above
+
     def with_candidates(self, candidates: tuple[Law, ...]) -> "AutoLaw":
         return replace(self, candidates=tuple(candidates))
 
@@ -97,12 +105,14 @@ class AutoLaw:
             report[law.name] = entry
         return report
 
-    def fit(self, series: Series) -> CurveFit:
+    def fit(self, series: Series) -> CurveFit | MixtureFit:
         report = self.evaluate(series)
         usable = [name for name, e in report.items() if "fit" in e]
         if not usable:
             raise NotPredictable("; ".join(f"{name}: {e['reason']}" for name, e in report.items()))
         errors = _fold_errors(report, usable)  # (candidates x folds) in score units, refusals as failures
+        if self.combine == "weighted" and len(usable) > 1:
+            return self._weighted(report, usable, errors, series)
         default = usable[0]
         if errors.shape[1]:
             means = errors.mean(axis=1)
@@ -129,6 +139,25 @@ class AutoLaw:
             notes = f"auto {'chose' if rank == 0 else 'fell back to'} {name}: {why}" + ("; " + "; ".join(skipped) if skipped else "")
             fallback = self._checked(report[name], name, series, notes, fallback)
         return fallback
+
+    def _weighted(self, report: dict[str, dict], usable: list[str], errors: np.ndarray, series: Series) -> MixtureFit:
+        """Every usable candidate, weighted by the inverse of its mean fold error (equal weights
+        without folds); each member's interval checked against its folds as a chosen law's is."""
+        if errors.shape[1]:
+            means = errors.mean(axis=1)
+            weights = 1.0 / np.maximum(means, ERROR_FLOOR)
+            why = (f"weights by inverse mean fold error over {errors.shape[1]} forward-chaining fold(s) (" +
+                   ", ".join(f"{name} {100 * m:.1f} pts" for name, m in zip(usable, means)) + ")")
+        else:
+            means, weights = [None] * len(usable), np.ones(len(usable))
+            why = "equal weights: too few sizes for folds (a fold needs 2 smaller sizes)"
+        weights = weights / weights.sum()
+        members = tuple(Member(name, self._checked(report[name], name, series, "", None), float(w), m)
+                        for name, w, m in zip(usable, weights, means))
+        skipped = [f"{name} skipped ({e['reason']})" for name, e in report.items() if "fit" not in e]
+        notes = ("auto weighted " + ", ".join(f"{m.name} {m.weight:.2f}" for m in members) + f": {why}" +
+                 ("; " + "; ".join(skipped) if skipped else ""))
+        return MixtureFit(law="auto:weighted", members=members, notes=notes)
 
     @staticmethod
     def _checked(entry: dict, name: str, series: Series, notes: str, fallback: CurveFit | None) -> CurveFit:

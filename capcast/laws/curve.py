@@ -141,6 +141,15 @@ class CurveFit:
                 return self._fallen_back(target, level, exc, f"{self.law} refuses this target ({exc})")
         if self.no_interval:
             return self._fallen_back(target, level, NotPredictable(self.no_interval), f"{self.law} gives no interval ({self.no_interval})")
+        mean, z, sd, dof = self.predictive(target)
+        half = stats.t.ppf(0.5 + level / 2, df=dof) * sd
+        lower, upper = float(self._from_z(z - half)), float(self._from_z(z + half))
+        return Prediction(mean=mean, lower=min(lower, mean), upper=max(upper, mean), level=level)
+
+    def predictive(self, target: Target) -> tuple[float, float, float, int]:
+        """The forecast's distribution: (mean score, its link value z, the link-space sd, the t
+        degrees of freedom): the score is ``_from_z(z + sd * T_dof)``. Guards and ``no_interval``
+        are :meth:`predict`'s to apply."""
         mean = self.mean(target)
         z = float(self._to_z(mean))
         var, dof = self.z_sd(target) ** 2, self.dof
@@ -148,10 +157,16 @@ class CurveFit:
             measured = float(self.variance_check_fn(target))
             if measured > var:
                 var, dof = measured, self.variance_check_dof
-        quantile = stats.t.ppf(0.5 + level / 2, df=max(dof, 1))
-        half = quantile * float(np.sqrt(var))
-        lower, upper = float(self._from_z(z - half)), float(self._from_z(z + half))
-        return Prediction(mean=mean, lower=min(lower, mean), upper=max(upper, mean), level=level)
+        return mean, z, float(np.sqrt(var)), max(int(dof), 1)
+
+    def refusal(self, target: Target) -> NotPredictable | None:
+        """Why this fit itself does not answer ``target`` (its guard, or no interval), or None."""
+        if self.guard is not None:
+            try:
+                self.guard(self.theta, target)
+            except NotPredictable as exc:
+                return exc
+        return NotPredictable(self.no_interval) if self.no_interval else None
 
     def _fallen_back(self, target: Target, level: float, refusal: NotPredictable, why: str) -> Prediction:
         """The next law's prediction (``auto``'s ranking) where this fit cannot answer; else ``refusal``."""

@@ -122,7 +122,7 @@ class LogAccPowerLaw:
     """-log Q' = A C^-alpha (or A/N^alpha + B/D^beta across tokens-per-parameter ratios)."""
 
     checkpoints: str = "all"  # chosen on Pythia (see the module docstring); "final": the paper's one point per run
-    auto_candidate: bool = False  # see capcast/plugins/builtin/laws.py PUBLISHED
+    auto_candidate: bool = True  # auto combines the laws that say so
     name: str = "logacc-power"
     description: str = ("Krajewski et al. 2025: -log((score - chance)/(1 - chance)) = A*C^-alpha, or A/N^alpha + B/D^beta "
                         "across tokens-per-parameter ratios; points > 5% above chance")

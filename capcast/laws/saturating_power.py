@@ -87,7 +87,7 @@ class SaturatingPowerLaw:
     """score = g + (1 - g) exp(-a C^-b - c), g the chance floor (COD's per-cluster law, whole benchmark)."""
 
     checkpoints: str = "all"  # chosen on Pythia (see the module docstring)
-    auto_candidate: bool = False  # see capcast/plugins/builtin/laws.py PUBLISHED
+    auto_candidate: bool = True  # auto combines the laws that say so
     name: str = "saturating-power"
     description: str = ("COD (Xu et al. 2025) per-cluster law on the whole benchmark: score = chance + (1 - chance)*exp(-a*C^-b - c), "
                         "binomial likelihood; exp(-c) is the ceiling")

@@ -129,7 +129,7 @@ def test_auto_selects_on_forward_chaining_folds_only_beyond_noise_and_says_why()
     from capcast.laws.auto import _fold_errors, forward_chaining_folds
 
     series, truth = ladder_case(np.random.default_rng(4))
-    auto = AutoLaw(candidates=(SigmoidLaw(), LadderLaw(), LossErrorLaw()))
+    auto = AutoLaw(candidates=(SigmoidLaw(), LadderLaw(), LossErrorLaw()), combine="select")
     folds = forward_chaining_folds(series)
     assert [f.size for f in folds] == list(np.unique(series.params)[2:])  # every size from the third up
     assert all(f.train.params.max() < f.size for f in folds)
@@ -232,7 +232,7 @@ def test_auto_falls_back_to_the_next_law_when_its_choice_refuses_the_target() ->
 
     series, truth = ladder_case(np.random.default_rng(4))
     # loss-error first: it is the default, and its exponential leaves [0, 1] at BIG
-    auto = AutoLaw(candidates=(LossErrorLaw(), SigmoidLaw()))
+    auto = AutoLaw(candidates=(LossErrorLaw(), SigmoidLaw()), combine="select")
     fit = auto.fit(series)
     report = auto.evaluate(series)
     with pytest.raises(NotPredictable):

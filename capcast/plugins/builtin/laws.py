@@ -62,21 +62,17 @@ AUTO_CANDIDATES = (
     LazyLaw("capcast.laws.sigmoid:SigmoidLaw", "sigmoid",
             "score vs log10 compute: sigmoid above the chance floor, binomial likelihood (Epoch-style)", auto_candidate=True),
     LazyLaw("capcast.laws.ladder:LadderLaw", "ladder",
-            "two-step (Bhagia et al. 2024): (params, tokens) -> task loss -> score sigmoid over all checkpoints", auto_candidate=True),
+            "two-step (Bhagia et al. 2024): (params, tokens) -> task loss on each run's final checkpoints "
+            "-> score sigmoid over all checkpoints", auto_candidate=True),
     LazyLaw("capcast.laws.loss_error:LossErrorLaw", "loss-error",
             "two-step (Gadre et al. 2024): (params, tokens) -> validation loss -> error = eps - k exp(-gamma L)", auto_candidate=True),
-)
-# The published laws on the score itself (Krajewski et al. 2025; COD's per-cluster law, Xu et al.
-# 2025). Not auto candidates yet: with them auto's selection (not yet a weighted combination) was
-# measured worse on Pythia, the development data (MAE 2.54 against 2.19 without them, both at the 50% width rule;
-# benchmarks/published_laws.py with auto_candidate=True on them re-measures it).
-PUBLISHED = (
+    # The published laws on the score itself (Krajewski et al. 2025; COD's per-cluster law, Xu et al. 2025).
     LazyLaw("capcast.laws.logacc_power:LogAccPowerLaw", "logacc-power",
             "Krajewski et al. 2025: -log((score - chance)/(1 - chance)) = A*C^-alpha, or A/N^alpha + B/D^beta "
-            "across tokens-per-parameter ratios; points > 5% above chance"),
+            "across tokens-per-parameter ratios; points > 5% above chance", auto_candidate=True),
     LazyLaw("capcast.laws.saturating_power:SaturatingPowerLaw", "saturating-power",
             "COD (Xu et al. 2025) per-cluster law on the whole benchmark: score = chance + (1 - chance)*exp(-a*C^-b - c), "
-            "binomial likelihood; exp(-c) is the ceiling"),
+            "binomial likelihood; exp(-c) is the ceiling", auto_candidate=True),
 )
 BASELINES = (
     LazyLaw("capcast.laws.baselines:LinearLaw", "linear",
@@ -93,11 +89,15 @@ OTHERS = (
     LazyLaw("capcast.laws.passuntil:PassUntilLaw", "passuntil", PASSUNTIL_DESCRIPTION),
     LazyLaw("capcast.laws.passuntil:PassUntilLaw", "passuntil_compute", PASSUNTIL_DESCRIPTION,
             kwargs={"axis": "compute", "name": "passuntil_compute"}),
+    # Tissue et al.'s LR-annealing law as ladder's step 1; needs the family spec's schedules. Not an auto candidate (yet).
+    LazyLaw("capcast.laws.ladder_schedule:LadderScheduleLaw", "ladder-schedule",
+            "two-step, schedule-aware: task loss = E + A/N^alpha + B*S1^-beta - C*S2 (Tissue et al. 2024 LR areas) on every "
+            "checkpoint -> score sigmoid; needs schedules in the family spec"),
     # For losses (bpb_gold, logprob_gold, loss, ppl): E + A * C^-alpha; `auto` on a loss metric uses it.
     LazyLaw("capcast.laws.power:PowerLaw", "power",
             "loss vs compute: E + A * C^-alpha toward a floor E >= 0 (least squares on log loss), for losses"),
 )
-BUILTIN_LAWS = (*AUTO_CANDIDATES, *PUBLISHED, *BASELINES, AUTO, *OTHERS)
+BUILTIN_LAWS = (*AUTO_CANDIDATES, *BASELINES, AUTO, *OTHERS)
 
 
 @hookimpl

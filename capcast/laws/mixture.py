@@ -1,0 +1,116 @@
+"""A weighted combination of fitted laws: ``auto``'s forecast when it combines its candidates.
+
+The forecast is the weighted mixture of the members' own predictive distributions: the point is
+the weighted mean of their point forecasts and the interval the mixture's quantiles, so members
+that disagree widen it (their spread is uncertainty a single law's interval cannot show) and a
+member's own interval (already checked against the folds by ``auto``) is kept as it was.
+
+A member that does not answer a target (its guard refuses it, or it gives no interval) drops out
+of that target's mixture and the other weights are renormalised; the forecast's notes say so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats
+from scipy.optimize import brentq
+
+from capcast.laws.base import NotPredictable, Prediction, Target
+
+NORMAL_90 = float(stats.norm.ppf(0.95))
+
+
+@dataclass(frozen=True)
+class Member:
+    """One law's share of the mixture: its fit, weight, and the fold error behind the weight."""
+
+    name: str
+    fit: object
+    weight: float
+    fold_error: float | None = None  # mean absolute fold error (score units); None without folds
+
+
+class _Distribution:
+    """One member's forecast at one target as a distribution over scores (CDF and quantiles)."""
+
+    def __init__(self, fit, target: Target):
+        predictive = getattr(fit, "predictive", None)
+        if callable(predictive):  # a CurveFit: t in its link space
+            refusal = fit.refusal(target)
+            if refusal is not None:
+                raise refusal
+            self.mean, self.z, self.sd, self.dof = predictive(target)
+            self._to_z, self._from_z = fit._to_z, fit._from_z
+        else:  # any other LawFit: normal in score units, sd from its 90% interval
+            pred = fit.predict(target, level=0.9)
+            self.mean, self.z = float(pred.mean), float(pred.mean)
+            self.sd, self.dof = max(float(pred.upper - pred.lower) / (2 * NORMAL_90), 1e-12), 10**6
+            self._to_z = self._from_z = lambda v: np.asarray(v, dtype=float)
+
+    def cdf(self, y: float) -> float:
+        return float(stats.t.cdf((float(self._to_z(y)) - self.z) / max(self.sd, 1e-12), df=self.dof))
+
+    def quantile(self, p: float) -> float:
+        return float(self._from_z(self.z + self.sd * stats.t.ppf(p, df=self.dof)))
+
+
+@dataclass(frozen=True)
+class MixtureFit:
+    """``auto``'s combined fit: ``members`` with weights summing to 1 (see module docstring)."""
+
+    law: str
+    members: tuple[Member, ...]
+    notes: str = ""
+    cov: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+
+    @property
+    def params(self) -> dict[str, float]:
+        return {f"weight:{m.name}": float(m.weight) for m in self.members}
+
+    def _answering(self, target: Target) -> tuple[list[tuple[float, _Distribution]], list[str]]:
+        parts, dropped = [], []
+        for m in self.members:
+            try:
+                parts.append((m.weight, _Distribution(m.fit, target)))
+            except NotPredictable as exc:
+                dropped.append(f"{m.name} does not answer ({exc})")
+        return parts, dropped
+
+    def mean(self, target: Target) -> float:
+        parts, _ = self._answering(target)
+        if not parts:
+            raise NotPredictable("no law of the combination answers this target")
+        total = sum(w for w, _ in parts)
+        return float(sum(w * d.mean for w, d in parts) / total)
+
+    def predict(self, target: Target, level: float = 0.9) -> Prediction:
+        parts, dropped = self._answering(target)
+        if not parts:
+            raise NotPredictable("no law of the combination answers this target: " + "; ".join(dropped))
+        total = sum(w for w, _ in parts)
+        mean = float(sum(w * d.mean for w, d in parts) / total)
+
+        def quantile(p: float) -> float:
+            # The mixture's p-quantile lies between its members' p-quantiles.
+            lo, hi = min(d.quantile(p) for _, d in parts), max(d.quantile(p) for _, d in parts)
+            if hi - lo < 1e-12:
+                return lo
+            return brentq(lambda y: sum(w * d.cdf(y) for w, d in parts) / total - p, lo, hi, xtol=1e-9)
+
+        lower, upper = quantile(0.5 - level / 2), quantile(0.5 + level / 2)
+        notes = None
+        if dropped:
+            notes = (f"{self.notes}; for this target: " + "; ".join(dropped) + ", the other weights renormalised").lstrip("; ")
+        return Prediction(mean=mean, lower=min(lower, mean), upper=max(upper, mean), level=level,
+                          law=self.law if dropped else None, notes=notes)
+
+    def summary(self) -> str:
+        lines = [f"law {self.law}: a weighted mixture of {len(self.members)} laws"]
+        for m in self.members:
+            error = "" if m.fold_error is None else f", mean fold error {100 * m.fold_error:.2f} pts"
+            lines.append(f"  {m.name:>18}  weight {m.weight:.3f}{error}")
+        if self.notes:
+            lines.append(f"  note: {self.notes}")
+        return "\n".join(lines)

@@ -1,0 +1,100 @@
+"""``auto``'s weighted combination: weights from the folds, the mixture's point and interval."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from capcast.laws.auto import ERROR_FLOOR, AutoLaw, _fold_errors
+from capcast.laws.base import NotPredictable, Prediction
+from capcast.laws.ladder import LadderLaw
+from capcast.laws.loss_error import LossErrorLaw
+from capcast.laws.mixture import Member, MixtureFit
+from capcast.laws.sigmoid import SigmoidLaw
+from tests.laws.test_laws import BIG, ladder_case, runaway_case, sigmoid_case
+
+
+def test_weights_are_the_inverse_mean_fold_errors_and_the_point_their_weighted_mean() -> None:
+    series, _ = ladder_case(np.random.default_rng(4))
+    auto = AutoLaw(candidates=(SigmoidLaw(), LadderLaw(), LossErrorLaw()))
+    fit = auto.fit(series)
+    report = auto.evaluate(series)
+    names = [n for n, e in report.items() if "fit" in e]
+    errors = _fold_errors(report, names).mean(axis=1)
+    expected = 1 / np.maximum(errors, ERROR_FLOOR)
+    expected /= expected.sum()
+    assert fit.law == "auto:weighted" and [m.name for m in fit.members] == names
+    assert [m.weight for m in fit.members] == pytest.approx(list(expected))
+    assert sum(fit.params.values()) == pytest.approx(1.0)
+    assert "inverse mean fold error" in fit.notes and all(n in fit.notes for n in names)
+    answering = []
+    for m in fit.members:
+        try:
+            answering.append((m.weight, m.fit.predict(BIG)))
+        except NotPredictable:
+            pass  # this member drops out of the target's mixture (its own test below)
+    assert len(answering) >= 2
+    total = sum(w for w, _ in answering)
+    members = [p for _, p in answering]
+    pred = fit.predict(BIG)
+    assert pred.mean == pytest.approx(sum(w * p.mean for w, p in answering) / total)
+    # the mixture's quantiles lie between its members' quantiles
+    assert min(p.lower for p in members) - 1e-9 <= pred.lower <= max(p.lower for p in members) + 1e-9
+    assert min(p.upper for p in members) - 1e-9 <= pred.upper <= max(p.upper for p in members) + 1e-9
+    assert "weight" in fit.summary()
+
+
+def test_a_mixture_of_one_law_twice_is_that_law_and_disagreement_widens_it() -> None:
+    series, _ = sigmoid_case(np.random.default_rng(3))
+    one = SigmoidLaw().fit(series)
+    same = MixtureFit("auto:weighted", (Member("a", one, 0.5), Member("b", one, 0.5)))
+    alone, mixed = one.predict(BIG), same.predict(BIG)
+    assert (mixed.mean, mixed.lower, mixed.upper) == pytest.approx((alone.mean, alone.lower, alone.upper), abs=1e-7)
+    shifted = _Fixed(mean=alone.mean + 0.1, sd=(alone.upper - alone.lower) / (2 * stats.norm.ppf(0.95)))
+    apart = MixtureFit("auto:weighted", (Member("a", one, 0.5), Member("b", shifted, 0.5))).predict(BIG)
+    assert apart.upper - apart.lower > alone.upper - alone.lower + 0.05
+    assert apart.mean == pytest.approx(alone.mean + 0.05)
+
+
+def test_a_member_that_refuses_the_target_drops_out_and_the_row_says_so() -> None:
+    from capcast.forecasting.forecast import STATUS_OK, forecast_one
+
+    series = runaway_case(np.random.default_rng(10))
+    auto = AutoLaw(candidates=(LossErrorLaw(), SigmoidLaw()))
+    fit = auto.fit(series)
+    assert fit.law == "auto:weighted"
+    pred = fit.predict(BIG)
+    sigmoid_alone = next(m for m in fit.members if m.name == "sigmoid").fit.predict(BIG)
+    assert pred.mean == pytest.approx(sigmoid_alone.mean) and pred.lower == pytest.approx(sigmoid_alone.lower)
+    assert "loss-error does not answer" in pred.notes and "renormalised" in pred.notes
+    row = forecast_one(series, BIG, auto, 0.9, None, "synthetic", max_width=1.0).row
+    assert row.status == STATUS_OK and "loss-error does not answer" in row.reason
+
+
+def test_no_member_answering_is_not_predictable() -> None:
+    series = runaway_case(np.random.default_rng(10))
+    only = LossErrorLaw().fit(series)
+    with pytest.raises(NotPredictable, match="no law of the combination answers"):
+        MixtureFit("auto:weighted", (Member("loss-error", only, 1.0),)).predict(BIG)
+
+
+def test_select_keeps_the_single_law_rule() -> None:
+    series, _ = ladder_case(np.random.default_rng(4))
+    fit = AutoLaw(candidates=(SigmoidLaw(), LadderLaw()), combine="select").fit(series)
+    assert fit.law in ("auto:sigmoid", "auto:ladder")
+
+
+@dataclass(frozen=True)
+class _Fixed:
+    """A plugin-style fit without a link space: normal forecast, 90% interval +-1.645 sd."""
+
+    mean: float
+    sd: float
+    law: str = "fixed"
+
+    def predict(self, target, level=0.9):
+        half = stats.norm.ppf(0.5 + level / 2) * self.sd
+        return Prediction(self.mean, self.mean - half, self.mean + half, level)
