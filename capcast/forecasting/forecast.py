@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -29,8 +29,10 @@ from scipy import stats
 from capcast.errors import CapcastError, describe
 from capcast.forecasting.orient import orientation_for, relabel
 from capcast.laws.base import LawFit, NotPredictable, Prediction, Series, Target
+from capcast.laws.schedule import attach_areas
 from capcast.laws.signal import check_loss_signal, check_signal
 from capcast.metrics import Metric, find_metric, infer_metric, resolve_metric
+from capcast.schema import default_run
 from capcast.progress import track
 from capcast.tables.scores import build_series, read_scores, tasks_with_metric
 
@@ -297,7 +299,14 @@ def fit_law(series: Series, law, metric: Metric | None = None) -> tuple[LawFit |
         if metric.scale == "loss":
             check_loss_signal(oriented, label=orientation.label)
         else:
-            check_signal(oriented, to_metric=None if orientation.identity else orientation.to_metric_value)
+            try:
+                check_signal(oriented, to_metric=None if orientation.identity else orientation.to_metric_value)
+            except NotPredictable as no_trend:
+                # a law that has a forecast for a series without a trend (auto: persistence) gives it
+                persistence = getattr(law, "without_trend", None)
+                if persistence is None:
+                    raise
+                return orientation.wrap(persistence(oriented, str(no_trend))), STATUS_OK, ""
         return orientation.wrap(law.fit(oriented)), STATUS_OK, ""
     except NotPredictable as exc:
         return None, STATUS_UNPREDICTABLE, str(exc)
@@ -437,12 +446,15 @@ def below_target(frame: pd.DataFrame, target: Target, interpolate: bool = False)
 def run_forecasts(scores: pd.DataFrame | str, target: str | Target, tasks: Iterable[str] | None = None,
                   metric: str = "acc", method: str = "auto", interval: float = 0.9, max_step: int | None = None,
                   registry=None, max_width: float = MAX_INTERVAL_WIDTH, interpolate: bool = False,
-                  instances=None) -> list[ForecastResult]:
+                  instances=None, schedules: Mapping | None = None) -> list[ForecastResult]:
     """Like :func:`forecast_scores` but keeps each row's series and fitted law (for plots).
 
     The fit never sees the target's run, nor (unless ``interpolate``) any checkpoint at or above
     the target's compute; each row lists the checkpoints it was fitted on (``fitted``).
     ``instances``: per-instance records for ``method="cod"`` (:mod:`capcast.cod.instances`).
+    ``schedules``: run name -> learning-rate schedule (the family spec's ``schedules``): each
+    series carries its checkpoints' LR areas (:func:`capcast.laws.schedule.attach_areas`) and the
+    target its run's schedule, for schedule-aware laws.
     """
     frame = read_scores(scores)
     check_interval(interval)
@@ -457,6 +469,7 @@ def run_forecasts(scores: pd.DataFrame | str, target: str | Target, tasks: Itera
     law = law_for(method, described, registry, instances)
     found = resolve_target(frame, target)
     resolved, family, target_rows = found.target, found.family, found.rows
+    resolved = with_target_schedule(resolved, found, schedules)
     tasks = tasks_to_forecast(frame, tasks, metric)
     # Never fit on the target's run: none of its checkpoints, not only the target one.
     fit_all = fit_frame_for(without_runs(frame, found.runs), max_step)
@@ -466,7 +479,7 @@ def run_forecasts(scores: pd.DataFrame | str, target: str | Target, tasks: Itera
         fit, dropped = below_target(fit_all[fit_all["family"] == fam], resolved, interpolate)
         check_fitting_frame(fit, fam, dropped)
         for task in track(tasks, f"forecast {fam}: tasks"):
-            series = build_series(fit, task, metric)
+            series = attach_areas(build_series(fit, task, metric), schedules)
             actual = actual_value(target_rows, task, metric) if len(target_rows) else None
             result = forecast_one(series, resolved, law, interval, actual, fam, max_width, described)
             if dropped:
@@ -474,6 +487,16 @@ def run_forecasts(scores: pd.DataFrame | str, target: str | Target, tasks: Itera
                 result = replace(result, row=replace(result.row, reason=f"{result.row.reason}; {note}".lstrip("; ")))
             results.append(result)
     return results
+
+
+def with_target_schedule(target: Target, found: ResolvedTarget, schedules: Mapping | None) -> Target:
+    """``target`` with its run's schedule from ``schedules``, when there is one: the run of the
+    table's target rows, else the run its name implies (``default_run``)."""
+    if not schedules or target.schedule is not None:
+        return target
+    runs = [run for _, run in found.runs] or ([default_run(target.name)] if target.name else [])
+    found_schedule = next((schedules[r] for r in runs if r in schedules), None)
+    return target if found_schedule is None else replace(target, schedule=found_schedule)
 
 
 def forecast_scores(scores_df: pd.DataFrame | str, target: str | Target, tasks: Iterable[str] | None = None,

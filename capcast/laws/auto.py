@@ -82,6 +82,16 @@ class AutoLaw:
     def with_candidates(self, candidates: tuple[Law, ...]) -> "AutoLaw":
         return replace(self, candidates=tuple(candidates))
 
+    def without_trend(self, series: Series, why: str) -> CurveFit:
+        """The forecast where the signal test finds no trend (``why``): persistence (``flat``),
+        its interval checked on the same folds as any candidate's."""
+        from capcast.laws.flat import FlatLaw
+
+        entry = AutoLaw(candidates=(FlatLaw(),)).evaluate(series)["flat"]
+        if "fit" not in entry:
+            raise NotPredictable(f"{why}; persistence: {entry['reason']}")
+        return self._checked(entry, "flat", series, f"no trend to extrapolate ({why}): {entry['fit'].notes}", None)
+
     def evaluate(self, series: Series) -> dict[str, dict]:
         """Per candidate: its full fit (or why not) and its error on every fold (None: refused)."""
         folds = forward_chaining_folds(series)

@@ -37,6 +37,7 @@ REGIMES = {
     "mid": (0.0, 1.2),   # fitting sizes climb from near chance to mid-range; the target well above
     "high": (1.6, 1.3),  # the target near saturation
     "low": (-3.2, 1.1),  # the target still close to the floor
+    "flat": (-3.5, 0.0),  # no trend: every size (and the target) just above chance
 }
 
 

@@ -1,0 +1,59 @@
+"""Persistence (``flat``): ``auto``'s forecast where the signal test finds no trend."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from capcast.forecasting.forecast import STATUS_OK, STATUS_UNPREDICTABLE, run_forecasts
+from capcast.laws.base import NotPredictable
+from capcast.laws.flat import FlatLaw
+from capcast.plugins.registry import load_registry
+from capcast.tables.scores import build_series, read_scores
+from capcast.testing.simulate import simulate_family
+
+REGISTRY = load_registry()
+
+
+def _forecast(family, law):
+    (result,) = run_forecasts(family.scores, "target", ["task"], "acc", law, 0.9, None, REGISTRY)
+    return result.row
+
+
+def test_auto_forecasts_persistence_where_there_is_no_trend_and_says_what_it_cannot_see() -> None:
+    family = simulate_family(np.random.default_rng(1), regime="flat", n_sizes=5, seeds=2, lack_of_fit_sd=0.15)
+    row = _forecast(family, "auto")
+    assert row.status == STATUS_OK and row.law == "auto:flat"
+    assert "no trend to extrapolate (no signal above chance" in row.reason and "not foreseen" in row.reason
+    table = read_scores(family.scores)
+    fitted = table[table["model"] != "target"]
+    top = fitted[fitted["params"] == fitted["params"].max()]
+    level = top[top.groupby("run")["tokens"].transform("max") == top["tokens"]]["value"].mean()
+    assert row.forecast == pytest.approx(level)
+    assert row.lower < row.forecast < row.upper
+    # a law without a persistence forecast keeps saying why it has none
+    sigmoid = _forecast(family, "sigmoid")
+    assert sigmoid.status == STATUS_UNPREDICTABLE and sigmoid.reason.startswith("no signal above chance")
+
+
+def test_persistence_intervals_cover_flat_families_at_about_the_stated_rate() -> None:
+    rng = np.random.default_rng(7)
+    hits, widths, draws = 0, [], 60
+    for _ in range(draws):
+        family = simulate_family(rng, regime="flat", n_sizes=int(rng.integers(4, 7)), seeds=int(rng.integers(1, 3)),
+                                 lack_of_fit_sd=0.15)
+        row = _forecast(family, "auto")
+        assert row.status == STATUS_OK and row.law == "auto:flat"
+        hits += row.lower <= family.actual <= row.upper
+        widths.append(row.upper - row.lower)
+    assert 0.82 <= hits / draws <= 1.0
+    # not vacuous: the intervals are a few points wide on 400 items near chance, not the whole range
+    assert np.median(widths) < 0.15
+
+
+def test_persistence_needs_two_sizes() -> None:
+    family = simulate_family(np.random.default_rng(2), regime="flat", n_sizes=2)
+    table = read_scores(family.scores)
+    series = build_series(table[(table["model"] != "target") & (table["params"] == table["params"].min())], "task", "acc")
+    with pytest.raises(NotPredictable, match="at least 2 sizes"):
+        FlatLaw().fit(series)
