@@ -69,12 +69,13 @@ def test_forecast_json_rows_for_named_target(scores_files, kind, capsys) -> None
     assert rising["status"] == "ok" and rising["law"].startswith("auto:")
     assert rising["lower"] <= rising["forecast"] <= rising["upper"]
     assert abs(rising["forecast"] - rising["actual"]) < 0.05
-    assert flat["status"] == "not predictable yet" and "no signal above chance" in flat["reason"]
-    assert flat["forecast"] is None and flat["actual"] is not None
+    # no trend: auto forecasts persistence and says why; a law without one says "not predictable yet"
+    assert flat["status"] == "ok" and flat["law"] == "auto:flat" and "no signal above chance" in flat["reason"]
+    assert flat["lower"] <= flat["forecast"] <= flat["upper"] and abs(flat["forecast"] - 0.25) < 0.05
 
 
 def test_forecast_table_csv_and_explicit_target(scores_files, capsys) -> None:
-    code, out, _ = run_cli(["forecast", "--scores", str(scores_files["csv"]), "--target", "big"], capsys)
+    code, out, _ = run_cli(["forecast", "--scores", str(scores_files["csv"]), "--target", "big", "--method", "sigmoid"], capsys)
     assert code == 0 and "rising" in out and "not predictable yet" in out
     args = ["forecast", "--scores", str(scores_files["csv"]), "--target-params", "6e9", "--target-tokens", "1.2e11",
             "--tasks", "rising", "--method", "sigmoid", "--format", "csv"]
@@ -168,8 +169,10 @@ def test_backtest_json_shape(scores_files, capsys) -> None:
     for name, scores in report["methods"].items():
         assert {"mae", "max_error", "coverage", "n", "unpredictable"} <= set(scores)
         assert scores["n"] + scores["unpredictable"] == 2  # every task is answered, with a number or a reason
-    for name in ("auto", "sigmoid"):  # rising gets a number, flat is refused
-        assert report["methods"][name]["n"] == 1 and report["methods"][name]["unpredictable"] == 1
+    # rising gets a number from both; flat is refused by sigmoid, and auto answers it with persistence
+    assert report["methods"]["sigmoid"]["n"] == 1 and report["methods"]["sigmoid"]["unpredictable"] == 1
+    assert report["methods"]["auto"]["n"] == 2 and report["methods"]["auto"]["unpredictable"] == 0
+    for name in ("auto", "sigmoid"):
         assert report["methods"][name]["mae"] < 5
     assert len(report["rows"]) == 6
     assert {"family", "model", "task", "metric", "method", "forecast", "lower", "upper", "actual", "status"} <= set(report["rows"][0])

@@ -146,13 +146,17 @@ def test_a_falling_brier_forecasts_ok_in_brier_units(scores_csv, capsys) -> None
     assert "big-step3000" not in row["fitted"]
 
 
-def test_a_flat_brier_is_not_predictable_yet(tmp_path, capsys) -> None:
+def test_a_flat_brier_is_not_predictable_yet_and_auto_forecasts_persistence_in_brier_units(tmp_path, capsys) -> None:
     path = tmp_path / "flat.csv"
     family(flat_brier=True).to_csv(path, index=False)
-    row = forecast_json(["--scores", str(path), "--target", "big", "--metric", "brier"], capsys)
+    row = forecast_json(["--scores", str(path), "--target", "big", "--metric", "brier", "--method", "sigmoid"], capsys)
     assert row["status"] == STATUS_UNPREDICTABLE and row["forecast"] is None
     assert "no signal above chance: the largest fitting model has brier 0.7" in row["reason"]
     assert "vs chance 0.750" in row["reason"]  # in brier units, not the oriented ones
+    row = forecast_json(["--scores", str(path), "--target", "big", "--metric", "brier"], capsys)
+    assert row["status"] == STATUS_OK and row["law"] == "auto:flat"
+    assert "no signal above chance: the largest fitting model has brier 0.7" in row["reason"]
+    assert 0.0 <= row["lower"] <= row["forecast"] <= row["upper"] and abs(row["forecast"] - 0.75) < 0.05
 
 
 @pytest.mark.parametrize("metric", ["bpb_gold", "logprob_gold"])
