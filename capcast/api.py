@@ -214,6 +214,7 @@ def forecast(
                  limit=limit, device=device, registry=registry, console=console)
     table, spec_target = scores_for_forecast(family, scores, store, task_list, limit, device, registry, console)
     resolved = target if _is_target(target) else choose_target(target, target_params, target_tokens, target_flops, spec_target)
+    schedules = _spec_schedules(family)  # the runs' learning-rate schedules, for schedule-aware laws
     instances = None
     if method == "cod" and family is not None:  # the store's per-choice / per-sample records
         from capcast.cod.law import store_instances
@@ -221,13 +222,23 @@ def forecast(
         instances = store_instances(family, store)
     if metric is not None:
         return run_forecasts(table, resolved, task_list, metric, method, interval, max_step, registry, interpolate=interpolate,
-                             instances=instances)
+                             instances=instances, schedules=schedules)
     # No --metric: each task its own default (capcast.forecasting.task_metrics), one forecast call per metric.
     frame, groups, order, note = _default_metrics(table, task_list, registry)
     results = [r for name, names in groups.items() for r in run_forecasts(
-        frame, resolved, names, name, method, interval, max_step, registry, interpolate=interpolate, instances=instances)]
+        frame, resolved, names, name, method, interval, max_step, registry, interpolate=interpolate, instances=instances,
+        schedules=schedules)]
     _say_note(console, note)  # once the forecasts stand: an error stays the only line
     return sorted(results, key=lambda r: (r.row.family or "", order[r.row.task]))
+
+
+def _spec_schedules(family) -> dict:
+    """The family spec's ``schedules`` (run -> schedule); empty without a spec."""
+    if family is None:
+        return {}
+    from capcast.spec import open_family
+
+    return dict(open_family(family)[1].schedules)
 
 
 def _default_metrics(table, task_list, registry):

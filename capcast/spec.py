@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import typing
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -65,10 +66,38 @@ class TargetSpec(_Strict):
         return self
 
 
+class Schedule(_Strict):
+    """One run's learning-rate schedule (docs/family-spec.md "Schedules"): linear warm-up over
+    ``warmup_steps``, then ``decay`` from ``peak_lr`` to ``final_lr`` by step ``total_steps``
+    (``wsd``: stable at peak, then linear over the last ``decay_fraction`` of the steps). A
+    relative schedule (``peak_lr: 1``, ``final_lr: 0.1``) serves as well as the absolute one:
+    schedule-aware laws use the learning rate relative to the run's peak."""
+
+    warmup_steps: int = Field(default=0, ge=0)
+    peak_lr: float = Field(gt=0)
+    final_lr: float = Field(default=0.0, ge=0)
+    decay: Literal["cosine", "linear", "constant", "wsd"] = "cosine"
+    decay_fraction: float | None = Field(default=None, gt=0, le=1)
+    total_steps: int = Field(gt=0)
+    tokens_per_step: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.final_lr > self.peak_lr:
+            raise ValueError(f"final_lr {self.final_lr:g} is above peak_lr {self.peak_lr:g}; give final_lr <= peak_lr")
+        if self.warmup_steps >= self.total_steps:
+            raise ValueError(f"warmup_steps {self.warmup_steps} is not below total_steps {self.total_steps}")
+        if (self.decay == "wsd") != (self.decay_fraction is not None):
+            raise ValueError("decay_fraction (the share of steps in the final decay) goes with decay: wsd, and only with it")
+        return self
+
+
 class Family(_Strict):
     family: str = Field(min_length=1)
     checkpoints: list[Checkpoint] = Field(min_length=1)
     target: TargetSpec | None = None
+    # run name -> its learning-rate schedule (optional; schedule-aware laws need them)
+    schedules: dict[str, Schedule] = Field(default_factory=dict)
 
     @field_validator("checkpoints")
     @classmethod
@@ -79,6 +108,17 @@ class Family(_Strict):
                 raise ValueError(f"duplicate checkpoint name {ckpt.name!r} (entry {i}); give every checkpoint a unique name")
             seen.add(ckpt.name)
         return checkpoints
+
+    @field_validator("schedules")
+    @classmethod
+    def _schedules_name_runs(cls, schedules: dict[str, Schedule], info) -> dict[str, Schedule]:
+        checkpoints, target = info.data.get("checkpoints") or [], info.data.get("target")
+        runs = {c.run_name for c in checkpoints} | ({default_run(target.name)} if target is not None else set())
+        unknown = sorted(set(schedules) - runs)
+        if unknown and runs:
+            raise ValueError(f"run(s) {', '.join(map(repr, unknown))} that no checkpoint or target belongs to; "
+                             f"key schedules by run names such as {sorted(runs)[0]!r}")
+        return schedules
 
     def checkpoint(self, name: str) -> Checkpoint:
         for ckpt in self.checkpoints:
@@ -106,7 +146,7 @@ def _field_path(loc: tuple) -> str:
 def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel]:
     """The nested spec model that owns the field at ``loc`` (for listing its allowed keys)."""
     for part in loc:
-        if isinstance(part, int):
+        if isinstance(part, int) or part not in model.model_fields:  # a list index or a mapping key (a run name)
             continue
         annotation = model.model_fields[part].annotation
         nested = [a for a in typing.get_args(annotation) or (annotation,) if isinstance(a, type) and issubclass(a, BaseModel)]
@@ -143,7 +183,7 @@ def load_family(path: str | Path, check_paths: bool = True) -> Family:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise CapcastError(f"{path}: malformed YAML{where}; fix the syntax there") from None
     if not isinstance(raw, dict):
-        raise CapcastError(f"{path}: expected a mapping with keys family, checkpoints, target")
+        raise CapcastError(f"{path}: expected a mapping with keys family, checkpoints, target (and optionally schedules)")
     try:
         family = Family.model_validate(raw)
     except ValidationError as exc:

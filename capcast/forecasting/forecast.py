@@ -29,7 +29,7 @@ from scipy import stats
 from capcast.errors import CapcastError, describe
 from capcast.forecasting.orient import orientation_for, relabel
 from capcast.laws.base import LawFit, NotPredictable, Prediction, Series, Target
-from capcast.laws.schedule import attach_areas
+from capcast.laws.schedule import attach_areas, stretched
 from capcast.laws.signal import check_loss_signal, check_signal
 from capcast.metrics import Metric, find_metric, infer_metric, resolve_metric
 from capcast.schema import default_run
@@ -469,10 +469,10 @@ def run_forecasts(scores: pd.DataFrame | str, target: str | Target, tasks: Itera
     law = law_for(method, described, registry, instances)
     found = resolve_target(frame, target)
     resolved, family, target_rows = found.target, found.family, found.rows
-    resolved = with_target_schedule(resolved, found, schedules)
     tasks = tasks_to_forecast(frame, tasks, metric)
     # Never fit on the target's run: none of its checkpoints, not only the target one.
     fit_all = fit_frame_for(without_runs(frame, found.runs), max_step)
+    resolved = with_target_schedule(resolved, found, schedules, fit_all)
     families = [family] if family else sorted(fit_all["family"].unique())
     results = []
     for fam in families:
@@ -489,14 +489,21 @@ def run_forecasts(scores: pd.DataFrame | str, target: str | Target, tasks: Itera
     return results
 
 
-def with_target_schedule(target: Target, found: ResolvedTarget, schedules: Mapping | None) -> Target:
-    """``target`` with its run's schedule from ``schedules``, when there is one: the run of the
-    table's target rows, else the run its name implies (``default_run``)."""
+def with_target_schedule(target: Target, found: ResolvedTarget, schedules: Mapping | None, fit: pd.DataFrame) -> Target:
+    """``target`` with its run's schedule from ``schedules``: the run of the table's target rows,
+    else the run its name implies (``default_run``); without one, the schedule of the fitting run
+    with the most tokens stretched to the target's tokens (:func:`capcast.laws.schedule.stretched`)."""
     if not schedules or target.schedule is not None:
         return target
     runs = [run for _, run in found.runs] or ([default_run(target.name)] if target.name else [])
-    found_schedule = next((schedules[r] for r in runs if r in schedules), None)
-    return target if found_schedule is None else replace(target, schedule=found_schedule)
+    own = next((schedules[r] for r in runs if r in schedules), None)
+    if own is not None:
+        return replace(target, schedule=own)
+    scheduled = fit[fit["run"].isin(list(schedules))]
+    if scheduled.empty or target.tokens is None:
+        return target
+    longest = str(scheduled.loc[scheduled["tokens"].idxmax(), "run"])
+    return replace(target, schedule=stretched(schedules[longest], float(target.tokens)))
 
 
 def forecast_scores(scores_df: pd.DataFrame | str, target: str | Target, tasks: Iterable[str] | None = None,

@@ -72,6 +72,10 @@ class LossFit:
     resid_var: float
     names: tuple[str, ...]
 
+    @property
+    def form(self) -> str:
+        return "L(N, D)" if self.joint else "L(C)"
+
     def loss(self, theta: np.ndarray, params: float, tokens: float, flops: float) -> float:
         return float(loss_curve(theta, np.atleast_1d(params), np.atleast_1d(tokens), np.atleast_1d(flops), self.joint)[0])
 

@@ -14,12 +14,16 @@ from capcast.schema import default_flops
 
 @dataclass(frozen=True)
 class Target:
-    """The model to forecast. ``flops`` defaults to 6 * params * tokens."""
+    """The model to forecast. ``flops`` defaults to 6 * params * tokens. ``schedule``: the target
+    run's learning-rate schedule (a :class:`capcast.spec.Schedule` or anything with its fields),
+    for schedule-aware laws (``ladder-schedule``); ``capcast forecast`` fills it from the family
+    spec's ``schedules``."""
 
     name: str | None = None
     params: float | None = None
     tokens: float | None = None
     flops: float | None = None
+    schedule: object | None = field(default=None, compare=False)  # not hashed: schedules need not be hashable
 
     @property
     def compute(self) -> float | None:

@@ -11,7 +11,7 @@ one training run, its checkpoints told apart by ``tokens`` and ``step``). One ro
 2,097,152. ``n_items`` is recovered from the reported binomial stderr (n = p(1-p)/se^2 + 1, exact
 for lm-eval's sample stderr). ``mmlu`` is the mean of the 57 ``hendrycksTest-*`` subjects
 (n_items = their sum). LAMBADA's perplexity is kept as metric ``ppl``: a loss the two-step laws
-can use.
+can use. :func:`pythia_schedules` gives every run's learning-rate schedule (for ``ladder-schedule``).
 """
 
 from __future__ import annotations
@@ -61,6 +61,18 @@ BACKTEST_TASKS = {"arc_easy": "acc", "arc_challenge": "acc_norm", "lambada_opena
 BACKTEST_FIT = ["70m", "160m", "410m", "1b", "1.4b"]
 BACKTEST_TARGETS = ["6.9b", "12b"]
 SUITE_FOLDER = Path("evals") / "pythia-v1"
+# Pythia's learning-rate schedule (Biderman et al. 2023): 1% warm-up, cosine to 10% of the peak over
+# 143,000 steps of 2,097,152 tokens, for every size. Relative (peak 1): schedule-aware laws use the
+# rate relative to each run's peak, so the per-size peak rates are not needed.
+TOTAL_STEPS = 143_000
+PYTHIA_SCHEDULE = {"warmup_steps": TOTAL_STEPS // 100, "peak_lr": 1.0, "final_lr": 0.1, "decay": "cosine",
+                   "total_steps": TOTAL_STEPS, "tokens_per_step": TOKENS_PER_STEP}
+
+
+def pythia_schedules(sizes=tuple(PYTHIA_PARAMS), family: str = "pythia") -> dict[str, dict]:
+    """run name -> its schedule's fields (a family spec's ``schedules`` entries, :class:`capcast.spec.Schedule`)."""
+    suffix = family.removeprefix("pythia")
+    return {f"pythia-{size}{suffix}": dict(PYTHIA_SCHEDULE) for size in sizes}
 SETTINGS = (("zero-shot", ""), ("five-shot", "-5shot"))
 
 
