@@ -25,7 +25,7 @@ import os
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -37,6 +37,7 @@ from capcast.forecasting.forecast import (
     tasks_to_forecast,
 )
 from capcast.laws.base import Target
+from capcast.laws.schedule import attach_areas
 from capcast import progress
 from capcast.tables.scores import build_series, read_scores
 
@@ -97,16 +98,18 @@ def held_out_sizes(family_frame: pd.DataFrame, holdout_largest: int, family: str
     return sizes[-holdout_largest:]
 
 
-def held_out_targets(family_frame: pd.DataFrame, held_sizes: np.ndarray, all_steps: bool) -> list[tuple[Target, float | None]]:
+def held_out_targets(family_frame: pd.DataFrame, held_sizes: np.ndarray, all_steps: bool,
+                     schedules: Mapping | None = None) -> list[tuple[Target, float | None]]:
     """(Target, step) for the final checkpoint of each held-out run (a run of a held-out size),
-    or for every checkpoint of those runs with ``all_steps``."""
+    or for every checkpoint of those runs with ``all_steps``; each target carries its run's
+    schedule from ``schedules`` when there is one."""
     out = []
     held = family_frame[family_frame["params"].isin(held_sizes)].drop_duplicates(["run", "model", "tokens"])
-    for _, run_rows in held.groupby("run"):
+    for run, run_rows in held.groupby("run"):
         chosen = run_rows[run_rows["tokens"] > 0] if all_steps else run_rows[run_rows["tokens"] == run_rows["tokens"].max()]
         for _, ck in chosen.sort_values("tokens").iterrows():
             out.append((Target(name=str(ck["model"]), params=float(ck["params"]), tokens=float(ck["tokens"]),
-                               flops=float(ck["flops"])), ck["step"]))
+                               flops=float(ck["flops"]), schedule=(schedules or {}).get(str(run))), ck["step"]))
     return out
 
 
@@ -140,22 +143,24 @@ class BacktestSettings:
     described: object  # the metric's description (capcast.metrics.Metric)
     interval: float
     max_width: float
+    schedules: Mapping | None = None  # run -> learning-rate schedule, for schedule-aware laws
 
 
-def plan_family(fam_frame: pd.DataFrame, family: str, holdout_largest: int, all_steps: bool, max_step: int | None) -> FamilyPlan:
+def plan_family(fam_frame: pd.DataFrame, family: str, holdout_largest: int, all_steps: bool, max_step: int | None,
+                schedules: Mapping | None = None) -> FamilyPlan:
     held_sizes = held_out_sizes(fam_frame, holdout_largest, family)
     # Whole runs are held out: no checkpoint of a held-out size's run is ever fitted.
     held_runs = set(fam_frame.loc[fam_frame["params"].isin(held_sizes), "run"])
     fit_frame = fit_frame_for(fam_frame[~fam_frame["run"].isin(held_runs)], max_step)
     check_fitting_frame(fit_frame, family)
-    return FamilyPlan(family, fit_frame, fam_frame, tuple(held_out_targets(fam_frame, held_sizes, all_steps)))
+    return FamilyPlan(family, fit_frame, fam_frame, tuple(held_out_targets(fam_frame, held_sizes, all_steps, schedules)))
 
 
 def backtest_family(plan: FamilyPlan, settings: BacktestSettings, advance: Callable[[int], None] = lambda n: None) -> list[dict]:
     """The rows of one family, in order task, method, held-out target; ``advance(1)`` per fit."""
     rows = []
     for task in settings.tasks:
-        series = build_series(plan.fit_frame, task, settings.metric)
+        series = attach_areas(build_series(plan.fit_frame, task, settings.metric), settings.schedules)
         truth = plan.frame[(plan.frame["task"] == task) & (plan.frame["metric"] == settings.metric)]
         truth = dict(zip(zip(truth["model"], truth["tokens"]), truth["value"]))
         for method, law in settings.laws.items():
@@ -175,9 +180,11 @@ def backtest_scores(scores: pd.DataFrame | str, holdout_largest: int = 1, method
                     tasks: Iterable[str] | None = None, metric: str = "acc", interval: float = 0.9,
                     max_step: int | None = None, all_steps: bool = False, registry=None,
                     max_width: float = MAX_INTERVAL_WIDTH, families: Iterable[str] | None = None,
-                    instances=None, workers: int = 1) -> BacktestReport:
+                    instances=None, workers: int = 1, schedules: Mapping | None = None) -> BacktestReport:
     """``instances``: per-instance records for the ``cod`` method (:mod:`capcast.cod.instances`).
-    ``workers``: processes to spread the families over (1: this process); the rows are the same."""
+    ``workers``: processes to spread the families over (1: this process); the rows are the same.
+    ``schedules``: run name -> learning-rate schedule (a family spec's ``schedules``), for
+    schedule-aware laws (``ladder-schedule``)."""
     frame = read_scores(scores)
     if holdout_largest < 1:
         raise CapcastError(f"--holdout-largest must be at least 1 (got {holdout_largest})")
@@ -198,8 +205,8 @@ def backtest_scores(scores: pd.DataFrame | str, holdout_largest: int = 1, method
     tasks = tasks_to_forecast(frame, tasks, metric)
     fams = list(families) if families else sorted(frame["family"].unique())
     by_family = dict(tuple(frame.groupby("family", sort=False)))
-    plans = [plan_family(by_family.get(fam, frame.iloc[0:0]), fam, holdout_largest, all_steps, max_step) for fam in fams]
-    settings = BacktestSettings(tuple(tasks), laws, metric, described, interval, max_width)
+    plans = [plan_family(by_family.get(fam, frame.iloc[0:0]), fam, holdout_largest, all_steps, max_step, schedules) for fam in fams]
+    settings = BacktestSettings(tuple(tasks), laws, metric, described, interval, max_width, schedules)
     bar = ("backtest: forecasts", len(plans) * len(settings.tasks) * len(laws))  # family x task x method
     if min(workers, len(plans)) > 1:
         rows = _backtest_in_processes(plans, settings, min(workers, len(plans)), bar)

@@ -1,27 +1,29 @@
-"""``auto``: choose a law per task on evidence from forward-chaining folds inside the fitting family.
+"""``auto``: combine the candidate laws per task on evidence from forward-chaining folds inside the
+fitting family.
 
 Folds. Sizes sorted by parameters; fold ``j`` (for every size from the third up) fits the sizes
 below size ``j`` and forecasts the final checkpoint of each of size ``j``'s runs. Every candidate
 is scored on the same folds; a candidate that refuses a fold (not predictable, or its fit fails)
 is scored as a failure: that fold's worst answered error. Folds no candidate answers are dropped.
+Candidates come in the registry's order: the built-ins ``sigmoid``, ``ladder``, ``loss-error``,
+``logacc-power``, ``saturating-power``, ``ladder-schedule``, then plugins that declare
+``auto_candidate = True``.
 
-Selection. The default is the first candidate that fits (candidates come in the registry's
-order: the built-ins ``sigmoid``, ``ladder``, ``loss-error``, then plugins that declare
-``auto_candidate = True``). Another candidate replaces it only when its mean fold error is lower
-by more than the paired differences' standard error (and there are at least two folds);
-otherwise the margin is noise and the default stands. The row's notes say which, with the
-errors.
+Combination (the default, ``combine="weighted"``). Every candidate that fits the whole series is
+a member of a mixture (:mod:`capcast.laws.mixture`), weighted by the inverse of its mean fold error
+(floored at :data:`ERROR_FLOOR`; equal weights without folds). The forecast is the mixture of the
+members' predictive distributions. ``combine="select"`` keeps the earlier rule: the first
+candidate, replaced only by one whose mean fold error is lower by more than the paired
+differences' standard error; when it refuses a target, the next in the ranking answers.
 
-Interval. The folds check the chosen law's own variance (its parameters, the scatter a new size
+Intervals. The folds check each member's own variance (its parameters, the scatter a new size
 brings, the target's item noise; see :mod:`capcast.laws.curve`): each fold forecast's squared
 link-space error over the variance its own fold fit claimed, pooled with the law's degrees of
 freedom (which count as that many observations of ratio 1). The larger of the law's variance and
-that ratio times it is used, with the matching t quantile (the law's degrees of freedom, or
-those plus the fold forecasts). Nothing is added on top of anything: the folds check the model's
-variance rather than double it.
+that ratio times it is used, with the matching t quantile.
 
-When the chosen law refuses a target (a law's guard: ``loss-error`` outside [0, 1]), the next
-law in the ranking answers it, and the forecast row names that law and says why.
+No trend. Where the signal test finds nothing to extrapolate, :meth:`AutoLaw.without_trend`
+forecasts persistence (:mod:`capcast.laws.flat`), checked on the same folds.
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ def _point(fit, target: Target) -> float:
 class AutoLaw:
     candidates: tuple[Law, ...]
     name: str = "auto"
-    description: str = "chooses a law per task by forward-chaining folds over the fitting sizes; interval checked against the folds"
+    description: str = "combines the candidate laws per task, weighted by their forward-chaining fold errors; persistence where there is no trend"
 
     combine: str = "weighted"  # "weighted": the mixture below; "select": one law, the rule above
 

@@ -127,7 +127,7 @@ class LadderScheduleLaw:
     loss: str | None = None
     prefer: tuple[str, ...] = TASK_LOSS_FIRST
     smooth_width: int = SMOOTH_WIDTH
-    auto_candidate: bool = False  # the lead decides auto membership
+    auto_candidate: bool = True  # auto combines the laws that say so (it skips this one without schedules)
     name: str = "ladder-schedule"
     description: str = ("two-step, schedule-aware: task loss = E + A/N^alpha + B*S1^-beta - C*S2 (Tissue et al. 2024 LR areas) on every "
                         "checkpoint -> score sigmoid; needs schedules in the family spec")

@@ -37,7 +37,7 @@ def test_lazy_builtin_laws_are_the_real_laws():
         assert isinstance(lazy, Law) and isinstance(real, Law)
         assert (lazy.name, lazy.description, lazy.auto_candidate) == (real.name, real.description, getattr(real, "auto_candidate", False))
     auto = load_registry().law("auto")
-    assert [c.name for c in auto.law.candidates] == ["sigmoid", "ladder", "loss-error"]
+    assert [c.name for c in auto.law.candidates] == ["sigmoid", "ladder", "loss-error", "logacc-power", "saturating-power", "ladder-schedule"]
     assert type(auto.law).__name__ == "AutoLaw"
 
 

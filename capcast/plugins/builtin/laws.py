@@ -73,6 +73,10 @@ AUTO_CANDIDATES = (
     LazyLaw("capcast.laws.saturating_power:SaturatingPowerLaw", "saturating-power",
             "COD (Xu et al. 2025) per-cluster law on the whole benchmark: score = chance + (1 - chance)*exp(-a*C^-b - c), "
             "binomial likelihood; exp(-c) is the ceiling", auto_candidate=True),
+    # Tissue et al.'s LR-annealing law as ladder's step 1; needs the family spec's schedules (auto skips it without them).
+    LazyLaw("capcast.laws.ladder_schedule:LadderScheduleLaw", "ladder-schedule",
+            "two-step, schedule-aware: task loss = E + A/N^alpha + B*S1^-beta - C*S2 (Tissue et al. 2024 LR areas) on every "
+            "checkpoint -> score sigmoid; needs schedules in the family spec", auto_candidate=True),
 )
 BASELINES = (
     LazyLaw("capcast.laws.baselines:LinearLaw", "linear",
@@ -81,7 +85,7 @@ BASELINES = (
             "baseline: line in logit(score above chance) vs log10 compute over final checkpoints (OLS)"),
 )
 AUTO = LazyAutoLaw("capcast.laws.auto:AutoLaw", "auto",
-                   "chooses a law per task by forward-chaining folds over the fitting sizes; interval checked against the folds",
+                   "combines the candidate laws per task, weighted by their forward-chaining fold errors; persistence where there is no trend",
                    kwargs={"candidates": AUTO_CANDIDATES})
 PASSUNTIL_DESCRIPTION = "Hu et al. 2023: log(-log pass rate) linear in log N; for pass rates measured by PassUntil"
 OTHERS = (
@@ -89,10 +93,6 @@ OTHERS = (
     LazyLaw("capcast.laws.passuntil:PassUntilLaw", "passuntil", PASSUNTIL_DESCRIPTION),
     LazyLaw("capcast.laws.passuntil:PassUntilLaw", "passuntil_compute", PASSUNTIL_DESCRIPTION,
             kwargs={"axis": "compute", "name": "passuntil_compute"}),
-    # Tissue et al.'s LR-annealing law as ladder's step 1; needs the family spec's schedules. Not an auto candidate (yet).
-    LazyLaw("capcast.laws.ladder_schedule:LadderScheduleLaw", "ladder-schedule",
-            "two-step, schedule-aware: task loss = E + A/N^alpha + B*S1^-beta - C*S2 (Tissue et al. 2024 LR areas) on every "
-            "checkpoint -> score sigmoid; needs schedules in the family spec"),
     # For losses (bpb_gold, logprob_gold, loss, ppl): E + A * C^-alpha; `auto` on a loss metric uses it.
     LazyLaw("capcast.laws.power:PowerLaw", "power",
             "loss vs compute: E + A * C^-alpha toward a floor E >= 0 (least squares on log loss), for losses"),
