@@ -14,7 +14,7 @@ to reach 1. As the paper does it:
   Pythia (the development data, where every size trains on the same 300B tokens, so final
   checkpoints give only 5 points) an exploration run forecast 6.9b and 12b at 1.73 points MAE (12
   of 18) against 3.57 (10 of 18) for final checkpoints only (the final report, with later code:
-  2.29, ``benchmarks/published_laws.md``); with intermediate checkpoints N and D
+  2.29 then; its current figure is its row in ``benchmarks/forecast_accuracy.md``); with intermediate checkpoints N and D
   vary independently, so the two-ratio form below applies;
 * only points more than 5% above chance (``Q' > 0.05``, their rule: nearer chance log(-log Q')
   is noise);

@@ -151,17 +151,22 @@ def test_ladder_schedule_without_schedules_says_what_to_give() -> None:
         LadderScheduleLaw().fit(few)
 
 
-def test_forecast_from_a_table_carries_the_schedules_to_the_law_and_the_target() -> None:
-    from capcast.forecasting.forecast import run_forecasts
-
-    series, schedules = annealing_family(np.random.default_rng(3))
+def scores_table(series: Series) -> pd.DataFrame:
+    """The long scores table of an annealing family (acc and its task loss per checkpoint)."""
     rows = []
     for i in range(len(series)):
         base = {"family": "sim", "run": series.run[i], "model": series.model[i], "params": series.params[i], "tokens": series.tokens[i],
                 "step": series.step[i], "task": "t"}
         rows += [{**base, "metric": "acc", "value": series.value[i], "n_items": N_ITEMS, "chance": CHANCE},
                  {**base, "metric": "bpb_gold", "value": series.extra["bpb_gold"][i]}]
-    table = pd.DataFrame(rows)
+    return pd.DataFrame(rows)
+
+
+def test_forecast_from_a_table_carries_the_schedules_to_the_law_and_the_target() -> None:
+    from capcast.forecasting.forecast import run_forecasts
+
+    series, schedules = annealing_family(np.random.default_rng(3))
+    table = scores_table(series)
     target = Target(name="big", params=BIG_PARAMS, tokens=20 * BIG_PARAMS)
     with_schedules = run_forecasts(table, target, ["t"], "acc", "ladder-schedule", schedules={**schedules, "big": BIG_SCHEDULE})[0]
     assert with_schedules.row.status == "ok", with_schedules.row.reason
@@ -190,13 +195,20 @@ def test_capcast_forecast_of_a_family_spec_hands_its_schedules_to_the_law(tmp_pa
             "schedules": {run: {f: getattr(s, f) for f in fields} for run, s in {**schedules, "big": BIG_SCHEDULE}.items()}}
     path = tmp_path / "family.yaml"
     path.write_text(yaml.safe_dump(spec))
-    rows = []
-    for i in range(len(series)):
-        base = {"family": "sim", "run": series.run[i], "model": series.model[i], "params": series.params[i], "tokens": series.tokens[i],
-                "step": series.step[i], "task": "t"}
-        rows += [{**base, "metric": "acc", "value": series.value[i], "n_items": N_ITEMS, "chance": CHANCE},
-                 {**base, "metric": "bpb_gold", "value": series.extra["bpb_gold"][i]}]
-    monkeypatch.setattr(forecast_module, "scores_for_forecast", lambda *a, **k: (pd.DataFrame(rows), load_family(path).target))
+    table = scores_table(series)
+    monkeypatch.setattr(forecast_module, "scores_for_forecast", lambda *a, **k: (table, load_family(path).target))
     result = forecast(path, tasks=["t"], metric="acc", method="ladder-schedule")[0]
     assert result.row.status == "ok", result.row.reason
     assert result.target.schedule.total_steps == BIG_SCHEDULE.total_steps  # the target run "big"'s own schedule
+
+
+def test_a_backtest_carries_the_schedules_to_the_law_and_the_held_out_runs() -> None:
+    from capcast.forecasting.backtest import backtest_scores
+
+    series, schedules = annealing_family(np.random.default_rng(5))
+    table = scores_table(series)
+    rows = backtest_scores(table, holdout_largest=1, methods=["ladder-schedule"], tasks=["t"], schedules=schedules).rows
+    assert rows and all(r["status"] == "ok" for r in rows), [r["reason"] for r in rows]
+    assert all(r["lower"] <= r["actual"] <= r["upper"] for r in rows)
+    without = backtest_scores(table, holdout_largest=1, methods=["ladder-schedule"], tasks=["t"]).rows
+    assert all(r["status"] != "ok" and "no schedule" in r["reason"] for r in without)
