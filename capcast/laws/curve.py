@@ -87,6 +87,8 @@ class CurveFit:
     variance_check_dof: int = 0
     # why this fit gives point forecasts only (e.g. as many sizes as parameters); "" when it can
     no_interval: str = ""
+    # an identity-link fit whose interval is clipped to [0, 1] (``flat``); the logit link needs none
+    bounded: bool = False
 
     def _to_z(self, p):
         return np.asarray(p, dtype=float) if self.link == "identity" else to_z(p, self.floor)
@@ -144,6 +146,8 @@ class CurveFit:
         mean, z, sd, dof = self.predictive(target)
         half = stats.t.ppf(0.5 + level / 2, df=dof) * sd
         lower, upper = float(self._from_z(z - half)), float(self._from_z(z + half))
+        if self.bounded:  # a score's interval in score units, kept in [0, 1]
+            lower, upper = max(lower, 0.0), min(upper, 1.0)
         return Prediction(mean=mean, lower=min(lower, mean), upper=max(upper, mean), level=level)
 
     def predictive(self, target: Target) -> tuple[float, float, float, int]:

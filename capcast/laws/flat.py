@@ -8,7 +8,7 @@ fitting compute (emergence), and its rows say that too.
 
     forecast = mean of the final checkpoints of the largest size's runs
 
-Interval (score units, clipped to [0, 1]): the target's deviation from the level has
+Interval (score units, clipped to [0, 1]: ``CurveFit.bounded``): the target's deviation from the level has
 
 * the scatter of a size around a flat line (``size_scatter``: the DerSimonian-Laird variance of
   the sizes' final-checkpoint means around their weighted mean, net of item noise), once for the
@@ -60,7 +60,7 @@ class FlatLaw:
         return CurveFit(
             law=self.name, names=("level",), theta=np.array([level]), cov=np.array([[level_var]]), floor=0.0,
             resid_var=scatter, dof=len(sizes) - 1, mean_fn=mean_fn, link="identity", n_points=int(final.sum()),
-            target_items=target_items, x_label="log10 compute (FLOPs)",
+            target_items=target_items, x_label="log10 compute (FLOPs)", bounded=True,
             notes=(f"persistence at the largest fitting size's level {level:.3f} over {len(sizes)} sizes "
                    f"(size scatter sd {np.sqrt(scatter):.3f}); a rise that starts beyond the fitting compute is not foreseen"),
         )

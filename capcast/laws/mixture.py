@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 from scipy.optimize import brentq
+from scipy.special import expit, logit
 
 from capcast.laws.base import NotPredictable, Prediction, Target
 
@@ -42,18 +43,29 @@ class _Distribution:
             if refusal is not None:
                 raise refusal
             self.mean, self.z, self.sd, self.dof = predictive(target)
-            self._to_z, self._from_z = fit._to_z, fit._from_z
+            self.floor = float(fit.floor) if fit.link != "identity" else None
         else:  # any other LawFit: normal in score units, sd from its 90% interval
             pred = fit.predict(target, level=0.9)
             self.mean, self.z = float(pred.mean), float(pred.mean)
             self.sd, self.dof = max(float(pred.upper - pred.lower) / (2 * NORMAL_90), 1e-12), 10**6
-            self._to_z = self._from_z = lambda v: np.asarray(v, dtype=float)
+            self.floor = None
+
+    # The link without CurveFit's clip (kept finite there for fitting): the CDF and the quantile
+    # must be exact inverses, or the mixture's quantile is not bracketed by its members'.
+    def _to_z(self, y: float) -> float:
+        if self.floor is None:
+            return float(y)
+        q = (y - self.floor) / (1 - self.floor)
+        return -np.inf if q <= 0 else np.inf if q >= 1 else float(logit(q))
+
+    def _from_z(self, z: float) -> float:
+        return float(z) if self.floor is None else float(self.floor + (1 - self.floor) * expit(z))
 
     def cdf(self, y: float) -> float:
-        return float(stats.t.cdf((float(self._to_z(y)) - self.z) / max(self.sd, 1e-12), df=self.dof))
+        return float(stats.t.cdf((self._to_z(y) - self.z) / max(self.sd, 1e-12), df=self.dof))
 
     def quantile(self, p: float) -> float:
-        return float(self._from_z(self.z + self.sd * stats.t.ppf(p, df=self.dof)))
+        return self._from_z(self.z + self.sd * stats.t.ppf(p, df=self.dof))
 
 
 @dataclass(frozen=True)
@@ -92,14 +104,20 @@ class MixtureFit:
         total = sum(w for w, _ in parts)
         mean = float(sum(w * d.mean for w, d in parts) / total)
 
-        def quantile(p: float) -> float:
-            # The mixture's p-quantile lies between its members' p-quantiles.
-            lo, hi = min(d.quantile(p) for _, d in parts), max(d.quantile(p) for _, d in parts)
-            if hi - lo < 1e-12:
-                return lo
-            return brentq(lambda y: sum(w * d.cdf(y) for w, d in parts) / total - p, lo, hi, xtol=1e-9)
+        def mixture_cdf(y: float) -> float:
+            return sum(w * d.cdf(y) for w, d in parts) / total
 
-        lower, upper = quantile(0.5 - level / 2), quantile(0.5 + level / 2)
+        def quantile(p: float) -> float:
+            # The mixture's p-quantile lies between its members' p-quantiles (up to rounding).
+            lo, hi = min(d.quantile(p) for _, d in parts), max(d.quantile(p) for _, d in parts)
+            if hi - lo < 1e-12 or mixture_cdf(lo) >= p:
+                return lo
+            if mixture_cdf(hi) <= p:
+                return hi
+            return brentq(lambda y: mixture_cdf(y) - p, lo, hi, xtol=1e-9)
+
+        # members forecast scores in [0, 1]; a score-unit member's tail may leave it, the interval does not
+        lower, upper = max(quantile(0.5 - level / 2), 0.0), min(quantile(0.5 + level / 2), 1.0)
         notes = None
         if dropped:
             notes = (f"{self.notes}; for this target: " + "; ".join(dropped) + ", the other weights renormalised").lstrip("; ")

@@ -98,3 +98,27 @@ class _Fixed:
     def predict(self, target, level=0.9):
         half = stats.norm.ppf(0.5 + level / 2) * self.sd
         return Prediction(self.mean, self.mean - half, self.mean + half, level)
+
+
+@dataclass(frozen=True)
+class _LinkStub:
+    """A CurveFit-like member given by its predictive distribution in the logit link."""
+
+    z: float
+    sd: float
+    floor: float = 0.0
+    link: str = "logit"
+
+    def refusal(self, target):
+        return None
+
+    def predictive(self, target):
+        return float(self.floor + (1 - self.floor) / (1 + np.exp(-self.z))), self.z, self.sd, 3
+
+
+def test_members_beyond_the_links_clip_near_1_still_give_an_interval() -> None:
+    # z = 12 is past CurveFit's clip (logit 9.2): the mixture must invert the unclipped link
+    mixed = MixtureFit("auto:weighted", (Member("a", _LinkStub(12.0, 2.0), 0.5), Member("b", _LinkStub(8.0, 1.5), 0.5)))
+    pred = mixed.predict(BIG)
+    assert 0.99 < pred.lower <= pred.mean <= pred.upper <= 1.0
+    assert pred.lower < _LinkStub(8.0, 1.5).predictive(BIG)[0]  # the lower member's quantile pulls it down
