@@ -5,8 +5,8 @@
 
 It clones the repository at HEAD (``git clone --no-local``, or, with ``--worktree``, copies the files
 ``git ls-files`` lists, tracked and untracked-not-ignored) into a temporary folder, runs
-``make demo`` there (venv creation and install included: pip's cache makes this the install of a
-machine that downloaded the wheels before) and parses the step times the demo prints in its
+``make demo`` there (venv creation and install included: uv's and pip's caches make this the
+install of a machine that downloaded the wheels before) and parses the step times the demo prints in its
 ``time per step (s): ...`` line. It prints the machine (cores, load average before and after),
 the wall time of the whole ``make demo``, the install (wall minus the demo's own total), each
 step, and the tail of the demo's output. The machine may be shared: the load averages say how
@@ -86,17 +86,18 @@ def main() -> None:
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {os.cpu_count()} cores, {platform.machine()}, "
           f"Python {platform.python_version()}; load average (1, 5, 15 min) before "
           f"{', '.join(f'{x:.1f}' for x in load_before)}, after {', '.join(f'{x:.1f}' for x in load_after)}")
-    print("# re-run: python benchmarks/demo_time.py > benchmarks/demo_time.txt")
+    print(f"# re-run: python benchmarks/demo_time.py{' --worktree' if args.worktree else ''} > benchmarks/demo_time.txt")
     print()
     print(f"{'step':<24}{'seconds':>10}")
-    print(f"{'install (venv, pip)':<24}{wall - total:>10.1f}")
+    installer = "pip" if re.search(r"^uv unavailable", output, re.MULTILINE) else "uv"  # the Makefile's fallback line (not its echo)
+    print(f"{f'install (venv, {installer})':<24}{wall - total:>10.1f}")
     for name, seconds in steps.items():
         print(f"{name:<24}{seconds:>10.1f}")
     print(f"{'demo total':<24}{total:>10.1f}")
     print(f"{'make demo (wall)':<24}{wall:>10.1f}   ({wall / 60:.1f} min)")
     print()
     print("# the demo's last lines:")
-    for line in output.rstrip().splitlines()[-4:]:
+    for line in proc.stdout.rstrip().splitlines()[-2:]:
         print("#   " + line[:200])
     if args.keep:
         print(f"# kept: {folder}", file=sys.stderr)

@@ -1,9 +1,11 @@
 """The leaderboards published in the repository's ``leaderboards/`` (``make leaderboards``):
 
-- ``mini-ladder``: the reference mini-ladder's committed scores (``docs/reference-scores.csv``):
-  a backtest (largest size held out), the target ``l-s0-step2441`` forecast from xs, s and m as a
-  registered forecast then resolved with its known scores, and a registered forecast of a size not
-  trained (``xl``) that stays open;
+- ``mini-ladder``: the reference mini-ladder's scores (``docs/reference-scores.csv``, or the
+  demo's), up to the size of the target ``m-s0-step977`` (``family.yaml``'s: the demo evaluates
+  no more): a backtest (largest size held out), the target forecast from the sizes below it (xs,
+  s, sm1, sm2, sm3) as a registered forecast then resolved with its known scores, and a
+  registered forecast of a size not trained (``xl``, from the same sizes) that stays open. Each forecast carries its
+  task's content hash (:func:`task_versions`), so a changed task is a new registration;
 - ``pythia``: the Pythia suite's backtest (fit on 70m-1.4b, forecast 6.9b and 12b, as the README's
   headline figures) and the 12b forecasts with their fitted curves;
 - ``openlm``: OpenLM over-training (fit at most 1.4B, forecast 6.9B) on Gadre et al.'s 17 tasks.
@@ -17,8 +19,10 @@ leaderboards need ``../shared/data``; where it is absent they are skipped with a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -36,8 +40,8 @@ from capcast.tables.readers.pythia import BACKTEST_TASKS as PYTHIA_TASKS
 
 INTERVAL = 0.9
 METHODS = ["auto", "sigmoid", "logit-linear", "linear"]
-MINI_TARGET = "l-s0-step2441"
-# a size the ladder never trained: 4x l's parameters on 2.5x its tokens; its forecast stays registered
+MINI_TARGET = "m-s0-step977"  # family.yaml's target: the demo evaluates nothing larger
+# a size the ladder never trained (4x l's parameters on 2.5x its tokens); its forecast stays registered
 MINI_UNTRAINED = Target(name="xl-s0 (not trained)", params=1.0e6, tokens=2.5e7)
 OPENLM_METHODS = ["auto", "sigmoid", "linear"]
 
@@ -66,13 +70,47 @@ def _by_metric(table: pd.DataFrame) -> dict[str, list[str]]:
     return {m: sorted(pairs.loc[pairs["metric"] == m, "task"]) for m in sorted(pairs["metric"].unique())}
 
 
-def _forecasts(table: pd.DataFrame, target, metric_tasks: dict[str, list[str]], registry) -> dict:
+def _forecasts(table: pd.DataFrame, target, metric_tasks: dict[str, list[str]], registry, versions: dict[str, str] | None = None) -> dict:
     from capcast.forecasting.forecast import run_forecasts
+    from capcast.leaderboard.registry import TASK_VERSION
 
     results = []
     for metric, tasks in metric_tasks.items():
         results += run_forecasts(table, target, tasks, metric, "auto", INTERVAL, None, registry)
-    return forecast_document(results, INTERVAL, table)
+    document = forecast_document(results, INTERVAL, table)
+    for row in document["rows"]:
+        if (versions or {}).get(row["task"]):
+            row[TASK_VERSION] = versions[row["task"]]
+    return document
+
+
+def _file_digests(value):
+    """``value`` (a task config) with each path of an existing file replaced by the file's sha256."""
+    if isinstance(value, dict):
+        return {k: _file_digests(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_file_digests(v) for v in value]
+    if isinstance(value, str) and len(value) < 4096 and Path(value).is_file():
+        return "sha256:" + hashlib.sha256(Path(value).read_bytes()).hexdigest()
+    return value
+
+
+def task_versions(tasks: list[str], registry) -> dict[str, str]:
+    """Content hash of each registered task with an lm-eval config: its config (built into a
+    scratch folder when it is a builder) with every data file replaced by its sha256, so two
+    versions differ exactly when their items, prompts, targets or settings do. Tasks without a
+    config of their own (lm-eval built-ins, imported tables) get none."""
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="capcast-task-version-") as scratch:
+        for name in tasks:
+            config = registry.tasks[name].lm_eval_config if name in registry.tasks else None
+            if callable(config):
+                config = config(Path(scratch) / name)
+            if config is None:
+                continue
+            content = json.dumps(_file_digests(config), sort_keys=True, default=str)
+            out[name] = hashlib.sha256(content.replace(scratch, "").encode()).hexdigest()[:16]
+    return out
 
 
 def with_runs(table: pd.DataFrame) -> pd.DataFrame:
@@ -91,25 +129,30 @@ def build_mini_ladder(scores: pd.DataFrame | Path, folder: Path, registry=None) 
 
     registry = registry or load_registry()
     table = read_scores(with_runs(pd.read_csv(scores) if isinstance(scores, Path) else scores))
-    folder, inputs = Path(folder), Path(folder) / "inputs"
-    metric_tasks = _by_metric(table)
-    backtest = _write(inputs / "backtest.json", _backtest(table, metric_tasks, 1, METHODS, registry))
-    # Pre-registration as it happens: the target's scores left out of the table, then resolved.
     target_rows = table[table["model"] == MINI_TARGET]
     if target_rows.empty:
-        raise CapcastError(f"the mini-ladder scores have no {MINI_TARGET}: the leaderboard forecasts it; evaluate every checkpoint")
-    before = table[~table["params"].isin(target_rows["params"])]
+        raise CapcastError(f"the mini-ladder scores have no {MINI_TARGET}: the leaderboard forecasts it; evaluate it")
     first = target_rows.iloc[0]
+    # Nothing larger than the target: the same table whether it is the demo's or the whole ladder's.
+    table = table[table["params"] <= first["params"]]
+    folder, inputs = Path(folder), Path(folder) / "inputs"
+    metric_tasks = _by_metric(table)
+    versions = task_versions(sorted(table["task"].unique()), registry)
+    backtest = _write(inputs / "backtest.json", _backtest(table, metric_tasks, 1, METHODS, registry))
+    # Pre-registration as it happens: the target's size left out of the table, then resolved.
+    before = table[table["params"] < first["params"]]
     target = Target(name=MINI_TARGET, params=float(first["params"]), tokens=float(first["tokens"]), flops=float(first["flops"]))
-    registered = _write(inputs / f"forecast-{MINI_TARGET}.json", _forecasts(before, target, metric_tasks, registry))
-    untrained = _write(inputs / "forecast-xl.json", _forecasts(table, MINI_UNTRAINED, metric_tasks, registry))
+    registered = _write(inputs / f"forecast-{MINI_TARGET}.json", _forecasts(before, target, metric_tasks, registry, versions))
+    # The untrained size from the same checkpoints as the target's forecast: the same series, and
+    # about a third of the time of fitting the target's size as well (the demo's slowest fit).
+    untrained = _write(inputs / "forecast-xl.json", _forecasts(before, MINI_UNTRAINED, metric_tasks, registry, versions))
     sources = [backtest, registered, untrained]
     site = folder / "site"
     title = "capcast-mini: forecast leaderboard"
     build_leaderboard(sources, site, scores=[table], registry=folder / "registry.jsonl", title=title)
     actuals = inputs / f"actuals-{MINI_TARGET}.csv"
     target_rows[["family", "model", "task", "metric", "value"]].to_csv(actuals, index=False)
-    resolve(folder / "registry.jsonl", actuals)
+    resolve(folder / "registry.jsonl", actuals, task_versions=versions)
     return build_leaderboard(sources, site, scores=[table], registry=folder / "registry.jsonl", title=title)
 
 

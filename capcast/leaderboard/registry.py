@@ -14,6 +14,11 @@ each line's ``prev`` is the sha256 of the line before, so dropping or reordering
 chain. Both are checked on every read.
 A changed forecast of the same (family, model, task, metric) is a new registration; the old one
 stays in the file and on the site, marked superseded.
+
+A forecast row may carry ``task_version`` (the sha256 of the task's content: its items, prompts,
+targets); it is then part of the registration (and of its id), so a forecast of a changed task
+(e.g. more items) is a new registration, and ``resolve`` given the actuals' task versions answers
+only the registrations of the same version. Registrations without it behave as before.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from capcast.leaderboard.inputs import ResultFile, canonical_json, read_actuals,
 
 FORECAST_KEYS = ("family", "model", "task", "metric", "law", "forecast", "lower", "upper", "status", "reason", "fitted")
 TARGET_KEY = ("family", "model", "task", "metric")
+TASK_VERSION = "task_version"  # optional key of a forecast: the task's content hash
 # Forecasts are compared at 6 significant digits: a re-run on another machine that differs only
 # in the last bits of a float is the same forecast, not a new registration.
 DIGITS = 6
@@ -58,6 +64,8 @@ def registration_id(forecast: dict, interval) -> str:
     """What makes two registrations the same forecast: its numbers, law, status and fitted checkpoints at its level."""
     content = {k: _rounded(forecast[k]) for k in FORECAST_KEYS}
     content["fitted"] = list(forecast["fitted"])
+    if forecast.get(TASK_VERSION):  # absent in older registrations: their ids stay as they were
+        content[TASK_VERSION] = forecast[TASK_VERSION]
     return sha256_bytes(canonical_json({"forecast": content, "interval": interval}).encode())[:16]
 
 
@@ -175,6 +183,8 @@ def new_registrations(registry: Registry, results: list[ResultFile], scores_sha2
             if row["actual"] is not None:
                 continue
             forecast = {k: row[k] for k in FORECAST_KEYS}
+            if row.get(TASK_VERSION):
+                forecast[TASK_VERSION] = str(row[TASK_VERSION])
             if result.input_sha256:
                 input_sha, hash_of = result.input_sha256, result.input_hash_of or "scores table"
             elif scores_sha256:
@@ -200,11 +210,14 @@ class ResolveSummary:
     waiting: int
 
 
-def resolve(registry_path: Path, actuals_path: Path) -> ResolveSummary:
+def resolve(registry_path: Path, actuals_path: Path, task_versions: dict[str, str] | None = None) -> ResolveSummary:
     """Add the actual score to every registered forecast the table ``actuals_path`` answers.
 
-    Matches on (model, task, metric), and family too when the table has a family column. A
-    forecast already resolved to the same value is left alone; to a different value is an error."""
+    Matches on (model, task, metric), and family too when the table has a family column. With
+    ``task_versions`` (task -> content hash of the tasks the actuals were measured on), a
+    registration of another version of a task is not answered by them (it was a forecast of a
+    different task) and stays waiting. A forecast already resolved to the same value is left
+    alone; to a different value is an error."""
     registry = load_registry(registry_path)
     if not registry.registrations:
         raise CapcastError(f"{registry_path}: no registered forecasts; run `capcast leaderboard build` with forecast JSON first")
@@ -220,6 +233,9 @@ def resolve(registry_path: Path, actuals_path: Path) -> ResolveSummary:
         f = reg["forecast"]
         value = lookup.get((f["family"] if has_family else None, str(f["model"]), f["task"], f["metric"]))
         if value is None:
+            continue
+        measured_on = (task_versions or {}).get(f["task"])
+        if measured_on and f.get(TASK_VERSION) and f[TASK_VERSION] != measured_on:
             continue
         done = registry.resolutions.get(reg["id"])
         if done is not None:

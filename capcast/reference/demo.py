@@ -1,7 +1,9 @@
 """``capcast demo``: capcast's whole job on the committed mini-ladder.
 
-1. evaluate every checkpoint on the reference tasks (resumable, into ``out/store``), tabulate
-   the scores and plot score vs compute (``out/plots``);
+1. evaluate the checkpoints the later steps use (:func:`demo_checkpoints`: ``family.yaml``'s and
+   its target; the larger size l of ``ladder.yaml`` is for ``capcast reference-family`` users) on
+   the reference tasks (resumable, into ``out/store``), tabulate the scores and plot score vs
+   compute (``out/plots``);
 2. forecast the backtest target (``family.yaml``'s ``m-s0-step977``) from the fitting
    checkpoints of ``family.yaml`` (the sizes below m: xs, s, sm1, sm2, sm3) on every task with
    ``method="auto"``, beside its measured score (``out/forecast-plots``);
@@ -11,7 +13,8 @@
    (the library behind ``capcast sample``, into the same store) and set greedy accuracy beside
    the measured pass rate;
 5. COD's predictable subset on each task with per-instance records (``out/cod``);
-6. build the mini-ladder forecast leaderboard from the demo's scores (``out/leaderboard/site``).
+6. build the mini-ladder forecast leaderboard from the demo's scores (``out/leaderboard/site``):
+   the same target, forecast from the same sizes.
 
 Each step's wall time is kept in :attr:`DemoResult.timings`, in step order.
 
@@ -36,18 +39,23 @@ PASSUNTIL_TASK = "ref_add3"  # sampled 3-digit addition: the PassUntil showcase
 GREEDY_TASK = "ref_add3_greedy"  # the same items, greedy
 # Final seed-0 checkpoints of the three smaller sizes: greedy 0, sampled pass rates ~2e-4 to ~2e-3.
 PASSUNTIL_CHECKPOINTS = ("xs-s0-step244", "s-s0-step488", "m-s0-step977")
+# Evaluation processes by default: two halve the evaluation on 2 cores; more cost more start-up
+# (each imports torch and lm-eval) than the 31 small checkpoints give back.
+MAX_EVAL_WORKERS = 2
 
 
 @dataclass(frozen=True)
 class PassUntilSettings:
     """The demo's PassUntil step: ``limit`` first items of ``ref_add3``, stop at ``successes``
-    passes or ``cap`` samples per item. Sized to about a minute on 2 CPU cores (about 280 K samples
-    at 3-4 K samples/s); r = 2 is the smallest r with a useful unbiased estimate, 1/(K-1)."""
+    passes or ``cap`` samples per item; r = 2 is the smallest r with a useful unbiased estimate,
+    1/(K-1). Sized to under a minute on 2 CPU cores (about 130 K samples at 3-4 K samples/s): at
+    rates of 1e-4 to 1e-3 most items reach the cap, and 24 x 2,048 samples still show several
+    passes on the smallest checkpoint (4,096 per item on 30 items showed 9 items passing there)."""
 
     checkpoints: tuple[str, ...] = PASSUNTIL_CHECKPOINTS
-    limit: int = 30
+    limit: int = 24
     successes: int = 2
-    cap: int = 4096
+    cap: int = 2048
     first_batch: int = 64
     batch_size: int = 1024  # generations per forward batch: tiny models sample fastest in big batches
     seed: int = 1234
@@ -121,19 +129,24 @@ def run_demo(
     cod: bool = True,
     leaderboard: bool = True,
     cod_bootstrap: int = 100,
+    workers: int | None = None,
 ) -> DemoResult:
     """Verify the ladder's weights, evaluate it into ``out_dir/store``, plot into ``out_dir/plots``,
     forecast the target (``out_dir/forecast-plots``) and run the PassUntil showcase.
 
-    ``tasks``, ``checkpoints`` and ``limit`` shrink the run (tests use the smallest members).
+    ``tasks``, ``checkpoints`` (default: :func:`demo_checkpoints`) and ``limit`` shrink the run
+    (tests use the smallest members); any checkpoint of ``ladder.yaml`` may be named.
     Already stored (checkpoint, task) runs and PassUntil rounds are reused, so a second demo only
     re-tabulates and re-fits. ``forecast=False``, ``backtest=False``, ``passuntil=None``, ``cod=False``
-    and ``leaderboard=False`` skip those steps. The
+    and ``leaderboard=False`` skip those steps. ``workers`` evaluation processes (default: the
+    cores this process may use, at most 2), one torch thread each: a checkpoint per process, as
+    ``capcast eval --executor local --workers N`` runs them (1: in this process). The
     PassUntil step samples only checkpoints of ``passuntil.checkpoints`` that are among
     ``checkpoints`` (all when ``checkpoints`` is None).
     """
-    from capcast.evaluation.runner import evaluate_family
     from capcast.evaluation.scores import scores_from_store
+    from capcast.executors.grid import evaluate_grid, make_executor
+    from capcast.forecasting.backtest import available_cores
 
     started = time.perf_counter()
     out = Path(out_dir)
@@ -141,11 +154,16 @@ def run_demo(
     manifest = load_manifest(ladder)
     all_tasks = {t.name: t for t in reference_tasks()}
     names = tasks or list(all_tasks)
+    checkpoints = list(checkpoints) if checkpoints else demo_checkpoints(ladder)
     store = out / "store"
-    evaluate_family(
+    workers = min(available_cores(), MAX_EVAL_WORKERS) if workers is None else workers
+    executor = make_executor("local", workers=workers) if workers > 1 else None
+    evaluate_grid(
+        executor,
         ladder / "ladder.yaml",
         names,
-        store_dir=store,
+        store,
+        threads=1 if executor is not None else None,  # the processes share the cores: one thread each
         limit=limit,
         batch_size=batch_size,
         device="cpu",
@@ -300,6 +318,17 @@ def passuntil_showcase(
     return rows
 
 
+def demo_checkpoints(ladder: Path) -> list[str]:
+    """What the demo's steps use: ``family.yaml``'s fitting checkpoints and its target (which
+    holds PassUntil's checkpoints too), in ``ladder.yaml``'s order. Evaluating the rest of the
+    ladder (the target's other checkpoints and seed, size l) would change no number shown."""
+    from capcast.spec import load_family
+
+    family = load_family(ladder / "family.yaml")
+    wanted = {c.name for c in family.checkpoints} | ({family.target.name} if family.target else set())
+    return [c.name for c in load_family(ladder / "ladder.yaml").checkpoints if c.name in wanted]
+
+
 def _target_name(ladder: Path) -> str | None:
     from capcast.spec import load_family
 
@@ -308,6 +337,7 @@ def _target_name(ladder: Path) -> str | None:
 
 
 __all__ = [
-    "DemoResult", "PassUntilRow", "PassUntilSettings", "run_demo", "forecast_target", "passuntil_showcase", "wide_table",
+    "DemoResult", "PassUntilRow", "PassUntilSettings", "run_demo", "demo_checkpoints", "forecast_target", "passuntil_showcase",
+    "wide_table",
     "FAMILY_NAME",
 ]

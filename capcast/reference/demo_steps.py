@@ -98,6 +98,7 @@ def cod_subsets(store: Path, scores: pd.DataFrame, ladder: Path, metrics: dict[s
     except CapcastError as exc:
         return [CODRow(task=t, metric=None, status="skipped", reason=str(exc)) for t in metrics]
     with_records = set(instances["task"])
+    done = _cod_by_metric(store, [t for t in metrics if t in with_records], metrics, target, out, max_params, bootstrap, interval)
     rows = []
     for task in metrics:
         if task not in with_records:
@@ -105,8 +106,9 @@ def cod_subsets(store: Path, scores: pd.DataFrame, ladder: Path, metrics: dict[s
             continue
         try:
             # the forecast table's metric, so COD's number stands beside the forecast's
-            (result,) = cluster_tasks(store=store, tasks=[task], family=FAMILY_NAME, target=target, out=out, metric=metrics[task],
-                                      max_params=max_params, anchors=None, bootstrap=bootstrap, level=interval)
+            (result,) = done.get(task) or cluster_tasks(store=store, tasks=[task], family=FAMILY_NAME, target=target, out=out,
+                                                        metric=metrics[task], max_params=max_params, anchors=None, bootstrap=bootstrap,
+                                                        level=interval)
         except CapcastError as exc:
             rows.append(CODRow(task=task, metric=None, status="not predictable yet", reason=str(exc)))
             continue
@@ -122,6 +124,26 @@ def cod_subsets(store: Path, scores: pd.DataFrame, ladder: Path, metrics: dict[s
             subset_forecast=forecast.get("subset_forecast"), actual=forecast.get("actual"),
         ))
     return rows
+
+
+def _cod_by_metric(store: Path, tasks: list[str], metrics: dict[str, str], target: str, out: Path, max_params, bootstrap: int,
+                   interval: float) -> dict[str, tuple]:
+    """COD on the tasks of each metric in one call (the store's records are read and checked once
+    per call, not once per task: a third of the step). A metric whose call fails (one task COD
+    refuses outright) is left out: its tasks are then fitted one by one, each keeping its reason."""
+    from capcast.cod.commands import cluster_tasks
+    from capcast.reference.ladder import FAMILY_NAME
+
+    done: dict[str, tuple] = {}
+    for metric in dict.fromkeys(metrics[t] for t in tasks):
+        mine = [t for t in tasks if metrics[t] == metric]
+        try:
+            results = cluster_tasks(store=store, tasks=mine, family=FAMILY_NAME, target=target, out=out, metric=metric,
+                                    max_params=max_params, anchors=None, bootstrap=bootstrap, level=interval)
+        except CapcastError:
+            continue
+        done.update({t: (r,) for t, r in zip(mine, results)})
+    return done
 
 
 def leaderboard_site(scores: pd.DataFrame, folder: Path) -> tuple[Path | None, str]:

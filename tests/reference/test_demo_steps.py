@@ -3,14 +3,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from capcast.forecasting.forecast import STATUS_OK, STATUS_UNPREDICTABLE
-from capcast.leaderboard.published import with_runs
-from capcast.reference.demo import forecast_target
+from capcast.leaderboard.published import MINI_TARGET, with_runs
+from capcast.reference.demo import demo_checkpoints, forecast_target
 from capcast.reference.demo_steps import backtest_below_target, leaderboard_site
 from capcast.reference.ladder import default_ladder_dir
 from capcast.reference.tasks import reference_tasks
@@ -105,15 +106,28 @@ def test_backtest_step_holds_out_the_largest_fitting_size_and_never_sees_the_tar
             assert row["status"] == STATUS_UNPREDICTABLE and row["reason"]
 
 
-def test_leaderboard_step_builds_the_site(scores, tmp_path):
-    index, reason = leaderboard_site(scores, tmp_path / "leaderboard")
+def test_the_demo_evaluates_what_its_steps_use_and_nothing_larger():
+    spec = load_family(LADDER / "family.yaml")
+    names = demo_checkpoints(LADDER)
+    assert set(names) == {c.name for c in spec.checkpoints} | {spec.target.name}
+    assert MINI_TARGET == spec.target.name  # the leaderboard forecasts the demo's target
+    assert not any(n.startswith("l-") for n in names) and len(names) < len(load_family(LADDER / "ladder.yaml").checkpoints)
+
+
+def test_leaderboard_step_builds_the_site_from_the_demos_checkpoints(scores, tmp_path):
+    demo = scores[scores["model"].isin(demo_checkpoints(LADDER))]
+    index, reason = leaderboard_site(demo, tmp_path / "leaderboard")
     assert reason == "" and index == tmp_path / "leaderboard" / "site" / "index.html"
     html = index.read_text()
-    assert "capcast-mini: forecast leaderboard" in html and "l-s0-step2441" in html
-    assert (tmp_path / "leaderboard" / "registry.jsonl").read_text().count('"kind":"resolution"') >= 1
+    assert "capcast-mini: forecast leaderboard" in html and MINI_TARGET in html
+    registry = (tmp_path / "leaderboard" / "registry.jsonl").read_text()
+    assert registry.count('"kind":"resolution"') >= 1 and '"task_version"' in registry
+    forecasts = json.loads((tmp_path / "leaderboard" / "inputs" / f"forecast-{MINI_TARGET}.json").read_text())["rows"]
+    spec = load_family(LADDER / "family.yaml")
+    assert {n for r in forecasts for n in r["fitted"]} <= {c.name for c in spec.checkpoints}  # the sizes below the target only
     # Without the target there is nothing to forecast: no site, and the reason.
-    index, reason = leaderboard_site(scores[scores["model"] != "l-s0-step2441"], tmp_path / "none")
-    assert index is None and "l-s0-step2441" in reason and not (tmp_path / "none").exists()
+    index, reason = leaderboard_site(demo[demo["model"] != MINI_TARGET], tmp_path / "none")
+    assert index is None and MINI_TARGET in reason and not (tmp_path / "none").exists()
 
 
 def test_size_table_of_the_docs_comes_from_the_scores(scores):

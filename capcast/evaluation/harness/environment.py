@@ -62,6 +62,31 @@ def _quiet_libraries() -> None:
         lm_eval.api.task.tqdm = functools.partial(tqdm, disable=True)
     except Exception:
         pass
+    _lean_lm_eval()
+
+
+@functools.lru_cache(maxsize=1)
+def _lean_lm_eval() -> None:
+    """Two per-run costs of lm-eval that do not change any number, removed (same results).
+
+    On small models they were most of a run (profiled on the mini-ladder: 8 of 15 s, 3 of 15 s):
+    ``utils.apply_template`` compiles the Jinja template anew for every doc and field (~1 ms each),
+    so compiled templates are kept by their source; ``simple_evaluate`` collects torch's
+    environment report (``pip list`` and friends in subprocesses, ~0.7 s) for its results JSON,
+    which capcast never reads: each run manifest records its own versions (:func:`versions`).
+    """
+    try:
+        import lm_eval.evaluator
+        import lm_eval.utils
+    except Exception:
+        return
+    compiled = functools.lru_cache(maxsize=4096)(lm_eval.utils.env.from_string)
+
+    def apply_template(template: str, doc: dict) -> str:
+        return compiled(template).render(**doc)
+
+    lm_eval.utils.apply_template = apply_template
+    lm_eval.evaluator.add_env_info = lambda storage: None
 
 
 def versions() -> dict[str, str]:
