@@ -88,7 +88,16 @@ class AutoLaw:
         """The forecast where the signal test finds no trend (``why``): persistence (``flat``),
         its interval checked on the same folds as any candidate's."""
         from capcast.laws.flat import FlatLaw
+        from capcast.laws.signal import require_score_series, rises_with_compute
 
+        series = require_score_series(series)
+        rising, rho, pvalue = rises_with_compute(series)
+        if rising:  # near chance but climbing: when it leaves chance is what no flat line can tell
+            raise NotPredictable(f"{why}, but scores rise with compute (Spearman rho {rho:.2f}, p {pvalue:.2f}): "
+                                 "persistence would ignore that trend")
+        if not float(series.chance) > 0:  # a pass rate at 0: the floor hides any trend below it
+            raise NotPredictable(f"{why}; at a floor of 0 greedy decoding cannot show a trend: measure the pass rates "
+                                 "with PassUntil (capcast sample)")
         entry = AutoLaw(candidates=(FlatLaw(),)).evaluate(series)["flat"]
         if "fit" not in entry:
             raise NotPredictable(f"{why}; persistence: {entry['reason']}")

@@ -126,11 +126,21 @@ def check_signal(series: Series, z: float = SIGNAL_Z, to_metric: Callable[[float
             )
     elif top <= chance:
         raise NotPredictable(f"no signal above chance: the largest fitting model {scores} {shown(top):.3f} vs chance {shown(chance):.3f}")
-    use = final if final.sum() >= 4 else np.ones(len(series), dtype=bool)
-    rho, pvalue = stats.spearmanr(np.log10(series.flops[use]), series.value[use])
-    if not (rho > 0) or (use.sum() >= 4 and pvalue > 0.2):
+    rising, rho, pvalue = rises_with_compute(series)
+    if not rising:
         what = "scores do not rise" if to_metric is None or shown(1.0) > shown(0.0) else f"{series.metric} does not fall"
         raise NotPredictable(f"{what} with compute (Spearman rho {rho:.2f}, p {pvalue:.2f})")
+
+
+def rises_with_compute(series: Series) -> tuple[bool, float, float]:
+    """(whether scores rise with compute, Spearman rho, its p value): a positive rank correlation
+    over the final checkpoints (over all checkpoints when there are fewer than 4), significant at
+    p <= 0.2 when there are at least 4 points."""
+    final = final_checkpoints(series)
+    use = final if final.sum() >= 4 else np.ones(len(series), dtype=bool)
+    rho, pvalue = stats.spearmanr(np.log10(series.flops[use]), series.value[use])
+    rising = bool(rho > 0) and not (use.sum() >= 4 and pvalue > 0.2)
+    return rising, float(rho), float(pvalue)
 
 
 def require_loss_series(series: Series) -> Series:

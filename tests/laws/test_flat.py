@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -38,15 +40,20 @@ def test_auto_forecasts_persistence_where_there_is_no_trend_and_says_what_it_can
 
 def test_persistence_intervals_cover_flat_families_at_about_the_stated_rate() -> None:
     rng = np.random.default_rng(7)
-    hits, widths, draws = 0, [], 60
+    hits, widths, draws, answered = 0, [], 60, 0
     for _ in range(draws):
         family = simulate_family(rng, regime="flat", n_sizes=int(rng.integers(4, 7)), seeds=int(rng.integers(1, 3)),
                                  lack_of_fit_sd=0.15)
         row = _forecast(family, "auto")
-        assert row.status == STATUS_OK and row.law == "auto:flat"
+        if row.status != STATUS_OK:  # item noise alone sometimes ranks the sizes as rising: then no persistence
+            assert "but scores rise with compute" in row.reason
+            continue
+        assert row.law == "auto:flat"
+        answered += 1
         hits += row.lower <= family.actual <= row.upper
         widths.append(row.upper - row.lower)
-    assert 0.82 <= hits / draws <= 1.0
+    assert answered >= 0.8 * draws
+    assert 0.82 <= hits / answered <= 1.0
     # not vacuous: the intervals are a few points wide on 400 items near chance, not the whole range
     assert np.median(widths) < 0.15
 
@@ -57,3 +64,18 @@ def test_persistence_needs_two_sizes() -> None:
     series = build_series(table[(table["model"] != "target") & (table["params"] == table["params"].min())], "task", "acc")
     with pytest.raises(NotPredictable, match="at least 2 sizes"):
         FlatLaw().fit(series)
+
+
+def test_no_persistence_for_a_series_that_climbs_toward_chance_or_sits_at_a_floor_of_0() -> None:
+    from capcast.laws.auto import AutoLaw
+
+    family = simulate_family(np.random.default_rng(3), regime="flat", n_sizes=5, lack_of_fit_sd=0.0)
+    table = read_scores(family.scores)
+    series = build_series(table[table["model"] != "target"], "task", "acc")
+    order = np.argsort(series.flops)
+    climbing = replace(series, value=np.interp(np.arange(len(series)), [0, len(series) - 1], [0.15, 0.26])[np.argsort(order)])
+    with pytest.raises(NotPredictable, match="but scores rise with compute"):
+        AutoLaw(candidates=()).without_trend(climbing, "no signal above chance")
+    at_zero = replace(series, value=np.zeros(len(series)), chance=0.0)
+    with pytest.raises(NotPredictable, match="PassUntil"):
+        AutoLaw(candidates=()).without_trend(at_zero, "no signal above chance")
