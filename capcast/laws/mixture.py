@@ -21,6 +21,12 @@ from scipy.special import expit, logit
 from capcast.laws.base import NotPredictable, Prediction, Target
 
 NORMAL_90 = float(stats.norm.ppf(0.95))
+# A member whose own 90% interval spans more than this share of the score range [0, 1] says nothing
+# at that target (a forecast row would call it "too wide to mean anything": the same 50% as
+# ``capcast.forecasting.forecast.MAX_RELATIVE_WIDTH``, tested equal): it does not vote there, or
+# its tails (a t on 1-2 degrees of freedom) would stretch the whole mixture. Chosen on the
+# mini-ladder (development), where such members turned the demo's covering forecasts into refusals.
+MEMBER_MAX_WIDTH = 0.5
 
 
 @dataclass(frozen=True)
@@ -82,12 +88,19 @@ class MixtureFit:
         return {f"weight:{m.name}": float(m.weight) for m in self.members}
 
     def _answering(self, target: Target) -> tuple[list[tuple[float, _Distribution]], list[str]]:
-        parts, dropped = [], []
+        parts, dropped, wide = [], [], []
         for m in self.members:
             try:
-                parts.append((m.weight, _Distribution(m.fit, target)))
+                member = _Distribution(m.fit, target)
             except NotPredictable as exc:
                 dropped.append(f"{m.name} does not answer ({exc})")
+                continue
+            width = member.quantile(0.95) - member.quantile(0.05)
+            (wide if width > MEMBER_MAX_WIDTH else parts).append((m.weight, member))
+            if width > MEMBER_MAX_WIDTH:
+                dropped.append(f"{m.name}'s own 90% interval is {100 * width:.0f}% of the range (too wide to vote)")
+        if not parts:  # every member too wide: the mixture of them all (the row's width rule speaks)
+            parts, dropped = wide, [d for d in dropped if "too wide to vote" not in d]
         return parts, dropped
 
     def mean(self, target: Target) -> float:

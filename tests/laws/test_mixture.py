@@ -122,3 +122,17 @@ def test_members_beyond_the_links_clip_near_1_still_give_an_interval() -> None:
     pred = mixed.predict(BIG)
     assert 0.99 < pred.lower <= pred.mean <= pred.upper <= 1.0
     assert pred.lower < _LinkStub(8.0, 1.5).predictive(BIG)[0]  # the lower member's quantile pulls it down
+
+
+def test_a_member_too_wide_to_mean_anything_does_not_vote_unless_all_are() -> None:
+    from capcast.forecasting.forecast import MAX_RELATIVE_WIDTH
+    from capcast.laws.mixture import MEMBER_MAX_WIDTH
+
+    assert MEMBER_MAX_WIDTH == MAX_RELATIVE_WIDTH  # the rows' own width rule
+    sharp, vague = _LinkStub(1.0, 0.3), _LinkStub(0.0, 3.0)  # 90% widths of ~0.12 and ~0.85 of the range
+    pred = MixtureFit("auto:weighted", (Member("sharp", sharp, 0.5), Member("vague", vague, 0.5))).predict(BIG)
+    alone = MixtureFit("auto:weighted", (Member("sharp", sharp, 1.0),)).predict(BIG)
+    assert (pred.mean, pred.lower, pred.upper) == pytest.approx((alone.mean, alone.lower, alone.upper))
+    assert "vague's own 90% interval is" in pred.notes and "too wide to vote" in pred.notes
+    both_vague = MixtureFit("auto:weighted", (Member("a", vague, 0.5), Member("b", _LinkStub(0.5, 3.0), 0.5))).predict(BIG)
+    assert both_vague.upper - both_vague.lower > 0.5  # all too wide: all vote, and the row's width rule refuses it
