@@ -148,6 +148,7 @@ class CurveFit:
         lower, upper = float(self._from_z(z - half)), float(self._from_z(z + half))
         if self.bounded:  # a score's interval in score units, kept in [0, 1]
             lower, upper = max(lower, 0.0), min(upper, 1.0)
+        lower, upper = to_item_resolution(lower, upper, self.target_items)
         return Prediction(mean=mean, lower=min(lower, mean), upper=max(upper, mean), level=level)
 
     def predictive(self, target: Target) -> tuple[float, float, float, int]:
@@ -191,6 +192,16 @@ class CurveFit:
         if self.notes:
             lines.append(f"  note: {self.notes}")
         return "\n".join(lines)
+
+
+def to_item_resolution(lower: float, upper: float, n_items: float | None) -> tuple[float, float]:
+    """An interval for a score observed on ``n_items`` items, which is k / n: a bound within half
+    an item of 0 or 1 includes it (a logit interval approaches 1 but never reaches it, so a target
+    that gets every item right, as a saturated task's often does, would always fall outside)."""
+    if n_items is None or not n_items > 0:
+        return lower, upper
+    half = 0.5 / float(n_items)
+    return (min(lower, 0.0) if lower < half else lower), (max(upper, 1.0) if upper > 1 - half else upper)
 
 
 def empirical_z(value: np.ndarray, n_items: np.ndarray, floor: float) -> np.ndarray:

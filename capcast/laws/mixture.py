@@ -19,6 +19,7 @@ from scipy.optimize import brentq
 from scipy.special import expit, logit
 
 from capcast.laws.base import NotPredictable, Prediction, Target
+from capcast.laws.curve import to_item_resolution
 
 NORMAL_90 = float(stats.norm.ppf(0.95))
 # A member whose own 90% interval spans more than this share of the score range [0, 1] says nothing
@@ -131,6 +132,8 @@ class MixtureFit:
 
         # members forecast scores in [0, 1]; a score-unit member's tail may leave it, the interval does not
         lower, upper = max(quantile(0.5 - level / 2), 0.0), min(quantile(0.5 + level / 2), 1.0)
+        items = [n for n in (getattr(m.fit, "target_items", None) for m in self.members) if n]
+        lower, upper = to_item_resolution(lower, upper, max(items) if items else None)
         notes = None
         if dropped:
             notes = (f"{self.notes}; for this target: " + "; ".join(dropped) + ", the other weights renormalised").lstrip("; ")

@@ -136,3 +136,12 @@ def test_a_member_too_wide_to_mean_anything_does_not_vote_unless_all_are() -> No
     assert "vague's own 90% interval is" in pred.notes and "too wide to vote" in pred.notes
     both_vague = MixtureFit("auto:weighted", (Member("a", vague, 0.5), Member("b", _LinkStub(0.5, 3.0), 0.5))).predict(BIG)
     assert both_vague.upper - both_vague.lower > 0.5  # all too wide: all vote, and the row's width rule refuses it
+
+
+def test_an_interval_within_half_an_item_of_1_includes_a_perfect_score() -> None:
+    from capcast.laws.curve import to_item_resolution
+
+    assert to_item_resolution(0.9, 0.997, 150) == (0.9, 1.0)  # 0.997 > 1 - 0.5/150: k = n is inside
+    assert to_item_resolution(0.9, 0.99, 150) == (0.9, 0.99)
+    assert to_item_resolution(0.002, 0.1, 150) == (0.0, 0.1)
+    assert to_item_resolution(0.002, 0.997, None) == (0.002, 0.997)
