@@ -2,11 +2,12 @@
 
     score = floor + (ceiling - floor) * sigmoid(a + b * (log10 C - x0))
 
-fitted by maximum (binomial) likelihood weighted by ``n_items`` with statsmodels'
-``GenericLikelihoodModel``; the covariance is scaled by the Pearson dispersion, because
-checkpoints scatter around the curve more than binomial sampling alone explains. The ceiling is
-fitted (``ceiling=None``) or fixed. Checkpoints in the first 10% of a model's training are
-dropped (Bhagia et al.: early checkpoints are off-trend).
+fitted by maximum (binomial) likelihood weighted by ``n_items`` (MINPACK's Levenberg-Marquardt on
+the deviance residuals, whose sum of squares is minus twice the log-likelihood plus a constant);
+the covariance, statsmodels' ``GenericLikelihoodModel`` inverse numeric Hessian, is scaled by the
+Pearson dispersion, because checkpoints scatter around the curve more than binomial sampling
+alone explains. The ceiling is fitted (``ceiling=None``) or fixed. Checkpoints in the first 10% of
+a model's training are dropped (Bhagia et al.: early checkpoints are off-trend).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit, logit
+from scipy.optimize import leastsq
+from scipy.special import expit, logit, xlogy
 from statsmodels.base.model import GenericLikelihoodModel
 
 from capcast.laws.base import NotPredictable, Series, Target
@@ -83,6 +85,56 @@ class _BoundedSigmoidLikelihood(GenericLikelihoodModel):
         return np.linalg.pinv(hess)
 
 
+class _BinomialDeviance:
+    """The same binomial likelihood as signed deviance residuals, for MINPACK's Levenberg-Marquardt
+    (scipy ``leastsq``, MINPACK's ``lmder``): the sum of squares is -2 (log-likelihood - saturated
+    log-likelihood), so its minimum is the maximum-likelihood fit. Why not BFGS on the likelihood
+    (statsmodels, as before): MINPACK iterates in C and its Gauss-Newton steps need fewer
+    evaluations than BFGS's line searches in Python (benchmarks/backtest_scale.py compares them)."""
+
+    CLIP = 1e-9  # as in _BoundedSigmoidLikelihood.loglikeobs
+
+    def __init__(self, x, y, n, floor: float, ceiling: float | None):
+        self.x, self.y, self.n = (np.asarray(a, dtype=float) for a in (x, y, n))
+        self.floor, self.ceiling = floor, ceiling
+        self.saturated = xlogy(self.y, self.y) + xlogy(1 - self.y, 1 - self.y)
+        self._key = None
+
+    def _parts(self, theta):
+        """(sigmoid, ceiling share, floor-to-curve height u, clipped probability, residuals) at
+        ``theta``; MINPACK asks for the residuals and then the Jacobian at the same point."""
+        key = theta.tobytes()
+        if key != self._key:
+            s = expit(theta[0] + theta[1] * self.x)
+            share = expit(theta[2]) if self.ceiling is None else None
+            span = (1 - self.floor) * share if self.ceiling is None else self.ceiling - self.floor
+            u = span * s
+            p = np.clip(self.floor + u, self.CLIP, 1 - self.CLIP)
+            d2 = 2 * self.n * (self.saturated - xlogy(self.y, p) - xlogy(1 - self.y, 1 - p))
+            self._key, self._last = key, (s, share, u, p, np.sign(self.y - p) * np.sqrt(np.maximum(d2, 0.0)))
+        return self._last
+
+    def residuals(self, theta):
+        return self._parts(theta)[4]
+
+    def loglike(self, theta) -> float:
+        p = self._parts(np.asarray(theta, dtype=float))[3]
+        return float(np.sum(self.n * (xlogy(self.y, p) + xlogy(1 - self.y, 1 - p))))
+
+    def jacobian(self, theta):
+        s, share, u, p, r = self._parts(theta)
+        y, n = self.y, self.n
+        inside = (self.floor + u > self.CLIP) & (self.floor + u < 1 - self.CLIP)  # the clip has no slope
+        # dr/dp = -(dll/dp) / r; where r -> 0 (p -> y) its limit, -sqrt(n / (p (1 - p)))
+        dll_dp = n * (y / p - (1 - y) / (1 - p))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dr_dp = np.where(np.abs(r) > 1e-6, -dll_dp / r, -np.sqrt(n / (p * (1 - p))))
+        dr_dp = np.where(inside, dr_dp, 0.0)
+        slope = u * (1 - s)  # dp/da; dp/db = slope * x
+        columns = [slope, slope * self.x] + ([u * (1 - share)] if self.ceiling is None else [])
+        return dr_dp[:, None] * np.stack(columns, axis=1)
+
+
 def bounded_sigmoid(params, x, floor: float, ceiling: float | None):
     a, b = params[0], params[1]
     top = floor + (1 - floor) * expit(params[2]) if ceiling is None else ceiling
@@ -98,6 +150,16 @@ class SigmoidFitResult:
     ceiling: float | None  # None: fitted (theta[2]); else the fixed ceiling used
 
 
+def lm_maximum(model: _BoundedSigmoidLikelihood, deviance: _BinomialDeviance, start: np.ndarray) -> np.ndarray:
+    """The likelihood's maximum from ``start``: MINPACK's Levenberg-Marquardt on the deviance
+    residuals, to relative tolerances 1e-10 (at its end the likelihood's gradient is smaller than
+    where statsmodels' BFGS stopped, at gtol 1e-5: benchmarks/backtest_scale.py compares the two)."""
+    return leastsq(deviance.residuals, start, Dfun=deviance.jacobian, ftol=1e-10, xtol=1e-10)[0]
+
+
+maximum_from = lm_maximum  # one start's fit (benchmarks/backtest_scale.py swaps in BFGS to compare)
+
+
 def fit_bounded_sigmoid(x: np.ndarray, y: np.ndarray, n: np.ndarray, floor: float, ceiling: float | None) -> SigmoidFitResult:
     """Binomial MLE of the bounded sigmoid in ``x`` (already centred); several starts, best kept."""
     q = np.clip((y - floor) / (1 - floor), 0.02, 0.98)
@@ -108,20 +170,22 @@ def fit_bounded_sigmoid(x: np.ndarray, y: np.ndarray, n: np.ndarray, floor: floa
     # a repeated start (the slope is often above 0.5) would only repeat its fit
     starts = [list(s) for s in dict.fromkeys(tuple(float(v) for v in s) for s in starts)]
     model = _BoundedSigmoidLikelihood(y, x[:, None], n, floor, ceiling)
+    deviance = _BinomialDeviance(x, y, n, floor, ceiling)
     best = None
     for start in starts:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                res = model.fit(start_params=np.array(start, dtype=float), method="bfgs", maxiter=2000, disp=0,
-                                skip_hessian=True)  # the kept start's covariance is computed below
-            except (np.linalg.LinAlgError, ValueError):
+                found = maximum_from(model, deviance, np.array(start, dtype=float))
+            except (np.linalg.LinAlgError, ValueError, TypeError):  # TypeError: leastsq on fewer points than parameters
                 continue
-        if np.all(np.isfinite(res.params)) and (best is None or res.llf > best.llf):
-            best = res
+        if np.all(np.isfinite(found)):
+            llf = deviance.loglike(found)
+            if best is None or llf > best[1]:
+                best = (found, llf)
     if best is None:
         raise NotPredictable("the sigmoid fit did not converge")
-    theta = np.asarray(best.params, dtype=float)
+    theta = np.asarray(best[0], dtype=float)
     if ceiling is None and theta[2] > CEILING_RUNAWAY:
         # the data do not bend toward a ceiling below 1: fix it at 1 so the fit stays identified
         return fit_bounded_sigmoid(x, y, n, floor, 1.0)
