@@ -28,17 +28,15 @@ Without areas in the series (no ``schedules`` in the family spec) it is not pred
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, replace
 from types import SimpleNamespace
 
 import numpy as np
-from scipy.optimize import least_squares
 
 from capcast.laws.base import NotPredictable, Series, Target
 from capcast.laws.curve import CurveFit
 from capcast.laws.ladder import SMOOTH_WIDTH, TASK_LOSS_FIRST, sigmoid_step_two
-from capcast.laws.loss_law import size_robust_cov
+from capcast.laws.loss_law import best_huber_fit, size_robust_cov
 from capcast.laws.schedule import ANNEAL_AREA, LR_AREA, final_areas
 from capcast.laws.signal import score_floor
 from capcast.laws.two_step import StepOne, smooth_within_runs, step_two_data
@@ -98,17 +96,9 @@ def fit_annealing_loss(params, s1, s2, loss) -> ScheduleLossFit:
         return np.log(np.clip(pred, 1e-9, None)) - log_loss
 
     lower, upper = [0, -20, 0, -20, 0, 0], [e_max, 20, 3, 20, 3, 50]
-    best = None
-    for e in (0.0, 0.5, 0.9):
-        for alpha in (0.1, 0.4):
-            for beta in (0.2, 0.6):
-                for c in (0.0, 0.3):
-                    start = np.clip([e * e_max, np.log(0.3), alpha, np.log(0.3), beta, c], np.array(lower) + 1e-9, np.array(upper) - 1e-9)
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")
-                        res = least_squares(residuals, start, bounds=(lower, upper), loss="huber", f_scale=0.02)
-                    if best is None or res.cost < best.cost:
-                        best = res
+    starts = [[e * e_max, np.log(0.3), alpha, np.log(0.3), beta, c]
+              for e in (0.0, 0.5, 0.9) for alpha in (0.1, 0.4) for beta in (0.2, 0.6) for c in (0.0, 0.3)]
+    best = best_huber_fit(residuals, starts, lower, upper)
     theta = best.x
     cov = size_robust_cov(best.jac, residuals(theta), params)
     if not np.all(np.isfinite(cov)):

@@ -33,6 +33,20 @@ LOSS_TRANSFORMS = {
 N_SCALE, D_SCALE, C_SCALE = 1e9, 1e11, 1e21  # keep the fitted constants near 1
 
 
+def best_huber_fit(residuals, starts, lower, upper):
+    """scipy ``least_squares`` with a Huber loss (scale 0.02 on log loss) from every start inside
+    the bounds; the lowest cost kept."""
+    best = None
+    for start in starts:
+        start = np.clip(start, np.array(lower) + 1e-9, np.array(upper) - 1e-9)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = least_squares(residuals, start, bounds=(lower, upper), loss="huber", f_scale=0.02)
+        if best is None or res.cost < best.cost:
+            best = res
+    return best
+
+
 def loss_candidates(series: Series) -> dict[str, np.ndarray]:
     """Every loss the series carries in ``extra``: same-task metrics and ``val/*:loss`` columns."""
     out = {}
@@ -131,14 +145,7 @@ def _fit_loss_law(params: np.ndarray, tokens: np.ndarray, flops: np.ndarray, los
     else:
         lower, upper = [0, -20, 0], [e_max, 20, 3]
         starts = [[e * e_max, np.log(0.5), a] for e in (0.0, 0.5, 0.9) for a in (0.05, 0.15, 0.4)]
-    best = None
-    for start in starts:
-        start = np.clip(start, np.array(lower) + 1e-9, np.array(upper) - 1e-9)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            res = least_squares(residuals, start, bounds=(lower, upper), loss="huber", f_scale=0.02)
-        if best is None or res.cost < best.cost:
-            best = res
+    best = best_huber_fit(residuals, starts, lower, upper)
     theta = best.x
     resid = residuals(theta)
     cov = size_robust_cov(best.jac, resid, params)
