@@ -1,18 +1,36 @@
-"""Forecast accuracy of every law on real published results (Pythia, OpenLM); writes a report.
+"""Forecast accuracy of every law on real results (Pythia, the mini-ladder, OpenLM); writes a report.
 
     python benchmarks/forecast_accuracy.py            # writes benchmarks/forecast_accuracy.md
     CAPCAST_SHARED_DATA=/path/to/data python benchmarks/forecast_accuracy.py
 
-1. Pythia (zero-shot): fit on 70m-1.4b, every checkpoint; forecast 6.9b and 12b at step 143000 on
-   9 tasks (ARC-C with acc_norm, MMLU = mean of 57 subjects) = 18 forecasts. Same for the
-   deduplicated suite.
-2. Extrapolation distance: fit up to 410m / 1b / 1.4b / 2.8b, forecast 6.9b and 12b.
-3. OpenLM (Gadre et al.): per training set, fit on runs up to 1.4B, forecast the 6.9B run on all
-   46 tasks; compare with the paper's relative errors (methods.md section 5).
+Splits (each a backtest: whole runs held out, nothing of a target's run or size fitted):
+
+1. Pythia (zero-shot, development data): fit on 70m-1.4b, every checkpoint; forecast 6.9b and 12b
+   at step 143000 on 9 tasks (ARC-C with acc_norm, MMLU = mean of 57 subjects) = 18 forecasts.
+2. The mini-ladder (development data; its scores: ``benchmarks/data/miniladder_scores.csv``, made
+   by ``benchmarks/miniladder_scores.py``): fit xs..sm3, forecast the final checkpoints of both
+   runs of sizes m and l on 7 tasks = 28 forecasts.
+3. Extrapolation distance (Pythia): fit up to 410m / 1b / 1.4b / 2.8b, forecast 6.9b and 12b.
+4. pythia-deduped (validation): as 1, independent training runs.
+5. OpenLM (validation; Gadre et al.): per training set, fit on runs up to 1.4B, forecast the 6.9B
+   run on all 46 tasks (138 forecasts); the paper's relative errors beside ours.
+
+Per method: MAE (points), mean relative error (|forecast - actual| / actual, as Krajewski et al.
+report it), max error, 90% coverage, median interval width, answered share; then the same on the
+common set (the forecasts every compared method answered), and ``auto`` against ``logacc-power``
+on the forecasts both answered. ``auto-select`` is ``auto``'s earlier rule (one law chosen on the
+folds, beyond noise), kept here so the combination's gain is measured on the same forecasts.
+
+Where each constant was chosen (see ``CONSTANTS`` below, printed in the report): on Pythia and the
+mini-ladder (development), or on simulated families (benchmarks/calibration.py), or taken from a
+paper. pythia-deduped and OpenLM are validation: no constant was chosen on them. Splits run in 2
+processes (the machine's 2 cores).
 """
 
 from __future__ import annotations
 
+import collections
+import multiprocessing
 import sys
 import time
 from pathlib import Path
@@ -24,25 +42,88 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from readers import read_openlm, read_pythia  # noqa: E402
 
 from capcast.forecasting.backtest import backtest_scores, score_rows  # noqa: E402
+from capcast.plugins.builtin.laws import LazyAutoLaw  # noqa: E402
 from capcast.plugins.registry import load_registry  # noqa: E402
-
-LAWS = ("auto", "sigmoid", "ladder", "loss-error", "logit-linear", "linear")
-from capcast.tables.readers.openlm import GADRE_17  # noqa: E402,F401
+from capcast.tables.readers.openlm import GADRE_17  # noqa: E402
 from capcast.tables.readers.pythia import BACKTEST_FIT as PYTHIA_FIT  # noqa: E402
 from capcast.tables.readers.pythia import BACKTEST_TARGETS as PYTHIA_TARGETS  # noqa: E402
 from capcast.tables.readers.pythia import BACKTEST_TASKS as PYTHIA_TASKS  # noqa: E402
-REGISTRY = load_registry()
+from capcast.tables.readers.pythia import pythia_schedules  # noqa: E402
+from capcast.spec import Schedule, load_family  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+MINILADDER_SCORES = HERE / "data" / "miniladder_scores.csv"
+MINILADDER_SPEC = HERE.parent / "capcast" / "reference" / "ladder" / "ladder.yaml"  # its runs' schedules
+# The mini-ladder's main metric per task (pass rate, greedy, for the generative tasks).
+MINILADDER_TASKS = {"ref_facts": "acc", "ref_carry": "acc", "ref_copy": "pass_rate", "ref_reverse": "pass_rate",
+                    "ref_sort": "pass_rate", "ref_add2": "pass_rate", "ref_add3_greedy": "pass_rate"}
+MINILADDER_HELD_OUT = 2  # sizes m and l: fit xs, s, sm1, sm2, sm3
+
+CANDIDATE_METHODS = ("auto", "auto-select", "sigmoid", "logacc-power", "saturating-power", "ladder", "ladder-schedule",
+                     "loss-error", "logit-linear", "linear")
+SIZES = ["70m", "160m", "410m", "1b", "1.4b", "2.8b"]
+PARAMS = {"410m": 302_311_424, "1b": 805_736_448, "1.4b": 1_208_602_624, "2.8b": 2_517_652_480}
+CUTOFFS = ("410m", "1b", "1.4b", "2.8b")
+OPENLM_SETS = ("c4_original", "rpj", "rw_original")
+
+CONSTANTS = [
+    ("auto: combine every usable candidate, weights 1 / mean fold error (floor 0.5 pts; capcast.laws.auto.ERROR_FLOOR)",
+     "Pythia (development): the `auto` (weighted) and `auto-select` rows below"),
+    ("auto: forward-chaining folds, every size from the third up; a refused fold scores the fold's worst error",
+     "simulated families (benchmarks/calibration.py)"),
+    ("interval construction (size scatter, size sandwich, t on sizes - params dof) and the folds' variance check",
+     "simulated families (benchmarks/calibration.py)"),
+    ("signal test: 2.5 binomial standard errors above chance; chance floor lowered only > 3 SE below chance",
+     "Pythia (development) and simulated families"),
+    ("width rule: a 90% interval wider than 50% of the metric's range is 'not predictable yet'",
+     "Pythia (development): lambada intervals of 40-47 points covered"),
+    ("logacc-power: Q' > 0.05 rule, Huber delta 1e-3, grid starts", "Krajewski et al. (the paper)"),
+    ("logacc-power / saturating-power: every checkpoint after the first 10% of a run; g fixed at chance",
+     "Pythia (development)"),
+]
 
 
-def pythia_rows(frame: pd.DataFrame, family: str, fit_sizes: list[str], targets: list[str], laws=LAWS) -> list[dict]:
+class _Registry:
+    """The capcast registry plus ``auto-select`` (``auto`` with its earlier one-law rule)."""
+
+    def __init__(self) -> None:
+        self.base = load_registry()
+        auto = self.base.law("auto")
+        self.extra = {"auto-select": LazyAutoLaw(auto.target, "auto-select", "auto's earlier rule: one law selected on the folds",
+                                                 kwargs={**auto.kwargs, "combine": "select"})}
+
+    def law(self, name: str):
+        return self.extra[name] if name in self.extra else self.base.law(name)
+
+    def __getattr__(self, attribute: str):
+        return getattr(self.base, attribute)
+
+
+REGISTRY = _Registry()
+METHODS = tuple(m for m in CANDIDATE_METHODS if m in REGISTRY.extra or m in REGISTRY.base.laws)
+
+
+def pythia_rows(frame: pd.DataFrame, family: str, fit_sizes: list[str], targets: list[str], laws=METHODS) -> list[dict]:
     suffix = family.removeprefix("pythia")
-    keep = [f"pythia-{s}{suffix}" for s in fit_sizes + targets]
+    keep = [f"pythia-{s}{suffix}" for s in list(fit_sizes) + list(targets)]
     sub = frame[(frame["family"] == family) & frame["model"].isin(keep)]
+    schedules = {run: Schedule(**fields) for run, fields in pythia_schedules(family=family).items()}
     rows: list[dict] = []
     for metric in sorted(set(PYTHIA_TASKS.values())):
         tasks = [t for t, m in PYTHIA_TASKS.items() if m == metric]
         rows += backtest_scores(sub, holdout_largest=len(targets), methods=laws, tasks=tasks, metric=metric,
-                                registry=REGISTRY).rows
+                                registry=REGISTRY, schedules=schedules).rows
+    return rows
+
+
+def miniladder_rows(laws=METHODS) -> list[dict]:
+    frame = pd.read_csv(MINILADDER_SCORES)
+    schedules = load_family(MINILADDER_SPEC, check_paths=False).schedules
+    rows: list[dict] = []
+    for metric in sorted(set(MINILADDER_TASKS.values())):
+        tasks = [t for t, m in MINILADDER_TASKS.items() if m == metric]
+        rows += backtest_scores(frame, holdout_largest=MINILADDER_HELD_OUT, methods=laws, tasks=tasks, metric=metric,
+                                registry=REGISTRY, schedules=schedules).rows
     return rows
 
 
@@ -65,21 +146,6 @@ def naive_mae(frame: pd.DataFrame, law_name: str) -> float:
     return float(np.mean(errors))
 
 
-def method_table(rows: list[dict], laws=LAWS) -> str:
-    out = ["| law | MAE (pts) | max error | 90% coverage | median width (pts) | numeric forecasts | answered | tasks with a number | not predictable |",
-           "|---|---|---|---|---|---|---|---|---|"]
-    for law in laws:
-        mine = [r for r in rows if r["method"] == law]
-        s = score_rows(mine)
-        tasks = len({r["task"] for r in mine if r["status"] == "ok"})
-        all_tasks = len({r["task"] for r in mine})
-        fmt = (lambda v, f: "-" if v is None else f.format(v))
-        out.append(f"| {law} | {fmt(s.mae, '{:.2f}')} | {fmt(s.max_error, '{:.1f}')} | {fmt(None if s.coverage is None else 100 * s.coverage, '{:.0f}%')} "
-                   f"| {fmt(s.median_width, '{:.1f}')} | {s.n} | {fmt(None if s.answered is None else 100 * s.answered, '{:.0f}%')} "
-                   f"| {tasks}/{all_tasks} | {s.unpredictable} |")
-    return "\n".join(out)
-
-
 def forecast_key(r: dict) -> tuple:
     """Which forecast a backtest row is, whatever the method: (family, model, task, metric)."""
     return (r["family"], r["model"], r["task"], r["metric"])
@@ -91,21 +157,66 @@ def common_set(rows: list[dict], laws) -> set[tuple]:
     return set.intersection(*answered) if answered else set()
 
 
-def common_set_table(rows: list[dict], laws=LAWS) -> str:
-    """MAE and coverage per law on the forecasts every law answered (a law that abstains on hard
-    cases looks better than it is on its own answers)."""
-    common = common_set(rows, laws)
-    cells = []
-    for law in laws:
-        s = score_rows(r for r in rows if r["method"] == law and forecast_key(r) in common)
-        cells.append("-" if s.mae is None else f"{s.mae:.2f} / {100 * s.coverage:.0f}%")
-    return (f"Common set ({len(common)} forecasts every law answered), MAE / coverage: "
-            + "; ".join(f"{law} {c}" for law, c in zip(laws, cells)))
+def _fmt(value, spec: str) -> str:
+    return "-" if value is None else spec.format(value)
+
+
+def cells(rows: list[dict]) -> list[str]:
+    s = score_rows(rows)
+    ok = [r for r in rows if r["status"] == "ok" and r["actual"]]
+    rel = np.mean([abs(r["forecast"] - r["actual"]) / r["actual"] for r in ok]) if ok else None
+    return [_fmt(s.mae, "{:.2f}"), _fmt(None if rel is None else 100 * rel, "{:.1f}%"), _fmt(s.max_error, "{:.1f}"),
+            _fmt(None if s.coverage is None else 100 * s.coverage, "{:.0f}%"), _fmt(s.median_width, "{:.1f}"),
+            f"{s.n}/{len(rows)}"]
+
+
+HEAD = ("| method | MAE (pts) | mean rel. error | max error | 90% coverage | median width (pts) | answered |\n"
+        "|---|---|---|---|---|---|---|")
+
+
+# The laws that need nothing but the score (the two-step laws need a loss most tables lack, so the
+# common set of every method is often empty): their common set is reported too.
+SCORE_ONLY = ("auto", "auto-select", "sigmoid", "logacc-power", "saturating-power", "logit-linear", "linear")
+
+
+def tables(rows: list[dict], methods=METHODS) -> str:
+    """Per method on its own answers; on the common sets; auto against logacc-power; persistence."""
+    out = ["All forecasts each method was asked for:", "", HEAD]
+    out += [f"| {m} | " + " | ".join(cells([r for r in rows if r["method"] == m])) + " |" for m in methods]
+    for title, laws in (("every method above", methods), ("the laws on the score alone (no loss needed)",
+                                                         [m for m in SCORE_ONLY if m in methods])):
+        common = common_set(rows, laws)
+        out += ["", f"Common set: the {len(common)} forecasts {title} answered:", "", HEAD]
+        out += [f"| {m} | " + " | ".join(cells([r for r in rows if r["method"] == m and forecast_key(r) in common])) + " |"
+                for m in laws]
+    out += ["", head_to_head(rows, "auto", "logacc-power"), "", persistence_line(rows)]
+    return "\n".join(out)
+
+
+def persistence_line(rows: list[dict]) -> str:
+    """auto's persistence forecasts (no trend in the fitting family), scored apart from the rest."""
+    flat = [r for r in rows if r["method"] == "auto" and r["law"] == "auto:flat"]
+    s = score_rows(flat)
+    if not flat:
+        return "auto forecast persistence (no trend) nowhere here."
+    return (f"auto's persistence forecasts (auto:flat, where the fitting family shows no trend): {s.n} answered of {len(flat)}"
+            + ("" if s.mae is None else f", MAE {s.mae:.2f}, max error {s.max_error:.1f}, coverage {100 * s.coverage:.0f}%, "
+               f"median width {s.median_width:.1f}") + "; the other laws refuse these.")
+
+
+def head_to_head(rows: list[dict], a: str, b: str) -> str:
+    both = common_set(rows, (a, b))
+    sa = score_rows(r for r in rows if r["method"] == a and forecast_key(r) in both)
+    sb = score_rows(r for r in rows if r["method"] == b and forecast_key(r) in both)
+    if not both:
+        return f"{a} vs {b}: no forecast both answered."
+    verdict = "beats" if sa.mae < sb.mae else "does not beat"
+    return (f"{a} vs {b} on the {len(both)} forecasts both answered: MAE {sa.mae:.2f} vs {sb.mae:.2f}, coverage "
+            f"{100 * sa.coverage:.0f}% vs {100 * sb.coverage:.0f}%: {a} {verdict} {b}.")
 
 
 def refusal_tally(rows: list[dict], law: str = "auto") -> str:
     """Why ``law`` refused: the count of each reason's kind (its text before the first colon)."""
-    import collections
     kinds = collections.Counter((r["reason"] or r["status"]).split(":")[0].split(" (")[0] for r in rows
                                 if r["method"] == law and r["status"] != "ok")
     return f"Why {law} refused: " + "; ".join(f"{kind} ({n})" for kind, n in kinds.most_common()) if kinds else f"{law} refused none"
@@ -124,93 +235,130 @@ def detail_table(rows: list[dict], law: str = "auto") -> str:
     return "\n".join(out)
 
 
-def openlm_section(frame: pd.DataFrame) -> tuple[str, list[dict]]:
-    rows = []
-    lines = []
-    for family in sorted(frame["family"].unique()):
-        sub = frame[frame["family"] == family]
-        rows += backtest_scores(sub, holdout_largest=1, methods=LAWS, metric="acc", registry=REGISTRY).rows
-    lines.append("All 46 tasks x 3 training sets (6.9B held out, fit on 0.011B-1.4B runs). Targets (the Honest forecasts "
-                 "issue): auto gives a number for >= 69 of 138 with coverage >= 85% and MAE <= 3.5, and says why for each "
-                 "refusal.\n")
-    lines.append(method_table(rows))
-    lines.append("\n" + common_set_table(rows) + "\n")
-    lines.append(refusal_tally(rows) + "\n")
-    # Gadre et al. compare top-1 *error* (1 - acc) relatively: |pred - true| / true.
-    lines.append("\nRelative error on top-1 error, as Gadre et al. report it (their numbers: 17-task average "
-                 "C4 0.14%, RedPajama 0.05%, RefinedWeb 2.94%; single tasks 1.92% (OpenBookQA, RefinedWeb) "
-                 "to 81.96% (HellaSwag, RefinedWeb)):\n")
-    lines.append("| law | training set | 17-task avg error: predicted | actual | relative error | tasks forecast | "
-                 "OpenBookQA rel. err | HellaSwag rel. err | median single-task rel. err |")
-    lines.append("|---|---|---|---|---|---|---|---|---|")
-    for law in ("auto", "loss-error", "ladder", "sigmoid"):
-        for family in sorted(frame["family"].unique()):
+def gadre_table(rows: list[dict]) -> str:
+    """Relative error on top-1 error over Gadre et al.'s 17 tasks, as the paper reports it."""
+    out = ["| method | training set | 17-task avg error: predicted | actual | relative error | tasks forecast | "
+           "OpenBookQA rel. err | HellaSwag rel. err | median single-task rel. err |", "|---|---|---|---|---|---|---|---|---|"]
+    for law in ("auto", "logacc-power", "ladder", "sigmoid"):
+        for family in OPENLM_SETS:
             mine = [r for r in rows if r["method"] == law and r["family"] == family]
             by_task = {r["task"]: r for r in mine}
             subset = [by_task[t] for t in GADRE_17 if t in by_task and by_task[t]["status"] == "ok"]
-            pred = np.mean([1 - r["forecast"] for r in subset]) if subset else np.nan
-            true = np.mean([1 - r["actual"] for r in subset]) if subset else np.nan
+            if not subset:
+                out.append(f"| {law} | {family} | - | - | - | 0/17 | - | - | - |")
+                continue
+            pred = np.mean([1 - r["forecast"] for r in subset])
+            true = np.mean([1 - r["actual"] for r in subset])
 
             def rel(task):
                 r = by_task.get(task)
-                if not r or r["status"] != "ok":
-                    return "-"
-                return f"{100 * abs(r['forecast'] - r['actual']) / (1 - r['actual']):.1f}%"
+                return "-" if not r or r["status"] != "ok" else f"{100 * abs(r['forecast'] - r['actual']) / (1 - r['actual']):.1f}%"
 
             singles = [abs(r["forecast"] - r["actual"]) / (1 - r["actual"]) for r in mine if r["status"] == "ok"]
-            lines.append(f"| {law} | {family} | {100 * pred:.2f} | {100 * true:.2f} | {100 * abs(pred - true) / true:.2f}% | "
-                         f"{len(subset)}/17 | {rel('openbook_qa')} | {rel('hellaswag')} | "
-                         f"{100 * np.median(singles):.1f}% |")
-    return "\n".join(lines), rows
+            out.append(f"| {law} | {family} | {100 * pred:.2f} | {100 * true:.2f} | {100 * abs(pred - true) / true:.2f}% | "
+                       f"{len(subset)}/17 | {rel('openbook_qa')} | {rel('hellaswag')} | {100 * np.median(singles):.1f}% |")
+    return "\n".join(out)
+
+
+def _job(job: tuple) -> tuple[tuple, list[dict], float]:
+    started = time.perf_counter()
+    kind, arg = job
+    if kind == "openlm":
+        frame = read_openlm()
+        rows = backtest_scores(frame[frame["family"] == arg], holdout_largest=1, methods=METHODS, metric="acc", registry=REGISTRY).rows
+    elif kind == "miniladder":
+        rows = miniladder_rows()
+    else:
+        family, cutoff = arg
+        rows = pythia_rows(read_pythia(deduped=True), family, SIZES[: SIZES.index(cutoff) + 1], PYTHIA_TARGETS)
+    return job, rows, time.perf_counter() - started
+
+
+def targets(results: dict) -> list[str]:
+    """The issue's targets, each with the measured figure and whether it is met."""
+    def auto_score(keys):
+        return score_rows(r for k in keys for r in results[k][0] if r["method"] == "auto")
+
+    py, dd = auto_score([("pythia", ("pythia", "1.4b"))]), auto_score([("pythia", ("pythia-deduped", "1.4b"))])
+    ol = auto_score([("openlm", s) for s in OPENLM_SETS])
+
+    def line(text, ok):
+        return f"- {text}: {'met' if ok else 'NOT met'}"
+
+    lines = [line(f"Pythia: auto MAE {py.mae:.2f} (<= 1.5), {py.n}/18 answered (>= 14), coverage {100 * py.coverage:.0f}% (>= 85%)",
+                  py.mae <= 1.5 and py.n >= 14 and py.coverage >= 0.85),
+             line(f"pythia-deduped: auto MAE {dd.mae:.2f} (<= 2.0)", dd.mae <= 2.0),
+             line(f"OpenLM: auto answers {100 * ol.answered:.0f}% (>= 60%) with MAE {ol.mae:.2f} (<= 3.0)",
+                  ol.answered >= 0.6 and ol.mae <= 3.0)]
+    for title, keys in (("Pythia", [("pythia", ("pythia", "1.4b"))]), ("mini-ladder", [("miniladder", None)]),
+                        ("pythia-deduped", [("pythia", ("pythia-deduped", "1.4b"))]), ("OpenLM", [("openlm", s) for s in OPENLM_SETS])):
+        rows = [r for k in keys for r in results[k][0]]
+        common = common_set(rows, ("auto", "logacc-power"))
+        a = score_rows(r for r in rows if r["method"] == "auto" and forecast_key(r) in common)
+        b = score_rows(r for r in rows if r["method"] == "logacc-power" and forecast_key(r) in common)
+        if a.mae is None:
+            lines.append(f"- {title}: no forecast both auto and logacc-power answered: not compared")
+        else:
+            lines.append(line(f"{title}: auto {a.mae:.2f} vs logacc-power {b.mae:.2f} MAE on the {len(common)} forecasts both answered",
+                              a.mae < b.mae))
+    return lines
 
 
 def main(out: Path) -> None:
     started = time.perf_counter()
-    pythia = read_pythia(deduped=True)
+    jobs = [("pythia", ("pythia", c)) for c in ("1.4b", "410m", "1b", "2.8b")] + [("pythia", ("pythia-deduped", "1.4b"))]
+    jobs += [("openlm", s) for s in OPENLM_SETS] + [("miniladder", None)]
+    assert PYTHIA_FIT == SIZES[:5]
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        results = {job: (rows, secs) for job, rows, secs in pool.imap_unordered(_job, jobs)}
+    auto_candidates = [name for name, law in REGISTRY.base.laws.items() if getattr(law, "auto_candidate", False)]
     parts = ["# Forecast accuracy on real results", "",
-             "Written by `python benchmarks/forecast_accuracy.py` (reads `../shared/data` in place; "
-             "`CAPCAST_SHARED_DATA` overrides). Errors are absolute, in accuracy points; coverage is the share of "
-             "numeric forecasts whose 90% interval holds the actual score; median width is the median 90% interval width "
-             "in points; answered is the share of forecasts given a number. Constants and where they were chosen: the "
-             "interval construction and `auto`'s fold rule on simulated families (benchmarks/calibration.py); the signal "
-             "test (2.5 standard errors) and the width rule (50% of the metric's range, raised from 30% because Pythia's "
-             "lambada intervals of 40-47 points covered) on Pythia, the development data. The deduplicated Pythia suite "
-             "and OpenLM were not tuned on: they are the validation.", ""]
-
-    headline = pythia_rows(pythia, "pythia", PYTHIA_FIT, PYTHIA_TARGETS)
-    parts += ["## Pythia: fit 70m-1.4b (all checkpoints), forecast 6.9b and 12b at step 143000 (18 forecasts)", "",
-              "Targets (the Honest forecasts issue): auto <= 2.0 points MAE, numbers for >= 14 of 18, coverage >= 85%. "
-              "Baselines from the data README: line in log-params 5.3, logit-linear above chance 4.6 (both on all 18 forecasts).", "",
-              method_table(headline), "", common_set_table(headline), "", refusal_tally(headline), "", "Per forecast (auto):", "", detail_table(headline), ""]
-    # The data README's baselines count all 18 forecasts: the naive fits without capcast's signal
-    # check or width rule, on the final checkpoints of 70m-1.4b, printed here so the figure is backed.
-    parts += ["Naive baselines on all 18 forecasts (no signal check, no width rule; the data README's protocol):", "",
-              "| baseline | MAE (pts) over 18 |", "|---|---|"]
-    for law in ("linear", "logit-linear"):
-        parts.append(f"| {law} | {naive_mae(pythia, law):.2f} |")
-    parts.append("")
-    deduped = pythia_rows(pythia, "pythia-deduped", PYTHIA_FIT, PYTHIA_TARGETS)
-    parts += ["## Pythia deduped (validation: same protocol, independent training runs)", "", method_table(deduped), "",
-              common_set_table(deduped), "", refusal_tally(deduped), ""]
-
-    parts += ["## Error vs extrapolation distance (Pythia, forecast 6.9b and 12b)", "",
-              "| fit up to | decades of params to 12b | " + " | ".join(f"{law} MAE / cov / n" for law in LAWS) + " |",
-              "|---|---|" + "---|" * len(LAWS)]
-    sizes = ["70m", "160m", "410m", "1b", "1.4b", "2.8b"]
-    params = {"410m": 302_311_424, "1b": 805_736_448, "1.4b": 1_208_602_624, "2.8b": 2_517_652_480}
-    for cutoff in ("410m", "1b", "1.4b", "2.8b"):
-        fit = sizes[: sizes.index(cutoff) + 1]
-        rows = pythia_rows(pythia, "pythia", fit, PYTHIA_TARGETS)
-        cells = []
-        for law in LAWS:
-            s = score_rows(r for r in rows if r["method"] == law)
-            cells.append("-" if s.mae is None else f"{s.mae:.2f} / {100 * s.coverage:.0f}% / {s.n}")
-        parts.append(f"| {cutoff} | {np.log10(11_327_027_200 / params[cutoff]):.2f} | " + " | ".join(cells) + " |")
-    parts.append("")
-
-    openlm_text, _ = openlm_section(read_openlm())
-    parts += ["## OpenLM (validation; Gadre et al. 2024): fit runs up to 1.4B, forecast the 6.9B run", "", openlm_text, ""]
-    parts += [f"Total time: {time.perf_counter() - started:.0f} s on this machine (2 shared CPU cores)."]
+             "Written by `python benchmarks/forecast_accuracy.py` (protocol: the script's docstring; reads `../shared/data` "
+             "in place, `CAPCAST_SHARED_DATA` overrides). MAE and max error in accuracy points; mean relative error is "
+             "|forecast - actual| / actual; coverage is the share of numeric forecasts whose 90% interval holds the actual "
+             "score; median width is the median 90% interval width in points; answered is numeric forecasts / forecasts "
+             "asked (the rest: \"not predictable yet\", with the reason). `auto` combines " + ", ".join(auto_candidates) +
+             "; `auto-select` is its earlier one-law rule.", "",
+             "## Targets (the Accuracy on real families issue)", "", *targets(results), "",
+             "## Constants and the data each was chosen on", "", "| constant | chosen on |", "|---|---|",
+             *[f"| {c} | {where} |" for c, where in CONSTANTS], "",
+             "pythia-deduped and OpenLM are validation: no constant was chosen on them. They were not unseen, though: "
+             "an exploratory run printed pythia-deduped figures of several combination rules, and this report was run on "
+             "earlier variants of `auto` (the combination without the member-width rule, persistence without its two "
+             "restrictions, intervals without the item resolution), which read pythia-deduped 2.60 points MAE and OpenLM "
+             "2.90 at 117/138 answered. The later changes were made for failures on the development data (the "
+             "mini-ladder's emergent tasks and the demo's over-wide mixtures; docs/forecasting.md says which) and are "
+             "kept although they lower both validation figures.", ""]
+    headline = results[("pythia", ("pythia", "1.4b"))][0]
+    parts += ["## Pythia (development): fit 70m-1.4b (all checkpoints), forecast 6.9b and 12b at step 143000, 9 tasks", "",
+              tables(headline), "", refusal_tally(headline), "", "Per forecast (auto):", "", detail_table(headline), "",
+              "Naive baselines on all 18 forecasts (no signal check, no width rule; the data README's protocol): " +
+              ", ".join(f"{law} {naive_mae(read_pythia(deduped=False), law):.2f}" for law in ("linear", "logit-linear")), ""]
+    mini = results[("miniladder", None)][0]
+    parts += ["## The mini-ladder (development): fit xs..sm3, forecast both runs of m and l (final checkpoints), 7 tasks", "",
+              tables(mini), "", refusal_tally(mini), "", "Per forecast (auto):", "", detail_table(mini), ""]
+    parts += ["## Error vs extrapolation distance (Pythia, forecast 6.9b and 12b; MAE / coverage / answered)", "",
+              "| fit up to | decades of params to 12b | " + " | ".join(METHODS) + " |", "|---|---|" + "---|" * len(METHODS)]
+    for cutoff in CUTOFFS:
+        rows = results[("pythia", ("pythia", cutoff))][0]
+        row_cells = []
+        for m in METHODS:
+            mine = [r for r in rows if r["method"] == m]
+            s = score_rows(mine)
+            row_cells.append("-" if s.mae is None else f"{s.mae:.2f} / {100 * s.coverage:.0f}% / {s.n}/{len(mine)}")
+        parts.append(f"| {cutoff} | {np.log10(11_327_027_200 / PARAMS[cutoff]):.2f} | " + " | ".join(row_cells) + " |")
+    deduped = results[("pythia", ("pythia-deduped", "1.4b"))][0]
+    parts += ["", "## pythia-deduped (validation): same protocol, independent training runs", "", tables(deduped), "",
+              refusal_tally(deduped), ""]
+    openlm = [r for s in OPENLM_SETS for r in results[("openlm", s)][0]]
+    parts += ["## OpenLM (validation; Gadre et al. 2024): per training set fit runs up to 1.4B, forecast the 6.9B run, "
+              "46 tasks x 3 sets", "", tables(openlm), "", refusal_tally(openlm), "",
+              "Relative error on top-1 error, as Gadre et al. report it (their numbers: 17-task average C4 0.14%, RedPajama "
+              "0.05%, RefinedWeb 2.94%; single tasks 1.92% (OpenBookQA, RefinedWeb) to 81.96% (HellaSwag, RefinedWeb)):", "",
+              gadre_table(openlm), ""]
+    parts += [f"Total time: {time.perf_counter() - started:.0f} s wall on this machine (2 processes; per split: "
+              + ", ".join(f"{k[0]}{'' if k[1] is None else ' ' + (k[1] if isinstance(k[1], str) else '-'.join(k[1]))} {v[1]:.0f} s"
+                          for k, v in results.items()) + ")."]
     out.write_text("\n".join(parts) + "\n")
     print("\n".join(parts))
 
