@@ -53,14 +53,35 @@ def saturating(theta: np.ndarray, flops, c0: float, floor: float) -> np.ndarray:
         return floor + (1.0 - floor) * np.exp(-np.exp(log_a) * x ** (-b) - c)
 
 
+def pearson_residuals(flops: np.ndarray, value: np.ndarray, n: np.ndarray, c0: float, floor: float):
+    """(residuals, jacobian) of the Pearson chi-square, ``(y - p) sqrt(n / (p (1 - p)))``, in ``theta``
+    = (log_a, b[, c]); the Jacobian analytic (scipy's finite differences took half the fit's time,
+    and ``auto`` fits this law on every fold)."""
+    log_x = np.log(np.asarray(flops, dtype=float) / c0)
+
+    def residuals(theta):
+        p = np.clip(saturating(theta, flops, c0, floor), 1e-6, 1 - 1e-6)
+        return (value - p) * np.sqrt(n / (p * (1 - p)))
+
+    def jacobian(theta):
+        raw = saturating(theta, flops, c0, floor)
+        p = np.clip(raw, 1e-6, 1 - 1e-6)
+        w = np.sqrt(n / (p * (1 - p)))
+        dr_dp = np.where(p == raw, -w - (value - p) * w * (1 - 2 * p) / (2 * p * (1 - p)), 0.0)  # the clip has no slope
+        t = np.exp(theta[0] - theta[1] * log_x)  # a (C/C0)^-b
+        de = raw - floor  # (1 - g) exp(-t - c): dp/dt = -de, dp/dc = -de
+        columns = [-de * t, de * t * log_x] + ([-de] if len(theta) > 2 else [])
+        return dr_dp[:, None] * np.stack(columns, axis=1)
+
+    return residuals, jacobian
+
+
 def fit_saturating(flops: np.ndarray, value: np.ndarray, n: np.ndarray, c0: float, floor: float, with_c: bool) -> np.ndarray:
     """(log_a, b[, c]) by minimum Pearson chi-square, sum n (y - p)^2 / (p (1 - p)) (asymptotically the
     binomial MLE; scipy ``least_squares``, which is far faster here than L-BFGS-B on the likelihood),
     from a small grid of starts; raises NotPredictable when none converges."""
 
-    def residuals(theta):
-        p = np.clip(saturating(theta, flops, c0, floor), 1e-6, 1 - 1e-6)
-        return (value - p) * np.sqrt(n / (p * (1 - p)))
+    residuals, jacobian = pearson_residuals(flops, value, n, c0, floor)
 
     q = np.clip((value - floor) / (1 - floor), 1e-3, 1 - 1e-3)
     level = float(np.log(np.median(-np.log(q))))  # log of -log Q' at C0, where b does not matter
@@ -72,7 +93,7 @@ def fit_saturating(flops: np.ndarray, value: np.ndarray, n: np.ndarray, c0: floa
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                res = least_squares(residuals, start, bounds=(lower, upper), method="trf")
+                res = least_squares(residuals, start, jac=jacobian, bounds=(lower, upper), method="trf")
             except (ValueError, FloatingPointError):
                 continue
         if np.all(np.isfinite(res.x)) and (best is None or res.cost < best.cost):
