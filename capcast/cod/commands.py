@@ -50,8 +50,10 @@ def _target_split(rows: pd.DataFrame, target: str) -> tuple[pd.DataFrame, pd.Ser
 def cluster_tasks(samples=None, store=None, tasks: list[str] | None = None, family: str | None = None, target: str | None = None,
                   metric: str | None = None, anchors: list[str] | None = None, out: str | Path | None = DEFAULT_OUT,
                   method: str = "meanshift", seed: int = 0, n_clusters: int = 8, thresholds: Thresholds | None = None,
-                  bootstrap: int = 200, level: float = 0.9, max_params: float | None = None) -> list[CODResult]:
-    """Fit COD per task; save each result under ``out/<task>/`` (``out=None``: save nothing)."""
+                  bootstrap: int = 200, level: float = 0.9, max_params: float | None = None,
+                  models: list[str] | None = None) -> list[CODResult]:
+    """Fit COD per task; save each result under ``out/<task>/`` (``out=None``: save nothing).
+    ``max_params`` / ``models``: fit only checkpoints up to that size / of those names."""
     instances = read_instances(samples, store, family)
     if family is not None:
         instances = instances[instances["family"] == family]
@@ -70,6 +72,8 @@ def cluster_tasks(samples=None, store=None, tasks: list[str] | None = None, fami
         fit_rows, last = (rows, None) if target is None else _target_split(rows, target)
         if max_params is not None:
             fit_rows = fit_rows[fit_rows["params"] <= max_params]
+        if models is not None:
+            fit_rows = fit_rows[fit_rows["model"].isin(list(models))]
         fit_rows = pd.concat([fit_rows, rows[rows["model"].isin(anchors or [])]]).drop_duplicates()
         result = fit_cod(fit_rows, task, families[0], metric, anchors=anchors, config=config)
         if last is not None:

@@ -133,8 +133,10 @@ def build_mini_ladder(scores: pd.DataFrame | Path, folder: Path, registry=None) 
     if target_rows.empty:
         raise CapcastError(f"the mini-ladder scores have no {MINI_TARGET}: the leaderboard forecasts it; evaluate it")
     first = target_rows.iloc[0]
-    # Nothing larger than the target: the same table whether it is the demo's or the whole ladder's.
-    table = table[table["params"] <= first["params"]]
+    # Nothing larger than the target, and its seed only (what family.yaml fits): the same table
+    # whether it is the demo's or the whole ladder's.
+    seed = default_run(MINI_TARGET).rsplit("-", 1)[-1]
+    table = table[(table["params"] <= first["params"]) & (table["run"].astype(str).str.rsplit("-", n=1).str[-1] == seed)]
     folder, inputs = Path(folder), Path(folder) / "inputs"
     metric_tasks = _by_metric(table)
     versions = task_versions(sorted(table["task"].unique()), registry)

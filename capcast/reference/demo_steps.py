@@ -98,7 +98,8 @@ def cod_subsets(store: Path, scores: pd.DataFrame, ladder: Path, metrics: dict[s
     except CapcastError as exc:
         return [CODRow(task=t, metric=None, status="skipped", reason=str(exc)) for t in metrics]
     with_records = set(instances["task"])
-    done = _cod_by_metric(store, [t for t in metrics if t in with_records], metrics, target, out, max_params, bootstrap, interval)
+    done = _cod_by_metric(store, [t for t in metrics if t in with_records], metrics, target, out, max_params, sorted(fitted),
+                          bootstrap, interval)
     rows = []
     for task in metrics:
         if task not in with_records:
@@ -107,13 +108,13 @@ def cod_subsets(store: Path, scores: pd.DataFrame, ladder: Path, metrics: dict[s
         try:
             # the forecast table's metric, so COD's number stands beside the forecast's
             (result,) = done.get(task) or cluster_tasks(store=store, tasks=[task], family=FAMILY_NAME, target=target, out=out,
-                                                        metric=metrics[task], max_params=max_params, anchors=None, bootstrap=bootstrap,
-                                                        level=interval)
+                                                        metric=metrics[task], max_params=max_params, models=sorted(fitted),
+                                                        anchors=None, bootstrap=bootstrap, level=interval)
         except CapcastError as exc:
             rows.append(CODRow(task=task, metric=None, status="not predictable yet", reason=str(exc)))
             continue
         unfitted = set(result.checkpoints["model"]) - fitted
-        if unfitted:  # never: max_params keeps the target's size and everything above it out
+        if unfitted:  # never: models= keeps family.yaml's checkpoints only
             raise CapcastError(f"COD on {task} fitted {sorted(unfitted)}, outside family.yaml; this is a capcast bug")
         forecast = result.forecast or {}
         counts = result.counts()
@@ -126,8 +127,8 @@ def cod_subsets(store: Path, scores: pd.DataFrame, ladder: Path, metrics: dict[s
     return rows
 
 
-def _cod_by_metric(store: Path, tasks: list[str], metrics: dict[str, str], target: str, out: Path, max_params, bootstrap: int,
-                   interval: float) -> dict[str, tuple]:
+def _cod_by_metric(store: Path, tasks: list[str], metrics: dict[str, str], target: str, out: Path, max_params,
+                   models: list[str], bootstrap: int, interval: float) -> dict[str, tuple]:
     """COD on the tasks of each metric in one call (the store's records are read and checked once
     per call, not once per task: a third of the step). A metric whose call fails (one task COD
     refuses outright) is left out: its tasks are then fitted one by one, each keeping its reason."""
@@ -139,7 +140,7 @@ def _cod_by_metric(store: Path, tasks: list[str], metrics: dict[str, str], targe
         mine = [t for t in tasks if metrics[t] == metric]
         try:
             results = cluster_tasks(store=store, tasks=mine, family=FAMILY_NAME, target=target, out=out, metric=metric,
-                                    max_params=max_params, anchors=None, bootstrap=bootstrap, level=interval)
+                                    max_params=max_params, models=models, anchors=None, bootstrap=bootstrap, level=interval)
         except CapcastError:
             continue
         done.update({t: (r,) for t, r in zip(mine, results)})

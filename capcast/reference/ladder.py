@@ -5,7 +5,7 @@ Layout of a built ladder folder::
     manifest.json        recipe, versions, and per checkpoint: params, tokens, step, sha256
     ladder.yaml          family spec with every checkpoint (plots, scores table)
     family.yaml          backtest spec: the target (TARGET_SIZE's final seed-0 checkpoint) and
-                         every checkpoint of the sizes below it (forecast it, compare)
+                         every seed-0 checkpoint of the sizes below it (forecast it, compare)
     <checkpoint>/        transformers checkpoint (safetensors + character tokenizer)
 
 Tokens grow with model size (from 1.1x to 2.5x per size step) so the ladder rises with compute; equal
@@ -233,15 +233,17 @@ def write_specs(out: Path, manifest: dict) -> None:
     everything = {"family": manifest["family"], "checkpoints": [_entry(c) for c in manifest["checkpoints"]],
                   "schedules": _schedules(manifest, manifest["checkpoints"])}
     (out / "ladder.yaml").write_text(header + yaml.safe_dump(everything, sort_keys=False))
-    # Only sizes below the target's: never its run, nor its other seeds, nor anything larger.
-    smaller = [c for c in manifest["checkpoints"] if c["params"] < target["params"]]
+    # Only sizes below the target's: never its run, nor its other seeds, nor anything larger. One
+    # seed (the target's): a second seed doubled the demo's evaluation and changed no forecast's
+    # verdict (ladder.yaml keeps every seed for backtests of the seed scatter).
+    smaller = [c for c in manifest["checkpoints"] if c["params"] < target["params"] and c["seed"] == target["seed"]]
     backtest = {
         "family": manifest["family"],
         "checkpoints": [_entry(c) for c in smaller],
         "target": _entry(target),
         "schedules": _schedules(manifest, smaller + [target]),
     }
-    note = f"# Backtest: forecast {target['name']} from every checkpoint of the smaller sizes.\n"
+    note = f"# Backtest: forecast {target['name']} from every checkpoint of its seed's smaller sizes.\n"
     (out / "family.yaml").write_text(header + note + yaml.safe_dump(backtest, sort_keys=False))
 
 

@@ -73,12 +73,15 @@ def test_forecast_step_gives_numbers_for_at_least_five_tasks(forecasts, scores):
         if row.status == STATUS_OK:
             continue
         assert row.reason.startswith("no signal above chance"), (row.task, row.reason)
-        # no signal indeed: the largest fitting size's final checkpoints within a few items of chance
+        # no signal indeed: the largest fitting size's final checkpoints within 2.5 binomial
+        # standard errors of chance (the signal test's rule, recomputed here from the table)
         mine = fitting[(fitting["task"] == row.task) & (fitting["metric"] == row.metric)]
         top = mine[mine["params"] == mine["params"].max()]
         top = top[top["tokens"] == top["tokens"].max()]
         chance = float(mine["chance"].iloc[0]) if mine["chance"].notna().any() else 0.0
-        assert (top["value"] - chance).mean() < 0.05, (row.task, top["value"].tolist(), chance)
+        level = float(top["value"].mean())
+        se = (max(chance * (1 - chance), level * (1 - level), 1e-6) / float(top["n_items"].max())) ** 0.5
+        assert level - chance < 2.5 * se, (row.task, top["value"].tolist(), chance, se)
 
 
 def test_backtest_step_holds_out_the_largest_fitting_size_and_never_sees_the_target_size(scores, metrics):
@@ -90,10 +93,10 @@ def test_backtest_step_holds_out_the_largest_fitting_size_and_never_sees_the_tar
     finals: dict[str, str] = {}  # run -> its final checkpoint, for the largest fitting size's runs
     for c in sorted((c for c in fitting.values() if c.params == largest), key=lambda c: c.step):
         finals[c.name.rsplit("-step", 1)[0]] = c.name
-    assert len(finals) == 2 and summary.held_out == sorted(finals.values())  # both seeds' final checkpoints
+    assert len(finals) == 1 and summary.held_out == sorted(finals.values())  # family.yaml fits one seed: its final checkpoint
     assert all(fitting[n].params < largest for n in summary.fitted)
     assert set(summary.fitted) == {n for n, c in fitting.items() if c.params < largest}
-    assert len(summary.rows) == 2 * len(metrics)
+    assert len(summary.rows) == len(metrics)
     assert {r["method"] for r in summary.rows} == {"auto"}
     score = summary.score
     assert score.failed == 0 and score.n + score.unpredictable == len(summary.rows)
