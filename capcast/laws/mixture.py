@@ -11,7 +11,7 @@ of that target's mixture and the other weights are renormalised; the forecast's 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
@@ -82,11 +82,16 @@ class MixtureFit:
     law: str
     members: tuple[Member, ...]
     notes: str = ""
-    cov: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
 
     @property
     def params(self) -> dict[str, float]:
         return {f"weight:{m.name}": float(m.weight) for m in self.members}
+
+    @property
+    def cov(self) -> np.ndarray:
+        """The weights are computed from the folds, not estimated by a likelihood: no sampling
+        covariance is claimed for them (zeros); each member's ``fit.cov`` has its own."""
+        return np.zeros((len(self.members), len(self.members)))
 
     def _answering(self, target: Target) -> tuple[list[tuple[float, _Distribution]], list[str]]:
         parts, dropped, wide = [], [], []

@@ -175,7 +175,9 @@ def check_law(law, series=None, flat_series=None, targets=None) -> None:
       predictable": the law's ``fit`` raises :class:`capcast.NotPredictable` (any other exception
       fails the check), or capcast's own signal test, which runs before a law on a score metric,
       refuses the series. A law on a metric that is not a score (values outside [0, 1]) gets no
-      such test: its ``fit`` must raise NotPredictable itself.
+      such test: its ``fit`` must raise NotPredictable itself. A law with a ``without_trend``
+      method (``auto``) may instead answer with persistence, if its notes say "no trend to
+      extrapolate".
 
     ``targets`` (default: the largest fitting checkpoint and a model 4x larger than it) are the
     :class:`capcast.Target` s predicted. ``predict`` may refuse a target it must not be trusted at
@@ -281,7 +283,9 @@ def _check_flat(law, flat) -> None:
     except Exception as exc:
         raise AssertionError(f"law {name!r}: fit on flat data at chance raised {type(exc).__name__}: {exc}; raise "
                              "capcast.NotPredictable with the reason instead") from exc
-    _, status, reason = fit_law(flat, law)  # what `capcast forecast` does: its signal test, then the fit
+    fit, status, reason = fit_law(flat, law)  # what `capcast forecast` does: its signal test, then the fit
+    if callable(getattr(law, "without_trend", None)) and "no trend to extrapolate" in str(getattr(fit, "notes", "")):
+        return  # a law that forecasts persistence where there is no trend (auto:flat), and says so
     if status != STATUS_UNPREDICTABLE:
         _fail(f"law {name!r}: on flat data at chance capcast's forecast answered {status!r} {reason!r}, expected "
               "'not predictable'; raise capcast.NotPredictable in fit when the series shows no signal")

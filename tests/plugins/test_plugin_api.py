@@ -26,7 +26,9 @@ from capcast.laws.base import Prediction, Target
 from capcast.plugins.registry import load_registry
 from capcast.tasks.arithmetic import task_builder
 from capcast.testing import check_law, check_task
+from capcast.laws.schedule import attach_areas
 from capcast.testing.checks import clean_series, flat_series
+from tests.laws.test_ladder_schedule import BIG as BIG_SCHEDULED, annealing_family
 
 
 def write_plugins(folder: Path, **files: str) -> Path:
@@ -421,6 +423,11 @@ def largest_checkpoint(series) -> Target:
     return Target(name="largest", params=float(series.params[i]), tokens=float(series.tokens[i]), flops=float(series.flops[i]))
 
 
+ANNEALING = annealing_family(np.random.default_rng(0))  # (a series of cosine runs, their schedules)
+SCHEDULED_SERIES = attach_areas(*ANNEALING)  # each checkpoint's learning-rate areas
+SCHEDULED_TARGET = BIG_SCHEDULED
+
+
 BUILTIN_LAW_INPUTS = {
     "sigmoid": {},
     "logit-linear": {},
@@ -428,6 +435,7 @@ BUILTIN_LAW_INPUTS = {
     "saturating-power": {},
     "auto": {},
     "ladder": {"series": clean_series(loss="bpb_gold"), "flat_series": flat_series(loss="bpb_gold")},
+    "ladder-schedule": {"series": SCHEDULED_SERIES, "flat_series": flat_series(loss="bpb_gold"), "targets": [SCHEDULED_TARGET]},
     "loss-error": {"series": clean_series(loss="val/c4:loss"), "flat_series": flat_series(loss="val/c4:loss")},
     "passuntil": {"series": pass_rate_series()},
     "passuntil_compute": {"series": pass_rate_series()},
@@ -655,6 +663,6 @@ def test_auto_takes_its_candidates_from_the_registry(tmp_path: Path) -> None:
     registry = load_registry(write_plugins(tmp_path, candidate=AUTO_CANDIDATE))
     assert broken(registry) == {}
     names = [law.name for law in registry.laws["auto"].candidates]
-    assert names == ["sigmoid", "ladder", "loss-error", "my-candidate"]
+    assert names == ["sigmoid", "ladder", "loss-error", "logacc-power", "saturating-power", "ladder-schedule", "my-candidate"]
     sigmoid = registry.laws["auto"].candidates[0]
     assert sigmoid.ceiling == 1.0 and sigmoid is registry.laws["sigmoid"]  # the plugin's replacement, not the built-in
