@@ -138,6 +138,8 @@ def rises_with_compute(series: Series) -> tuple[bool, float, float]:
     p <= 0.2 when there are at least 4 points."""
     final = final_checkpoints(series)
     use = final if final.sum() >= 4 else np.ones(len(series), dtype=bool)
+    if np.ptp(series.value[use]) == 0:  # every score the same (e.g. all 0): no rank correlation to take
+        return False, float("nan"), 1.0
     rho, pvalue = stats.spearmanr(np.log10(series.flops[use]), series.value[use])
     rising = bool(rho > 0) and not (use.sum() >= 4 and pvalue > 0.2)
     return rising, float(rho), float(pvalue)
