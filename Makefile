@@ -2,12 +2,14 @@
 # Each creates .venv, installs torch==2.13.0 first (the CPU wheel; a bare `torch` pulls CUDA),
 # then capcast with its test extras. The installer is uv (from PyPI into the venv: several times
 # faster than pip, benchmarks/demo_time.txt); where uv cannot be had or fails, pip does it all.
-# uv reads no pip.conf: pip's find-links and index from the environment are handed over.
+# uv reads no pip.conf: pip's find-links and index from the environment are handed over. uv compiles
+# bytecode only when asked (pip always does): with PYTHONDONTWRITEBYTECODE=1, as on CI, every test
+# process would otherwise compile torch and transformers from source (the suite took 1,047 s, not 570).
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 UV_SOURCES := $(foreach link,$(PIP_FIND_LINKS),--find-links $(link)) $(if $(PIP_INDEX_URL),--index-url $(PIP_INDEX_URL))
-UV := $(BIN)/uv pip install -q --python $(BIN)/python $(UV_SOURCES)
+UV := $(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python $(UV_SOURCES)
 PIP := $(BIN)/python -m pip install -q
 
 $(BIN)/capcast: pyproject.toml
