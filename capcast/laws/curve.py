@@ -264,10 +264,17 @@ def size_scatter(fit: CurveFit, value: np.ndarray, fitted: np.ndarray, params: n
     noise = link_noise_var(fit, fitted, n_items)
     size_means = np.array([resid[params == s].mean() for s in sizes])
     size_noise = np.array([noise[params == s].mean() / np.sum(params == s) for s in sizes])
-    w = 1.0 / np.maximum(size_noise, 1e-12)
-    q = float(np.sum(w * size_means**2))
+    return dersimonian_laird(size_means, size_noise, dof), noise
+
+
+def dersimonian_laird(deviations: np.ndarray, noise: np.ndarray, dof: int) -> float:
+    """The DerSimonian-Laird between-group variance of ``deviations`` (each with its own noise
+    variance ``noise``) on ``dof`` degrees of freedom: ``max(0, (Q - dof) / (sum w - sum w^2 / sum w))``,
+    ``w = 1 / noise``, ``Q = sum w d^2``."""
+    w = 1.0 / np.maximum(noise, 1e-12)
+    q = float(np.sum(w * np.asarray(deviations, dtype=float) ** 2))
     spread = float(np.sum(w) - np.sum(w**2) / np.sum(w))
-    return float(max((q - max(dof, 1)) / spread, 0.0)) if spread > 0 else 0.0, noise
+    return float(max((q - max(dof, 1)) / spread, 0.0)) if spread > 0 else 0.0
 
 
 def size_sandwich(jac: np.ndarray, noise: np.ndarray, params: np.ndarray, scatter: float,

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from capcast.laws.base import NotPredictable, Series
-from capcast.laws.curve import CurveFit
+from capcast.laws.curve import CurveFit, dersimonian_laird
 from capcast.laws.signal import final_checkpoints, items_of
 
 
@@ -67,9 +67,6 @@ class FlatLaw:
 
 
 def _dl_scatter(means: np.ndarray, noise: np.ndarray) -> float:
-    """The DerSimonian-Laird between-size variance of ``means`` around a constant."""
+    """The DerSimonian-Laird between-size variance of ``means`` around their weighted mean."""
     w = 1.0 / np.maximum(noise, 1e-12)
-    center = float(np.sum(w * means) / np.sum(w))
-    q = float(np.sum(w * (means - center) ** 2))
-    spread = float(np.sum(w) - np.sum(w**2) / np.sum(w))
-    return max((q - (len(means) - 1)) / spread, 0.0) if spread > 0 else 0.0
+    return dersimonian_laird(means - float(np.sum(w * means) / np.sum(w)), noise, len(means) - 1)
