@@ -88,8 +88,8 @@ class _RoundDraw:
 
     :func:`~capcast.passuntil.sampler.run_passuntil` asks for a round in groups of equal n; on a
     round's first call this plans the round itself (:func:`plan_round` on the same, not yet
-    advanced state: the same plan), draws every instance's samples in one ``generate_until``
-    call of lm-eval's backend (per-instance counts, ``batch_size`` rows per ``generate``, seed
+    advanced state: the same plan), draws every instance's samples in one ``draw_generations``
+    call on lm-eval's requests (per-instance counts, ``batch_size`` rows per ``generate``, seed
     ``seed + 7919 j``), checks them, and serves the groups from that.
     """
 

@@ -1,6 +1,6 @@
 """PassUntil without a harness run per round: lm-eval builds the requests once, each round is one
-``generate_until`` call with per-instance counts, and the texts are the ones lm-eval's own
-``simple_evaluate`` run gives (same prompts, stop sequences and seeds). Real tiny checkpoints."""
+draw call with per-instance counts, and the texts are the ones lm-eval's own ``simple_evaluate``
+run gives (same prompts, stop sequences, batch and seed). Real tiny checkpoints."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from capcast.store import Store
 
 @pytest.fixture(scope="module")
 def loaded(tiny_family):
-    return harness.load_model(str(tiny_family.parent / "tiny-s"), device="cpu", batch_size=4)
+    return harness.load_model(str(tiny_family.parent / "tiny-s"), device="cpu", batch_size=16)
 
 
 @pytest.mark.parametrize("task_name", ["ref_add3", "capcast_add_gen"])  # sampled tasks (greedy ones are refused)
@@ -23,11 +23,14 @@ def test_one_call_draws_what_simple_evaluate_draws(loaded, task_name, tmp_path, 
     prepared = harness.prepare_task(load_registry().tasks[task_name], tmp_path / "data")
     requests = harness.generation_requests(prepared, [0, 3, 5], seed=7)
     assert sorted(requests) == [0, 3, 5]
-    drawn = harness.draw_generations(loaded, requests, {0: 5, 3: 5}, seed=7, batch_size=4)
-    through_lm_eval = harness.generate_samples(loaded, None, prepared, tmp_path / "data", [0, 3], n_per_doc=5, seed=7, batch_size=4)
+    # one batch of 10 rows on both sides: lm-eval's rows, padding and random stream (the direct path
+    # stops each row at its own stop; over several batches it draws other samples than lm-eval's)
+    drawn = harness.draw_generations(loaded, requests, {0: 5, 3: 5}, seed=7, batch_size=16)
+    through_lm_eval = harness.generate_samples(loaded, None, prepared, tmp_path / "data", [0, 3], n_per_doc=5, seed=7)
     assert drawn == through_lm_eval
-    again = harness.draw_generations(loaded, requests, {0: 5, 3: 5}, seed=7, batch_size=4)
-    assert again == drawn
+    in_batches_of_4 = harness.draw_generations(loaded, requests, {0: 5, 3: 5}, seed=7, batch_size=4)
+    assert harness.draw_generations(loaded, requests, {0: 5, 3: 5}, seed=7, batch_size=4) == in_batches_of_4
+    assert len(set(in_batches_of_4[0])) > 1
     uneven = harness.draw_generations(loaded, requests, {0: 2, 3: 7, 5: 1}, seed=8, batch_size=64)
     assert {d: len(v) for d, v in uneven.items()} == {0: 2, 3: 7, 5: 1}
 

@@ -1,5 +1,5 @@
 """Sampled generations of a generative task: through ``simple_evaluate`` with ``repeats`` set, or
-in one ``generate_until`` call of the backend per PassUntil round."""
+in one call of the backend per PassUntil round."""
 
 from __future__ import annotations
 
@@ -57,19 +57,24 @@ def generate_samples(
 
 def draw_generations(loaded: LoadedModel, requests: dict[int, Any], counts: dict[int, int], *, seed: int,
                      batch_size: int) -> dict[int, list[str]]:
-    """``counts[d]`` sampled generations of each doc's request, all in ONE ``generate_until`` call
-    of lm-eval's backend (``batch_size`` rows per ``generate``), seeded with ``seed``.
+    """``counts[d]`` sampled generations of each doc's request, all in ONE call (``batch_size``
+    rows per ``generate``), seeded with ``seed``.
 
-    The same requests lm-eval's ``repeats`` would send (each instance repeated), so the texts are
-    lm-eval's (stop sequences, ``max_gen_toks``, truncation), without a ``simple_evaluate`` per call.
-    On the ``vllm`` backend each instance is one request for its own count of samples
-    (:mod:`capcast.evaluation.harness.vllm_draws`).
+    The same requests lm-eval's ``repeats`` would send (each instance repeated), with lm-eval's
+    prompts, stop sequences, ``max_gen_toks``, truncation and post-processing, without a
+    ``simple_evaluate`` per call. On the HF backend the rows go through
+    :func:`capcast.evaluation.harness.hf_draws.generate_until` (lm-eval's batches and texts, each
+    row stopped at its own stop sequence; lm-eval's ``generate_until`` itself where that path
+    cannot honour a setting). On the ``vllm`` backend each instance is one request for its own
+    count of samples (:mod:`capcast.evaluation.harness.vllm_draws`).
     """
     if loaded.backend == "vllm":
         from capcast.evaluation.harness.vllm_draws import draw_vllm
 
         return draw_vllm(loaded.lm, requests, counts, seed=seed)
     import torch
+
+    from capcast.evaluation.harness.hf_draws import generate_until
 
     order = [d for d in sorted(counts) for _ in range(int(counts[d]))]
     if not order:
@@ -80,7 +85,7 @@ def draw_generations(loaded: LoadedModel, requests: dict[int, Any], counts: dict
     if previous is not None and not str(previous).startswith("auto"):
         lm.batch_size_per_gpu = int(batch_size)
     try:
-        texts = lm.generate_until([requests[d] for d in order])
+        texts = generate_until(lm, [requests[d] for d in order])
     finally:
         if previous is not None:
             lm.batch_size_per_gpu = previous
