@@ -10,7 +10,7 @@ the geometric mean of the fitting compute (it only conditions the fit: a is per 
 The guess floor g is not fitted but fixed at the chance floor (:func:`capcast.laws.signal.score_floor`),
 as for ``sigmoid``: with the 4-6 sizes of a typical family a fourth parameter would leave 0-2
 degrees of freedom for the interval. a, b, c are fitted by minimum Pearson chi-square (asymptotically the binomial
-maximum likelihood, weighted by each task's item count; scipy ``least_squares`` from a small grid of starts) with b in (0, 3] and c >= 0; when c
+maximum likelihood, weighted by each task's item count; scipy ``least_squares`` from the best point of a (b, c) grid) with b in (0, 3] and c >= 0; when c
 settles on 0 (no ceiling below 1 in sight) it is fixed there, so the fit stays identified (as
 ``sigmoid`` fixes its ceiling at 1). ``checkpoints`` chooses the points: every checkpoint after the
 first 10% of each run (``"all"``, as ``sigmoid``; the default, chosen on Pythia, the development
@@ -26,12 +26,11 @@ fitted); it is not imported here because ``cod`` sits above ``laws`` in the pack
 
 from __future__ import annotations
 
-import itertools
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import least_squares
+from scipy.optimize import least_squares, leastsq
 
 from capcast.laws.base import NotPredictable, Series, Target
 from capcast.laws.curve import CurveFit, with_size_uncertainty
@@ -76,31 +75,92 @@ def pearson_residuals(flops: np.ndarray, value: np.ndarray, n: np.ndarray, c0: f
     return residuals, jacobian
 
 
+# The start's grid (b, c): b over its whole range, c at 0 and over two decades up to exp(-c) = 0.05.
+B_GRID = np.linspace(0.02, B_MAX, 50)
+C_GRID = np.concatenate([[0.0], np.geomspace(0.005, 3.0, 24)])
+
+
+def grid_start(flops: np.ndarray, value: np.ndarray, n: np.ndarray, c0: float, floor: float, with_c: bool) -> np.ndarray:
+    """The best (log_a, b[, c]) on a (b, c) grid by the fit's own objective, a profiled out.
+
+    For fixed b and c the law is linear in a on the log-accuracy scale, -log Q' - c = a (C/C0)^-b, so
+    a has a closed form there (weighted least squares, delta-method weights n Q' / (1 - Q')); every
+    grid point is then scored by the Pearson chi-square on the score scale, in one array operation.
+    One bounded solve from this start finds the minimum that six solves from fixed starts found, at a
+    fifth of the cost (``auto`` fits this law on every fold): on 240 simulated fits it reached the same
+    or a lower chi-square wherever the scores rise at least 10 points above chance."""
+    x = np.asarray(flops, dtype=float) / c0
+    q = np.clip((value - floor) / (1 - floor), 1e-3, 1 - 1e-3)
+    weight = n * q / (1 - q)
+    powers = x[None, :] ** (-B_GRID[:, None])  # b x points
+    ceilings = C_GRID if with_c else np.zeros(1)
+    excess = -np.log(q)[None, :] - ceilings[:, None]  # c x points
+    a = np.maximum((powers * weight) @ excess.T / (powers ** 2 * weight).sum(axis=1)[:, None], 1e-12)  # b x c
+    with np.errstate(over="ignore", under="ignore"):
+        p = floor + (1 - floor) * np.exp(-a[:, :, None] * powers[:, None, :] - ceilings[None, :, None])
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    chi2 = ((value - p) ** 2 * n / (p * (1 - p))).sum(axis=-1)
+    i, j = np.unravel_index(np.argmin(chi2), chi2.shape)
+    return np.array([np.log(a[i, j]), B_GRID[i]] + ([ceilings[j]] if with_c else []))
+
+
+# Below this rise above chance (score units) a series has no shape to fit, and its chi-square many
+# local minima: there the bounded solver, elsewhere MINPACK (see fit_saturating).
+FLAT_RISE = 0.10
+
+
 def fit_saturating(flops: np.ndarray, value: np.ndarray, n: np.ndarray, c0: float, floor: float, with_c: bool) -> np.ndarray:
     """(log_a, b[, c]) by minimum Pearson chi-square, sum n (y - p)^2 / (p (1 - p)) (asymptotically the
-    binomial MLE; scipy ``least_squares``, which is far faster here than L-BFGS-B on the likelihood),
-    from a small grid of starts; raises NotPredictable when none converges."""
+    binomial MLE), from :func:`grid_start`; raises NotPredictable when it does not converge.
+
+    The solver: MINPACK's Levenberg-Marquardt, its bounds b in (0, B_MAX] and c in [0, C_MAX] kept by
+    MINUIT's transform x = lo + (hi - lo) (sin phi + 1) / 2, five times faster than scipy's bounded
+    ``least_squares`` (trust region reflective); on 240 simulated fits the two reached the same
+    chi-square wherever the scores rise more than :data:`FLAT_RISE` above chance. Below that the law
+    has nothing to fit and MINPACK stopped at a worse local minimum in a third of the fits, so there
+    the bounded solver is used."""
 
     residuals, jacobian = pearson_residuals(flops, value, n, c0, floor)
-
-    q = np.clip((value - floor) / (1 - floor), 1e-3, 1 - 1e-3)
-    level = float(np.log(np.median(-np.log(q))))  # log of -log Q' at C0, where b does not matter
-    lower, upper = [-30.0, 1e-4] + ([0.0] if with_c else []), [30.0, B_MAX] + ([C_MAX] if with_c else [])
-    grids = [(level,), (0.1, 0.3, 1.0)] + ([(0.0, 0.3)] if with_c else [])  # a at C0 is the data's level: b and c vary
-    best = None
-    for start in itertools.product(*grids):
-        start = np.clip(start, np.array(lower) + 1e-9, np.array(upper) - 1e-9)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+    lower = np.array([-30.0, 1e-4] + ([0.0] if with_c else []))
+    upper = np.array([30.0, B_MAX] + ([C_MAX] if with_c else []))
+    start = np.clip(grid_start(flops, value, n, c0, floor, with_c), lower + 1e-9, upper - 1e-9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with np.errstate(all="ignore"):
             try:
-                res = least_squares(residuals, start, jac=jacobian, bounds=(lower, upper), method="trf")
-            except (ValueError, FloatingPointError):
-                continue
-        if np.all(np.isfinite(res.x)) and (best is None or res.cost < best.cost):
-            best = res
-    if best is None:
+                if float(np.max(value)) - floor > FLAT_RISE:
+                    theta = _minpack_within_bounds(residuals, jacobian, start, lower, upper)
+                else:
+                    theta = least_squares(residuals, start, jac=jacobian, bounds=(lower, upper), method="trf").x
+            except (ValueError, FloatingPointError, TypeError):  # TypeError: MINPACK on fewer points than parameters
+                theta = None
+    if theta is None or not np.all(np.isfinite(theta)):
         raise NotPredictable("the saturating power law did not converge")
-    return np.asarray(best.x, dtype=float)
+    return np.asarray(theta, dtype=float)
+
+
+def _minpack_within_bounds(residuals, jacobian, start: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """MINPACK's ``leastsq`` on phi, with theta = lo + (hi - lo) (sin phi + 1) / 2 for the bounded
+    parameters (all but log_a, which is only clipped)."""
+    span = upper - lower
+
+    def theta_of(phi):
+        theta = lower + span * (np.sin(phi) + 1) / 2
+        theta[0] = np.clip(phi[0], lower[0], upper[0])
+        return theta
+
+    def phi_residuals(phi):
+        return residuals(theta_of(phi))
+
+    def phi_jacobian(phi):
+        scale = span * np.cos(phi) / 2
+        scale[0] = 1.0
+        return jacobian(theta_of(phi)) * scale[None, :]
+
+    phi0 = np.arcsin(np.clip(2 * (start - lower) / span - 1, -0.999, 0.999))
+    phi0[0] = start[0]
+    phi0[2:] = np.where(start[2:] > 0, phi0[2:], np.arcsin(2 * 1e-3 / span[2:] - 1))  # c off its bound, or it has no slope
+    return theta_of(leastsq(phi_residuals, phi0, Dfun=phi_jacobian, ftol=1e-8, xtol=1e-8)[0])
 
 
 @dataclass(frozen=True)

@@ -160,19 +160,48 @@ def lm_maximum(model: _BoundedSigmoidLikelihood, deviance: _BinomialDeviance, st
 maximum_from = lm_maximum  # one start's fit (benchmarks/backtest_scale.py swaps in BFGS to compare)
 
 
+# Ceiling shares (of the way from the floor to 1) on the start's grid: 0.05 to 0.998.
+SHARE_GRID = expit(np.linspace(-3.0, 6.0, 24))
+
+
+def grid_start(x: np.ndarray, y: np.ndarray, n: np.ndarray, floor: float, ceiling: float | None) -> np.ndarray:
+    """The best (a, b[, ceiling_logit]) over a grid of ceilings by the likelihood itself, (a, b) profiled out.
+
+    For a fixed ceiling the sigmoid is a line on the logit of (y - floor) / (ceiling - floor):
+    (a, b) is its weighted least-squares fit (weights n q (1 - q), the delta method), in closed form
+    for every ceiling at once; each is scored by the binomial log-likelihood."""
+    tops = floor + (1 - floor) * SHARE_GRID if ceiling is None else np.array([ceiling])
+    q = np.clip((y[None, :] - floor) / (tops[:, None] - floor), 0.02, 0.98)  # ceilings x points
+    z, w = logit(q), n[None, :] * q * (1 - q)
+    s0, s1, s2 = w.sum(axis=1), (w * x).sum(axis=1), (w * x * x).sum(axis=1)
+    t0, t1 = (w * z).sum(axis=1), (w * z * x).sum(axis=1)
+    det = s0 * s2 - s1 ** 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a, b = (s2 * t0 - s1 * t1) / det, (s0 * t1 - s1 * t0) / det
+        p = np.clip(floor + (tops[:, None] - floor) * expit(a[:, None] + b[:, None] * x[None, :]), 1e-9, 1 - 1e-9)
+        llf = (xlogy(n * y, p) + xlogy(n * (1 - y), 1 - p)).sum(axis=1)
+    k = int(np.argmax(np.where(np.isfinite(llf), llf, -np.inf)))
+    return np.array([a[k], b[k]] + ([float(logit(SHARE_GRID[k]))] if ceiling is None else []))
+
+
 def fit_bounded_sigmoid(x: np.ndarray, y: np.ndarray, n: np.ndarray, floor: float, ceiling: float | None) -> SigmoidFitResult:
-    """Binomial MLE of the bounded sigmoid in ``x`` (already centred); several starts, best kept."""
+    """Binomial MLE of the bounded sigmoid in ``x`` (already centred); two starts (one with the ceiling fixed), best kept.
+
+    The starts: the best point of a ceiling grid (:func:`grid_start`) and the straight line on the
+    logit of the scores (ceiling share 0.73). They replaced six fixed starts at under half the cost
+    (``auto`` fits this law on every fold): on 240 simulated fits the two reached the six's
+    likelihood wherever the scores rise at least 10 points above chance; the grid alone missed two."""
     q = np.clip((y - floor) / (1 - floor), 0.02, 0.98)
     slope, intercept = np.polyfit(x, logit(q), 1) if np.ptp(x) > 0 else (0.0, float(np.mean(logit(q))))
-    starts = [[intercept, slope], [intercept, max(slope, 0.5)], [0.0, 1.0]]
-    if ceiling is None:
-        starts = [s + [c] for s in starts for c in (1.0, 3.0)]
-    # a repeated start (the slope is often above 0.5) would only repeat its fit
-    starts = [list(s) for s in dict.fromkeys(tuple(float(v) for v in s) for s in starts)]
+    starts = [list(grid_start(x, y, n, floor, ceiling))]
+    if ceiling is None:  # with the ceiling fixed the grid's start is that line's weighted fit: the same basin (240 fits)
+        starts.append([intercept, slope, 1.0])
     model = _BoundedSigmoidLikelihood(y, x[:, None], n, floor, ceiling)
     deviance = _BinomialDeviance(x, y, n, floor, ceiling)
     best = None
     for start in starts:
+        if not np.all(np.isfinite(start)):
+            continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
