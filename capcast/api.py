@@ -270,14 +270,22 @@ def backtest(
     holdout_largest: int = 1, methods: Iterable[str] | None = None, tasks: Iterable[str] | None = None,
     metric: str | None = None, interval: float = 0.9, max_step: int | None = None, all_steps: bool = False,
     families: Iterable[str] | None = None, registry=None, store: str | Path | None = None, console=None,
-    workers: int | None = 1,
+    workers: int | None = 1, schedules_from: str | Path | None = None,
 ) -> "BacktestReport":
     """``capcast backtest``: hide each family's largest sizes (whole runs), forecast them from the
     rest with every method, and score each method on the same forecasts. ``store``: a record
     store instead of a table (its scores; ``cod`` also gets its per-choice / per-sample records).
     ``workers``: processes a scores backtest spreads its families over (None: every available
-    core); the report is the same whichever."""
+    core); the report is the same whichever. ``schedules_from``: a family spec whose ``schedules``
+    (learning-rate schedule per run) the schedule-aware laws (``ladder-schedule``) use."""
     registry = _registry(registry)
+    schedules = None
+    if schedules_from is not None:
+        from capcast.spec import load_family
+
+        schedules = load_family(schedules_from, check_paths=False).schedules or None
+        if schedules is None:
+            raise CapcastError(f"{schedules_from}: the family spec has no schedules; add a schedules: mapping (docs/forecasting.md)")
     if sum(x is not None for x in (scores, samples, store)) != 1:
         raise CapcastError("give exactly one of --scores FILE, --samples FILE or --store DIR")
     task_list = list(tasks) if tasks else None
@@ -309,14 +317,14 @@ def backtest(
     methods = list(methods or ["auto"])
     if metric is not None:
         return backtest_scores(scores, holdout_largest, methods, task_list, metric, interval, max_step, all_steps, registry,
-                               families=family_list, instances=instances, workers=workers)
+                               families=family_list, instances=instances, workers=workers, schedules=schedules)
     # No --metric: each task its own default, one backtest per metric, every method scored on all their rows.
     from capcast.forecasting.backtest import BacktestReport, score_rows
 
     frame, groups, order, note = _default_metrics(scores, task_list, registry)
     rows = [row for name, names in groups.items() for row in backtest_scores(
         frame, holdout_largest, methods, names, name, interval, max_step, all_steps, registry, families=family_list,
-        instances=instances, workers=workers).rows]
+        instances=instances, workers=workers, schedules=schedules).rows]
     rows.sort(key=lambda r: (r["family"] or "", order[r["task"]]))
     _say_note(console, note)
     return BacktestReport(methods={m: score_rows(r for r in rows if r["method"] == m) for m in methods}, rows=rows)

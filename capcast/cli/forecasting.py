@@ -153,6 +153,7 @@ def backtest_command(
     all_steps: bool = typer.Option(False, "--all-steps", help="Forecast every checkpoint of the held-out models."),
     families: Optional[str] = typer.Option(None, "--families", help="Comma-separated families (default: all)."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Processes to spread the families of a --scores or --store backtest over (default: the available cores; 1: this process). The rows are the same."),
+    schedules: Optional[Path] = typer.Option(None, "--schedules", help="A family spec (YAML) whose schedules: the schedule-aware laws (ladder-schedule) use."),
     fmt: str = typer.Option("table", "--format", "-f", help="table, json or csv (csv: the rows)."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the table, JSON or CSV to this file (default: stdout)."),
 ) -> None:
@@ -165,7 +166,7 @@ def backtest_command(
         report = api.backtest(
             scores=scores, samples=samples, store=store, holdout_largest=holdout_largest, methods=split_list(methods),
             tasks=split_list(tasks), metric=metric, interval=interval, max_step=max_step, all_steps=all_steps,
-            families=split_list(families), registry=registry(), console=err_console, workers=workers,
+            families=split_list(families), registry=registry(), console=err_console, workers=workers, schedules_from=schedules,
         )
     with _output(output) as out:
         _render_backtest(report, fmt, holdout_largest, interval, out, output is not None)

@@ -45,7 +45,8 @@ NAMES = ("E", "log_A", "alpha", "log_B", "beta", "C")
 MIN_SIZES = 4  # the size term's 3 parameters and its scatter
 MIN_CHECKPOINTS = 8
 NO_SCHEDULE = ("no schedule: give schedules in the family spec (schedules: run -> warmup_steps, peak_lr, final_lr, "
-               "decay, total_steps, tokens_per_step) so each checkpoint's learning-rate areas are known")
+               "decay, total_steps, tokens_per_step) so each checkpoint's learning-rate areas are known; "
+               "capcast backtest takes them with --schedules FAMILY.yaml")
 NO_TARGET_SCHEDULE = ("the target has no schedule: give its run's schedule in the family spec, or Target(schedule=...); "
                       "capcast forecast gives a target without one the longest fitting run's schedule shape")
 

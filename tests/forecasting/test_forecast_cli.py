@@ -289,3 +289,36 @@ def test_forecast_family_yaml_runs_missing_evals_then_forecasts(tiny_family, off
     assert any(store.rglob("*.parquet"))
     code, out2, err = run_cli(args, capsys)  # resumable: nothing left to evaluate, same answer
     assert code == 0 and json.loads(out2)["rows"] == rows
+
+
+def test_backtest_takes_the_schedules_of_a_family_spec(capsys, tmp_path):
+    """`capcast backtest --schedules FAMILY.yaml`: ladder-schedule fits with the spec's learning-rate
+    schedules; without them it refuses and names the option."""
+    import io
+
+    import pandas as pd
+
+    from capcast.testing.cli import run_in_process
+
+    root = Path(__file__).resolve().parents[2]
+    base = ["backtest", "--scores", str(root / "benchmarks/data/miniladder_scores.csv"), "--methods", "ladder-schedule",
+            "--tasks", "ref_facts", "--metric", "acc", "--workers", "1", "-f", "csv"]
+    code, out, _ = run_in_process(base, capsys)
+    assert code == 0
+    without = pd.read_csv(io.StringIO(out))
+    assert (without["status"] != "ok").all() and without["reason"].str.contains("--schedules FAMILY.yaml").all()
+    code, out, _ = run_in_process(base + ["--schedules", str(root / "capcast/reference/ladder/ladder.yaml")], capsys)
+    assert code == 0
+    with_schedules = pd.read_csv(io.StringIO(out))
+    assert len(with_schedules) == len(without)
+    assert not with_schedules["reason"].fillna("").str.contains("no schedule").any()
+    # it fitted: each row is a forecast, or one whose interval the width rule refused
+    assert (with_schedules["forecast"].notna() | with_schedules["reason"].fillna("").str.contains("interval too wide")).all()
+    no_schedules = tmp_path / "plain.yaml"
+    import yaml
+
+    spec = yaml.safe_load((root / "capcast/reference/ladder/ladder.yaml").read_text())
+    spec.pop("schedules")
+    no_schedules.write_text(yaml.safe_dump(spec))
+    code, _, err = run_in_process(base + ["--schedules", str(no_schedules)], capsys)
+    assert code == 2 and "has no schedules" in err
