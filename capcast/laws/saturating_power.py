@@ -11,8 +11,7 @@ The guess floor g is not fitted but fixed at the chance floor (:func:`capcast.la
 as for ``sigmoid``: with the 4-6 sizes of a typical family a fourth parameter would leave 0-2
 degrees of freedom for the interval. a, b, c are fitted by minimum Pearson chi-square (asymptotically the binomial
 maximum likelihood, weighted by each task's item count; scipy ``least_squares`` from the best point of a (b, c) grid) with b in (0, 3] and c >= 0; when c
-settles on 0 (no ceiling below 1 in sight), or the scores never rise ``FLAT_RISE`` (10 points) above
-chance, it is fixed there, so the fit stays identified (as
+settles on 0 (no ceiling below 1 in sight) it is fixed there, so the fit stays identified (as
 ``sigmoid`` fixes its ceiling at 1). ``checkpoints`` chooses the points: every checkpoint after the
 first 10% of each run (``"all"``, as ``sigmoid``; the default, chosen on Pythia, the development
 data: in an exploration run with an earlier L-BFGS-B fit, 1.73 points MAE on 14 of 18 forecasts
@@ -181,12 +180,8 @@ class SaturatingPowerLaw:
         floor = score_floor(series)
         n = binomial_weights(series)
         c0 = float(np.exp(np.mean(np.log(series.flops))))
-        # A series that never rises FLAT_RISE above chance shows no ceiling: c is not identified there
-        # and stays 0 (on the calibration simulations such fits had c > 0 in 108 of 134, bending a
-        # barely rising line; fixing it moved their forecasts by 0.04 points at the median)
-        flat = float(np.max(series.value)) - floor <= FLAT_RISE
-        theta = None if flat else fit_saturating(series.flops, series.value, n, c0, floor, with_c=True)
-        if theta is None or theta[2] < C_AT_ZERO:  # no ceiling below 1 in sight: drop c so the fit stays identified
+        theta = fit_saturating(series.flops, series.value, n, c0, floor, with_c=True)
+        if theta[2] < C_AT_ZERO:  # no ceiling below 1 in sight: drop c so the fit stays identified
             theta = fit_saturating(series.flops, series.value, n, c0, floor, with_c=False)
         names = ("log_a", "b", "c")[: len(theta)]
 
