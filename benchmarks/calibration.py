@@ -10,7 +10,8 @@ shape "law" (the benchmark curve is exactly a sigmoid), "items" (a mixture of it
 which no single sigmoid fits: reported, a harder case) and "loss" (a two-step family: a task loss
 per checkpoint, the score's logit linear in it; the two-step laws' own form). For each law: how often it gives a number,
 the coverage of its 90% interval over the draws it answered, the median width, the MAE (points).
-Every condition uses the same draws for every law (the common set).
+Every condition uses the same draws for every law (the common set). The last lines pool each law's
+coverage over the conditions of a shape (the figure tests/forecasting/test_calibration.py bounds).
 """
 
 from __future__ import annotations
@@ -29,9 +30,12 @@ from capcast.forecasting.forecast import run_forecasts
 from capcast.plugins.registry import load_registry
 from capcast.testing.simulate import simulate_family
 
-LAWS = ("sigmoid", "logit-linear", "auto")
+# every built-in law that fits a score series; sigmoid (the true law of shape "law") first
+LAWS = ("sigmoid", "logit-linear", "logacc-power", "saturating-power", "auto")
 # shape "loss": a two-step family (a task loss per checkpoint, the score's logit linear in it), on
 # which ``ladder`` is the true law; the two-step laws are measured there.
+# ``ladder-schedule`` is not measured: a scores table carries no learning-rate schedules (they come
+# from a family spec), so it answers "no schedule" on every simulated family.
 TWO_STEP_LAWS = ("ladder", "loss-error", "auto")
 CONDITIONS = [(shape, lof, regime) for shape in ("law", "items", "loss") for lof in (0.0, 0.15) for regime in ("mid", "high")]
 
@@ -68,6 +72,14 @@ def measure(shape: str, lof: float, regime: str, draws: int, laws=LAWS, seed: in
     return out
 
 
+def pooled(figures: list[dict]) -> tuple[float, int]:
+    """(the coverage over every answered draw of several conditions, the answered draws), from
+    :func:`measure`'s figures of one law per condition."""
+    n = sum(f["n"] for f in figures)
+    covered = sum(f["coverage"] * f["n"] for f in figures if f["n"])
+    return (covered / n if n else float("nan")), n
+
+
 def _measure_condition(condition, draws: int) -> dict[str, dict]:
     warnings.simplefilter("ignore")
     shape, lof, regime = condition
@@ -86,17 +98,22 @@ def main() -> None:
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         measured = list(pool.map(_measure_condition, CONDITIONS, [args.draws] * len(CONDITIONS)))
     lines = [f"# python benchmarks/calibration.py --draws {args.draws}  ({args.workers} worker processes; load {os.getloadavg()[0]:.1f})", "# 90% intervals; width and MAE in points; same draws for every law",
-             "shape  lof   regime law           answered  coverage  median width  MAE  auto/true-law width"]
+             "shape  lof   regime law              answered  coverage  median width  MAE  auto/true-law width"]
     for (shape, lof, regime), res in zip(CONDITIONS, measured):
         laws = TWO_STEP_LAWS if shape == "loss" else LAWS
         true_law = laws[0]  # sigmoid is the true law of shape "law" (and the nearest of "items"); ladder of "loss"
         ratio = res["auto"]["median_width"] / res[true_law]["median_width"] if res[true_law]["median_width"] else float("nan")
         for law, r in res.items():
-            lines.append(f"{shape:6} {lof:<5} {regime:6} {law:13} {r['answered']:8.2f}  {r['coverage']:8.3f}  {100 * r['median_width']:12.1f}  "
+            lines.append(f"{shape:6} {lof:<5} {regime:6} {law:16} {r['answered']:8.2f}  {r['coverage']:8.3f}  {100 * r['median_width']:12.1f}  "
                          f"{100 * r['mae']:4.2f}  {ratio:.2f}" if law == "auto" else
-                         f"{shape:6} {lof:<5} {regime:6} {law:13} {r['answered']:8.2f}  {r['coverage']:8.3f}  {100 * r['median_width']:12.1f}  "
+                         f"{shape:6} {lof:<5} {regime:6} {law:16} {r['answered']:8.2f}  {r['coverage']:8.3f}  {100 * r['median_width']:12.1f}  "
                          f"{100 * r['mae']:4.2f}")
         print("\n".join(lines[-len(res):]), flush=True)
+    lines.append("# pooled over a shape's 4 conditions: law, draws answered, coverage (answered draws)")
+    for shape in ("law", "items", "loss"):
+        for law in TWO_STEP_LAWS if shape == "loss" else LAWS:
+            coverage, n = pooled([res[law] for (s, _, _), res in zip(CONDITIONS, measured) if s == shape])
+            lines.append(f"pooled {shape:6} {law:16} {n:5d}  {coverage:.3f}")
     lines.append(f"# {time.perf_counter() - started:.0f} s")
     args.out.write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")

@@ -12,7 +12,10 @@ four parts, all in z:
 * the target's own item noise (``target_items``);
 * ``extra_var`` / ``extra_var_fn``: anything a law adds (e.g. step-1 loss uncertainty).
 
-The t quantile uses ``dof`` = sizes - parameters. See docs/forecasting.md "Intervals".
+The t quantile's degrees of freedom say how much of that variance is estimated: only the size
+scatter is (on sizes - parameters degrees of freedom); the item noise is known. So ``dof`` =
+sizes - parameters is the floor, and where the known part dominates, Satterthwaite's
+approximation gives more (:meth:`CurveFit.scatter_dof`). See docs/forecasting.md "Intervals".
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from scipy.special import expit, logit
 from capcast.laws.base import NotPredictable, Prediction, Target
 
 Z_CLIP = 1e-4  # keep logit finite for scores at the floor or at 1
+MAX_DOF = 10**6  # a t on this many degrees of freedom is the normal
 
 
 def to_z(p, floor: float):
@@ -89,6 +93,11 @@ class CurveFit:
     no_interval: str = ""
     # an identity-link fit whose interval is clipped to [0, 1] (``flat``); the logit link needs none
     bounded: bool = False
+    # the sampling variance of ``resid_var`` (an estimate) and d cov / d resid_var: with both, the
+    # t quantile's degrees of freedom count only the estimated share of the variance (``scatter_dof``);
+    # without (0 / None), the t uses ``dof``
+    resid_var_var: float = 0.0
+    cov_per_scatter: np.ndarray | None = field(default=None, repr=False)
 
     def _to_z(self, p):
         return np.asarray(p, dtype=float) if self.link == "identity" else to_z(p, self.floor)
@@ -114,14 +123,32 @@ class CurveFit:
         """Variance of the fitted curve at ``target`` (link space) by the delta method; parameters
         the data do not identify make the forecast not predictable rather than certain."""
 
-        def z_of(theta):
-            return float(self._to_z(self.mean_fn(theta, target)))
-
         cov = np.asarray(self.cov, dtype=float)
         if cov.size and not np.all(np.isfinite(cov)):
             raise NotPredictable("the fit's covariance is not finite: some parameters are not identified by the data")
-        grad = numeric_jacobian(z_of, self.theta)
-        return max(float(grad @ cov @ grad), 0.0) if cov.size else 0.0
+        if not cov.size:
+            return 0.0
+        grad = self._z_gradient(target)
+        return max(float(grad @ cov @ grad), 0.0)
+
+    def _z_gradient(self, target: Target) -> np.ndarray:
+        return numeric_jacobian(lambda theta: float(self._to_z(self.mean_fn(theta, target))), self.theta)
+
+    def scatter_dof(self, target: Target, var: float) -> float:
+        """The t degrees of freedom of the forecast variance ``var`` at ``target`` (Satterthwaite).
+
+        Of ``var``, only the size scatter's share, ``resid_var * (1 + g' C1 g)`` (the new size's
+        deviation plus the scatter part of the parameter covariance, ``C1`` = ``cov_per_scatter``),
+        is estimated, with sampling variance ``resid_var_var``; the item noise is known. So
+        ``dof_eff = 2 var^2 / ((1 + g' C1 g)^2 resid_var_var)``, never below ``dof`` (what it would
+        be were all of the variance estimated). Where the known item noise dominates the quantile
+        approaches the normal one; where the scatter's estimate is as uncertain as the variance
+        itself (few sizes, one checkpoint each) it stays near ``dof``."""
+        if not self.resid_var_var > 0 or self.cov_per_scatter is None:
+            return float(self.dof)
+        grad = self._z_gradient(target)
+        per_scatter = 1.0 + max(float(grad @ self.cov_per_scatter @ grad), 0.0)
+        return max(float(self.dof), 2.0 * var**2 / (per_scatter**2 * self.resid_var_var))
 
     def target_noise_var(self, target: Target) -> float:
         """The target's own item-sampling variance (link space) when its item count is known."""
@@ -151,18 +178,19 @@ class CurveFit:
         lower, upper = to_item_resolution(lower, upper, self.target_items)
         return Prediction(mean=mean, lower=min(lower, mean), upper=max(upper, mean), level=level)
 
-    def predictive(self, target: Target) -> tuple[float, float, float, int]:
+    def predictive(self, target: Target) -> tuple[float, float, float, float]:
         """The forecast's distribution: (mean score, its link value z, the link-space sd, the t
-        degrees of freedom): the score is ``_from_z(z + sd * T_dof)``. Guards and ``no_interval``
-        are :meth:`predict`'s to apply."""
+        degrees of freedom, fractional where Satterthwaite's, :meth:`scatter_dof`): the score is
+        ``_from_z(z + sd * T_dof)``. Guards and ``no_interval`` are :meth:`predict`'s to apply."""
         mean = self.mean(target)
         z = float(self._to_z(mean))
-        var, dof = self.z_sd(target) ** 2, self.dof
+        var = self.z_sd(target) ** 2
+        dof = self.scatter_dof(target, var)
         if self.variance_check_fn is not None:
             measured = float(self.variance_check_fn(target))
             if measured > var:
                 var, dof = measured, self.variance_check_dof
-        return mean, z, float(np.sqrt(var)), max(int(dof), 1)
+        return mean, z, float(np.sqrt(var)), float(np.clip(dof, 1.0, MAX_DOF))
 
     def refusal(self, target: Target) -> NotPredictable | None:
         """Why this fit itself does not answer ``target`` (its guard, or no interval), or None."""
@@ -227,7 +255,8 @@ def with_size_uncertainty(fit: CurveFit, series, n_params: int, n_items: np.ndar
       binomial likelihood weighs them) and the meat ``M = J'W (noise + scatter in same-size blocks) W J``,
       so a size's checkpoints count as one size's evidence, not as independent points;
     * the target's own item noise (``target_items``) added at prediction;
-    * ``sizes - n_params`` degrees of freedom for the t quantile.
+    * ``sizes - n_params`` degrees of freedom for the t quantile where the scatter dominates, more
+      where the known item noise does (``resid_var_var``, :meth:`CurveFit.scatter_dof`).
 
     A singular information matrix (parameters the data do not identify) raises NotPredictable.
     """
@@ -239,23 +268,28 @@ def with_size_uncertainty(fit: CurveFit, series, n_params: int, n_items: np.ndar
                                         "its scatter; add a size")
     targets = [Target(params=float(n), tokens=float(d), flops=float(c)) for n, d, c in zip(series.params, series.tokens, series.flops)]
     fitted = np.array([fit.mean(t) for t in targets])
-    scatter, noise = size_scatter(fit, series.value, fitted, params, n_items, dof)
     jac = np.array([numeric_jacobian(lambda th, t=t: float(fit._to_z(fit.mean_fn(th, t))), fit.theta) for t in targets])
-    cov = size_sandwich(jac, noise, params, scatter, weights)
-    return replace(fit, cov=cov, resid_var=scatter, dof=dof, target_items=float(np.median(n_items)))
+    scatter, noise = size_scatter(fit, series.value, fitted, params, n_items, dof, jac)
+    # the sandwich is linear in the scatter: its known part and its part per unit of scatter
+    cov_known = size_sandwich(jac, noise, params, 0.0, weights)
+    cov_per_scatter = size_sandwich(jac, noise, params, 1.0, weights) - cov_known
+    return replace(fit, cov=cov_known + scatter * cov_per_scatter, resid_var=scatter, dof=dof, target_items=float(np.median(n_items)),
+                   resid_var_var=dersimonian_laird_var(size_mean_noise(noise, params), scatter, size_design(jac, params)),
+                   cov_per_scatter=cov_per_scatter)
 
 
 def size_scatter(fit: CurveFit, value: np.ndarray, fitted: np.ndarray, params: np.ndarray, n_items: np.ndarray,
-                 dof: int) -> tuple[float, np.ndarray]:
+                 dof: int, jac: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     """(the variance of a size's deviation from the law in the fit's link space, each checkpoint's
     item noise there).
 
     Each size's mean residual (empirical logit) carries the size's deviation plus item noise whose
     variance differs hugely between sizes (near the chance floor the logit of a guessing score is
     mostly noise). So the deviation's variance is the DerSimonian-Laird random-effects estimate
-    over sizes, ``max(0, (Q - dof) / (sum w - sum w^2 / sum w))`` with ``w`` = 1 / item noise of
-    the size's mean and ``Q = sum w m^2``: noisy sizes weigh little instead of masking the scatter
-    of the precise ones."""
+    over sizes, ``max(0, (Q - dof) / tr P)`` with ``w`` = 1 / item noise of the size's mean and
+    ``Q = sum w m^2``: noisy sizes weigh little instead of masking the scatter of the precise ones.
+    ``jac`` (checkpoints x parameters, link space): the law's design, so that ``tr P`` nets out the
+    share of the scatter the fit absorbed (:func:`dersimonian_laird`); without, an intercept's."""
     sizes = np.unique(params)
     if fit.link == "identity":
         resid = np.asarray(value, dtype=float) - fitted
@@ -263,18 +297,55 @@ def size_scatter(fit: CurveFit, value: np.ndarray, fitted: np.ndarray, params: n
         resid = empirical_z(value, n_items, fit.floor) - empirical_z(fitted, n_items, fit.floor)
     noise = link_noise_var(fit, fitted, n_items)
     size_means = np.array([resid[params == s].mean() for s in sizes])
-    size_noise = np.array([noise[params == s].mean() / np.sum(params == s) for s in sizes])
-    return dersimonian_laird(size_means, size_noise, dof), noise
+    design = None if jac is None else size_design(jac, params)
+    return dersimonian_laird(size_means, size_mean_noise(noise, params), dof, design), noise
 
 
-def dersimonian_laird(deviations: np.ndarray, noise: np.ndarray, dof: int) -> float:
+def size_mean_noise(noise: np.ndarray, params: np.ndarray) -> np.ndarray:
+    """The item noise of each size's mean residual, from its checkpoints' noise (per size, in
+    ``np.unique(params)`` order)."""
+    return np.array([noise[params == s].mean() / np.sum(params == s) for s in np.unique(params)])
+
+
+def dersimonian_laird(deviations: np.ndarray, noise: np.ndarray, dof: int, design: np.ndarray | None = None) -> float:
     """The DerSimonian-Laird between-group variance of ``deviations`` (each with its own noise
-    variance ``noise``) on ``dof`` degrees of freedom: ``max(0, (Q - dof) / (sum w - sum w^2 / sum w))``,
-    ``w = 1 / noise``, ``Q = sum w d^2``."""
-    w = 1.0 / np.maximum(noise, 1e-12)
+    variance ``noise``) on ``dof`` degrees of freedom: ``max(0, (Q - dof) / tr P)``, ``Q = sum w d^2``,
+    ``w = 1 / noise``, ``P = W - W X (X'WX)^-1 X'W`` with ``X`` = ``design`` (groups x parameters:
+    the law's Jacobian at each group; default a column of ones, where ``tr P = sum w - sum w^2 / sum w``).
+    With the law's own design ``tr P`` is what the scatter adds to ``E[Q]`` once the fit has absorbed
+    its share (the meta-regression estimator); the intercept's larger ``tr P`` underestimated it."""
+    w = 1.0 / np.maximum(np.asarray(noise, dtype=float), 1e-12)
     q = float(np.sum(w * np.asarray(deviations, dtype=float) ** 2))
-    spread = float(np.sum(w) - np.sum(w**2) / np.sum(w))
-    return float(max((q - max(dof, 1)) / spread, 0.0)) if spread > 0 else 0.0
+    trace = float(np.trace(_residual_projection(w, design)))
+    return float(max((q - max(dof, 1)) / trace, 0.0)) if trace > 0 else 0.0
+
+
+def dersimonian_laird_var(noise: np.ndarray, scatter: float, design: np.ndarray | None = None) -> float:
+    """The sampling variance of :func:`dersimonian_laird`'s estimate ``scatter``: ``var Q / (tr P)^2``
+    with ``var Q = 2 tr(P V P V)``, ``V = diag(noise + scatter)`` (Biggerstaff and Tweedie 1997, for
+    the meta-regression's ``P``), evaluated at the estimate. Not 0 without scatter: ``Q`` carries item
+    noise too, so an estimate of 0 from a few groups is uncertain."""
+    noise = np.asarray(noise, dtype=float)
+    proj = _residual_projection(1.0 / np.maximum(noise, 1e-12), design)
+    trace = float(np.trace(proj))
+    if not trace > 0:
+        return 0.0
+    pv = proj * (noise + scatter)[None, :]
+    return float(2 * np.trace(pv @ pv) / trace**2)
+
+
+def _residual_projection(w: np.ndarray, design: np.ndarray | None) -> np.ndarray:
+    """``P = W - W X (X'WX)^-1 X'W``: a weighted least-squares fit of ``y`` on ``X`` leaves
+    residuals whose weighted sum of squares is ``y' P y``."""
+    x = np.ones((len(w), 1)) if design is None else np.asarray(design, dtype=float)
+    wx = w[:, None] * x
+    return np.diag(w) - wx @ np.linalg.pinv(x.T @ wx) @ wx.T
+
+
+def size_design(jac: np.ndarray, params: np.ndarray) -> np.ndarray:
+    """Each size's mean Jacobian row (sizes x parameters, in ``np.unique(params)`` order): the
+    design of the size-mean residuals."""
+    return np.array([jac[params == s].mean(axis=0) for s in np.unique(params)])
 
 
 def size_sandwich(jac: np.ndarray, noise: np.ndarray, params: np.ndarray, scatter: float,

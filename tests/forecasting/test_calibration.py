@@ -1,74 +1,135 @@
 """Intervals cover what they claim at the width they need, on families that look like real ones
-(shared items, several checkpoints per run, lack of fit, scores near 1): 200 draws per law.
+(shared items, several checkpoints per run, lack of fit, scores near 1): 200 draws per law, the
+same draws for every law, both bounds of issue 9 ([85%, 96%] pooled) asserted for every built-in
+law that runs on the simulations (``ladder-schedule`` needs schedules, which a scores table lacks).
 
 The per-condition figures, and the harder item-mixture shape, are in benchmarks/calibration.txt.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.slow
 
 CONDITIONS = [(0.0, "mid"), (0.0, "high"), (0.15, "mid"), (0.15, "high")]
 DRAWS_PER_CONDITION = 50  # x 4 conditions = 200 draws per law
+# shape "law": the benchmark curve is exactly a sigmoid; shape "loss": a two-step family (ladder's form)
+SHAPE_LAWS = {"law": ("sigmoid", "logit-linear", "logacc-power", "saturating-power", "auto"), "loss": ("ladder", "loss-error")}
+LAWS = [law for laws in SHAPE_LAWS.values() for law in laws]
+SEED = 101
+
+# Laws that miss a bound, each with its measured figure (seed 101, the 200 draws below). Strict:
+# a fix that brings one inside the bounds fails the test until its mark is removed.
+TOO_NARROW = {
+    "saturating-power": "issue 9, not met: 65.2% pooled (62-67% per condition) on sigmoid-shaped families: the power "
+                        "law's form misses the sigmoid's extrapolation by 3-7 points, a bias no size's scatter shows",
+    "loss-error": "issue 9, not met: answers 77 of 200 draws (none near saturation: its exponential leaves "
+                  "[0, 1] at the target, and it refuses)",
+}
+TOO_WIDE = {
+    "loss-error": "issue 9, not met: 100% of its 77 answered draws at a median width of 74 points",
+}
 
 
-@pytest.fixture(scope="module")
-def measured():
-    import importlib.util
-    from pathlib import Path
-
-    import multiprocessing
-    import sys
-    from concurrent.futures import ProcessPoolExecutor
-
-    from capcast.forecasting.backtest import available_cores
-
+@functools.cache
+def benchmark():
+    """benchmarks/calibration.py, loaded as a module."""
     path = Path(__file__).resolve().parents[2] / "benchmarks" / "calibration.py"
     spec = importlib.util.spec_from_file_location("calibration_benchmark", path)
     bench = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = bench  # forked workers find its functions by name
     spec.loader.exec_module(bench)
+    return bench
+
+
+@pytest.fixture(scope="module")
+def measured() -> dict[str, dict[tuple, dict]]:
+    """Per shape: per condition, :func:`benchmarks.calibration.measure`'s figures per law."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from capcast.forecasting.backtest import available_cores
+
+    bench = benchmark()
     warnings.simplefilter("ignore")
     # each condition is its own seeded stream, so the figures do not depend on the processes
     with ProcessPoolExecutor(max_workers=min(2, available_cores()), mp_context=multiprocessing.get_context("fork")) as pool:
-        jobs = {(lof, regime): pool.submit(bench.measure, "law", lof, regime, DRAWS_PER_CONDITION,
-                                           laws=("sigmoid", "logit-linear", "auto"), seed=101)
-                for lof, regime in CONDITIONS}
-        return {condition: job.result() for condition, job in jobs.items()}
+        jobs = {(shape, condition): pool.submit(bench.measure, shape, *condition, DRAWS_PER_CONDITION, laws=laws, seed=SEED)
+                for shape, laws in SHAPE_LAWS.items() for condition in CONDITIONS}
+        return {shape: {condition: jobs[shape, condition].result() for condition in CONDITIONS} for shape in SHAPE_LAWS}
+
+
+def of_law(measured, law: str) -> dict[tuple, dict]:
+    """Per condition, ``law``'s figures (from the shape it is measured on)."""
+    (shape,) = [shape for shape, laws in SHAPE_LAWS.items() if law in laws]
+    return {condition: figures[law] for condition, figures in measured[shape].items()}
 
 
 def pooled(measured, law: str) -> tuple[float, int]:
-    n = sum(m[law]["n"] for m in measured.values())
-    covered = sum(m[law]["coverage"] * m[law]["n"] for m in measured.values())
-    return covered / n, n
+    """(coverage over every answered draw of the 4 conditions, answered draws)."""
+    return benchmark().pooled(list(of_law(measured, law).values()))
 
 
-@pytest.mark.parametrize("law", ["sigmoid", "logit-linear", "auto"])
+def per_condition(measured, law: str) -> dict:
+    return {k: (round(v["coverage"], 3), v["n"], round(100 * v["median_width"], 1)) for k, v in of_law(measured, law).items()}
+
+
+def known(table: dict[str, str]) -> list:
+    return [pytest.param(law, marks=pytest.mark.xfail(strict=True, reason=table[law])) if law in table else law for law in LAWS]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("law", known(TOO_NARROW))
 def test_90_percent_intervals_cover_at_least_85_percent(measured, law):
     coverage, n = pooled(measured, law)
-    assert n >= 190  # the check can fail: nearly every draw answered
-    assert coverage >= 0.85, {k: round(v[law]["coverage"], 3) for k, v in measured.items()}
+    assert n >= 190, per_condition(measured, law)  # the check can fail: nearly every draw answered
+    assert coverage >= 0.85, (coverage, per_condition(measured, law))
     # no condition collapses (a looser per-condition floor: 50 draws each, standard error ~0.04)
-    assert all(m[law]["coverage"] >= 0.76 for m in measured.values()), {k: v[law]["coverage"] for k, v in measured.items()}
+    assert all(m["coverage"] >= 0.76 for m in of_law(measured, law).values()), per_condition(measured, law)
 
 
-OVER_WIDE = pytest.mark.xfail(strict=True, reason=(
-    "issue 9, not met: with lack of fit 0 the t quantile on sizes - parameters (2-4 degrees of freedom) "
-    "makes logit-linear's 90% intervals cover 96-99.5% (benchmarks/calibration.txt); a "
-    "Satterthwaite quantile narrowed them but under-covered with lack of fit 0.15 (docs/forecasting.md, Known limits)"))
-
-
-@pytest.mark.parametrize("law", ["sigmoid", pytest.param("logit-linear", marks=OVER_WIDE), "auto"])
+@pytest.mark.slow
+@pytest.mark.parametrize("law", known(TOO_WIDE))
 def test_90_percent_intervals_cover_at_most_96_percent(measured, law):
-    coverage, _ = pooled(measured, law)
-    assert coverage <= 0.96, {k: round(v[law]["coverage"], 3) for k, v in measured.items()}
+    coverage, n = pooled(measured, law)
+    assert n > 0
+    assert coverage <= 0.96, (coverage, per_condition(measured, law))
 
 
+@pytest.mark.slow
 def test_auto_is_at_most_1_3_times_as_wide_as_the_true_law_alone(measured):
-    ratios = [m["auto"]["median_width"] / m["sigmoid"]["median_width"] for m in measured.values()]
+    ratios = [m["auto"]["median_width"] / m["sigmoid"]["median_width"] for m in measured["law"].values()]
     assert np.median(ratios) <= 1.3, ratios
+
+
+def test_the_scatter_estimate_nets_out_what_the_fit_absorbs_and_knows_its_own_variance():
+    """On 5 sizes with a 3-parameter design and a known scatter, the meta-regression
+    DerSimonian-Laird estimate is unbiased and varies as :func:`dersimonian_laird_var` says; the
+    intercept-only estimate falls short by tr P (intercept) / tr P (design)."""
+    from capcast.laws.curve import _residual_projection, dersimonian_laird, dersimonian_laird_var
+
+    rng = np.random.default_rng(3)
+    noise = np.array([0.02, 0.01, 0.005, 0.004, 0.003])
+    x = np.linspace(-1, 1, 5)
+    design = np.column_stack([np.ones(5), x, x**2])
+    scatter, dof = 0.05, 2  # large beside the noise, so truncation at 0 is rare
+    w = 1 / noise
+    estimates, intercept_only = [], []
+    for _ in range(4000):
+        y = rng.normal(0, np.sqrt(noise + scatter))
+        beta = np.linalg.lstsq(design * np.sqrt(w)[:, None], y * np.sqrt(w), rcond=None)[0]
+        residual = y - design @ beta
+        estimates.append(dersimonian_laird(residual, noise, dof, design))
+        intercept_only.append(dersimonian_laird(residual, noise, dof))
+    assert np.mean(estimates) == pytest.approx(scatter, rel=0.05)
+    assert np.var(estimates) == pytest.approx(dersimonian_laird_var(noise, scatter, design), rel=0.15)
+    shortfall = np.trace(_residual_projection(w, design)) / np.trace(_residual_projection(w, None))
+    assert np.mean(intercept_only) == pytest.approx(scatter * shortfall, rel=0.1)
+    assert shortfall < 0.8
