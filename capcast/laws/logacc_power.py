@@ -87,7 +87,8 @@ def fit_two_ratios(params: np.ndarray, tokens: np.ndarray, u: np.ndarray) -> np.
     non-negative least squares on -log Q' at each (linear there, so a grid point costs a
     microsecond); the best pair is refined (a full Huber fit from each of 81 starts took
     seconds per fit, too slow for ``auto``'s folds; refining the 3 best, as before, reached the same
-    Huber cost to 1e-6 from all three on each of 12 simulated fits, at three times the cost)."""
+    Huber cost to 1e-6 from all three on each of 12 simulated fits, at three times the cost: an
+    exploration on the backtest_scale families, not a committed benchmark)."""
 
     def residuals(theta):
         with np.errstate(all="ignore"):

@@ -87,7 +87,7 @@ def grid_start(flops: np.ndarray, value: np.ndarray, n: np.ndarray, c0: float, f
     a has a closed form there (weighted least squares, delta-method weights n Q' / (1 - Q')); every
     grid point is then scored by the Pearson chi-square on the score scale, in one array operation.
     One bounded solve from this start finds the minimum that six solves from fixed starts found, at a
-    fifth of the cost (``auto`` fits this law on every fold): on 240 simulated fits it reached the same
+    fifth of the cost (``auto`` fits this law on every fold): on 240 simulated fits (benchmarks/fit_starts.txt) it reached the same
     or a lower chi-square wherever the scores rise at least 10 points above chance."""
     x = np.asarray(flops, dtype=float) / c0
     q = np.clip((value - floor) / (1 - floor), 1e-3, 1 - 1e-3)
