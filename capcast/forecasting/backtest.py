@@ -39,7 +39,7 @@ from capcast.forecasting.forecast import (
 from capcast.laws.base import Target
 from capcast.laws.schedule import attach_areas
 from capcast import progress
-from capcast.tables.scores import VALIDATION_PREFIX, build_series, read_scores
+from capcast.tables.scores import build_series, read_scores
 
 ROW_FIELDS = ("family", "model", "task", "metric", "method", "law", "step", "forecast", "lower", "upper", "actual", "status", "reason")
 
@@ -159,17 +159,9 @@ def plan_family(fam_frame: pd.DataFrame, family: str, holdout_largest: int, all_
 def backtest_family(plan: FamilyPlan, settings: BacktestSettings, advance: Callable[[int], None] = lambda n: None) -> list[dict]:
     """The rows of one family, in order task, method, held-out target; ``advance(1)`` per fit."""
     rows = []
-    # build_series scans the rows it is given: hand it one task's rows (and the validation losses
-    # every task's series carries) rather than the whole family's, once per task
-    fitting = dict(tuple(plan.fit_frame.groupby("task", sort=False)))
-    validation = plan.fit_frame[plan.fit_frame["task"].str.startswith(VALIDATION_PREFIX)]
-    measured = dict(tuple(plan.frame[plan.frame["metric"] == settings.metric].groupby("task", sort=False)))
     for task in settings.tasks:
-        task_rows = fitting.get(task, plan.fit_frame.iloc[0:0])
-        if len(validation) and not task.startswith(VALIDATION_PREFIX):
-            task_rows = pd.concat([task_rows, validation], ignore_index=True)
-        series = attach_areas(build_series(task_rows, task, settings.metric), settings.schedules)
-        truth = measured.get(task, plan.frame.iloc[0:0])
+        series = attach_areas(build_series(plan.fit_frame, task, settings.metric), settings.schedules)
+        truth = plan.frame[(plan.frame["task"] == task) & (plan.frame["metric"] == settings.metric)]
         truth = dict(zip(zip(truth["model"], truth["tokens"]), truth["value"]))
         for method, law in settings.laws.items():
             fitted = fit_law(series, law, settings.described)

@@ -42,16 +42,18 @@ def from_z(z, floor: float):
     return floor + (1.0 - floor) * expit(z)
 
 
-def numeric_jacobian(fn: Callable[[np.ndarray], float], theta: np.ndarray) -> np.ndarray:
+def numeric_jacobian(fn: Callable[[np.ndarray], float | np.ndarray], theta: np.ndarray) -> np.ndarray:
+    """Central differences of ``fn`` at ``theta``: the gradient of a scalar ``fn``, or (outputs x
+    parameters) for one that returns an array."""
     theta = np.asarray(theta, dtype=float)
-    grad = np.zeros_like(theta)
+    columns = []
     for i in range(len(theta)):
         h = 1e-5 * max(1.0, abs(theta[i]))
         up, down = theta.copy(), theta.copy()
         up[i] += h
         down[i] -= h
-        grad[i] = (fn(up) - fn(down)) / (2 * h)
-    return grad
+        columns.append((np.asarray(fn(up), dtype=float) - np.asarray(fn(down), dtype=float)) / (2 * h))
+    return np.stack(columns, axis=-1) if columns else np.zeros(0)
 
 
 @dataclass(frozen=True)
@@ -279,8 +281,7 @@ def with_size_uncertainty(fit: CurveFit, series, n_params: int, n_items: np.ndar
 
 
 def link_jacobian(fit: CurveFit, targets: list[Target]) -> np.ndarray:
-    """d z / d theta at each target (targets x parameters), by :func:`numeric_jacobian`'s central
-    differences. Through the law's vectorised ``curve_fn`` (one call per parameter and side, not
+    """d z / d theta at each target (targets x parameters), by :func:`numeric_jacobian`. Through the law's vectorised ``curve_fn`` (one call per parameter and side, not
     one per target: this was a sixth of a backtest's time) where it gives the law's mean at the
     first target; else target by target through ``mean_fn``."""
     theta = np.asarray(fit.theta, dtype=float)
@@ -291,14 +292,7 @@ def link_jacobian(fit: CurveFit, targets: list[Target]) -> np.ndarray:
         except NotPredictable:
             same = False
         if same:
-            jac = np.zeros((len(targets), len(theta)))
-            for i in range(len(theta)):
-                h = 1e-5 * max(1.0, abs(theta[i]))
-                up, down = theta.copy(), theta.copy()
-                up[i] += h
-                down[i] -= h
-                jac[:, i] = (fit._to_z(fit.curve_fn(up, xs)) - fit._to_z(fit.curve_fn(down, xs))) / (2 * h)
-            return jac
+            return numeric_jacobian(lambda th: fit._to_z(fit.curve_fn(th, xs)), theta)
     return np.array([numeric_jacobian(lambda th, t=t: float(fit._to_z(fit.mean_fn(th, t))), theta) for t in targets])
 
 

@@ -110,21 +110,18 @@ def fit_two_ratios(params: np.ndarray, tokens: np.ndarray, u: np.ndarray) -> np.
         theta = np.array([np.log(coef[0]), alpha, np.log(coef[1]), beta])
         grid.append((float(np.sum(residuals(theta) ** 2)), theta))
     lower, upper = [-30.0, 0.0, -30.0, 0.0], [30.0, EXPONENT_MAX, 30.0, EXPONENT_MAX]
-    best = None
-    for _, start in sorted(grid, key=lambda g: g[0])[:1]:
-        start = np.clip(start, np.array(lower) + 1e-9, np.array(upper) - 1e-9)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                res = least_squares(residuals, start, jac=jacobian, bounds=(lower, upper), loss="huber", f_scale=HUBER_DELTA,
-                                    x_scale="jac")  # scaled by the Jacobian: never a higher cost here, 1.4x faster
-            except (ValueError, FloatingPointError):
-                continue
-        if np.all(np.isfinite(res.x)) and (best is None or res.cost < best.cost):
-            best = res
-    if best is None:
+    # the first of the sorted grid (not min(): where a cost is NaN the two pick different points)
+    start = np.clip(sorted(grid, key=lambda g: g[0])[0][1], np.array(lower) + 1e-9, np.array(upper) - 1e-9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            res = least_squares(residuals, start, jac=jacobian, bounds=(lower, upper), loss="huber", f_scale=HUBER_DELTA,
+                                x_scale="jac")  # scaled by the Jacobian: never a higher cost here, 1.4x faster
+        except (ValueError, FloatingPointError):
+            res = None
+    if res is None or not np.all(np.isfinite(res.x)):
         raise NotPredictable("the two-ratio log-accuracy power law did not converge")
-    return best.x
+    return res.x
 
 
 @dataclass(frozen=True)

@@ -192,10 +192,10 @@ def fit_bounded_sigmoid(x: np.ndarray, y: np.ndarray, n: np.ndarray, floor: floa
     (``auto`` fits this law on every fold): on 240 simulated fits the two reached the six's
     likelihood wherever the scores rise more than 10 points above chance (benchmarks/fit_starts.txt;
     on flatter series, whose likelihood has several maxima, 28 ended lower and 5 higher)."""
-    q = np.clip((y - floor) / (1 - floor), 0.02, 0.98)
-    slope, intercept = np.polyfit(x, logit(q), 1) if np.ptp(x) > 0 else (0.0, float(np.mean(logit(q))))
     starts = [list(grid_start(x, y, n, floor, ceiling))]
     if ceiling is None:  # with the ceiling fixed the grid's start is that line's own weighted fit
+        q = np.clip((y - floor) / (1 - floor), 0.02, 0.98)
+        slope, intercept = np.polyfit(x, logit(q), 1) if np.ptp(x) > 0 else (0.0, float(np.mean(logit(q))))
         starts.append([intercept, slope, 1.0])
     model = _BoundedSigmoidLikelihood(y, x[:, None], n, floor, ceiling)
     deviance = _BinomialDeviance(x, y, n, floor, ceiling)

@@ -178,8 +178,8 @@ def chain(law: str, one: StepOne, theta2: np.ndarray, cov2: np.ndarray, names2: 
     # Step 2 counts sizes: its scatter and its covariance come from the fit's own link space.
     scatter, noise = size_scatter(fit, one.series.value, np.asarray(fitted, dtype=float), params, n_items, dof)
     if dof >= 1:
-        jac2 = np.array([numeric_jacobian(lambda th, v=v: float(to_z(score_fn(th, np.array([v]))[0], floor)), np.asarray(theta2, float))
-                         for v in one.loss])
+        losses = np.asarray(one.loss, dtype=float)
+        jac2 = numeric_jacobian(lambda th: to_z(score_fn(th, losses), floor), np.asarray(theta2, float))
         cov2 = size_sandwich(jac2, noise, params, scatter, weights)
     if not (np.all(np.isfinite(step1.cov)) and np.all(np.isfinite(cov2))):
         raise NotPredictable("the data do not identify every parameter of the two steps (covariance not finite)")
