@@ -7,8 +7,18 @@ Families from :func:`capcast.testing.simulate.simulate_family`: 4-6 sizes, 1-2 r
 a per-size lack of fit of sd 0 or 0.15 in logit, the target 0.8 decades of compute above the
 largest fitting checkpoint. Regimes: "mid" (the target well above chance) and "high" (near 1);
 shape "law" (the benchmark curve is exactly a sigmoid), "items" (a mixture of item sigmoids,
-which no single sigmoid fits: reported, a harder case) and "loss" (a two-step family: a task loss
-per checkpoint, the score's logit linear in it; the two-step laws' own form). For each law: how often it gives a number,
+which no single sigmoid fits: reported, a harder case), "saturating" (the curve is
+saturating-power's own form, a power law in compute with a ceiling below 1), "loss" (a two-step
+family: a task loss per checkpoint, the score's logit linear in it; ladder's form) and "loss-exp"
+(the same losses, the score exponential in the loss: loss-error's form, which accelerates past the
+fitting sizes as no other law does: reported, a hard case), and "schedule" (the losses of cosine
+runs follow the learning-rate-annealing law, intermediate checkpoints above the annealed curve; the
+score's logit linear in the loss: ``ladder-schedule``'s form, measured with the runs' schedules
+passed as a family spec would).
+Each law's interval is bounded on the shape whose true law it is (sigmoid's on "law",
+saturating-power's on "saturating", ladder's on "loss", loss-error's on "loss-exp", ladder-schedule's
+on "schedule"); on the others it is misspecified, and its
+coverage there is reported beside, not hidden. For each law: how often it gives a number,
 the coverage of its 90% interval over the draws it answered, the median width, the MAE (points).
 Every condition uses the same draws for every law (the common set). The last lines pool each law's
 coverage over the conditions of a shape (the figure tests/forecasting/test_calibration.py bounds).
@@ -30,20 +40,37 @@ from capcast.forecasting.forecast import run_forecasts
 from capcast.plugins.registry import load_registry
 from capcast.testing.simulate import simulate_family
 
-# every built-in law that fits a score series; sigmoid (the true law of shape "law") first
+# every built-in law that fits a score series
 LAWS = ("sigmoid", "logit-linear", "logacc-power", "saturating-power", "auto")
 # shape "loss": a two-step family (a task loss per checkpoint, the score's logit linear in it), on
 # which ``ladder`` is the true law; the two-step laws are measured there.
-# ``ladder-schedule`` is not measured: a scores table carries no learning-rate schedules (they come
-# from a family spec), so it answers "no schedule" on every simulated family.
+# ``ladder-schedule`` is measured on shape "schedule" (with ``ladder`` beside it, which ignores the
+# schedules); ``auto`` not there: with ladder-schedule among its candidates a forecast costs about 2 s.
+SCHEDULE_LAWS = ("ladder-schedule", "ladder")
+# (A scores table alone carries no schedules, which come from a family spec: on the other shapes
+# ladder-schedule answers "no schedule".)
 TWO_STEP_LAWS = ("ladder", "loss-error", "auto")
-CONDITIONS = [(shape, lof, regime) for shape in ("law", "items", "loss") for lof in (0.0, 0.15) for regime in ("mid", "high")]
+SHAPES = ("law", "items", "saturating", "loss", "loss-exp", "schedule")
+# the law each shape's curve follows (for "items", the nearest: a sigmoid); auto's width is compared with it
+TRUE_LAW = {"law": "sigmoid", "items": "sigmoid", "saturating": "saturating-power", "loss": "ladder", "loss-exp": "loss-error",
+            "schedule": "ladder-schedule"}
+TWO_STEP_SHAPES = ("loss", "loss-exp")
+CONDITIONS = [(shape, lof, regime) for shape in SHAPES for lof in (0.0, 0.15) for regime in ("mid", "high")]
+
+
+def laws_of(shape: str) -> tuple[str, ...]:
+    """The laws measured on ``shape``."""
+    return SCHEDULE_LAWS if shape == "schedule" else TWO_STEP_LAWS if shape in TWO_STEP_SHAPES else LAWS
 
 
 def draw_family(rng, shape: str, lof: float, regime: str):
-    if shape == "loss":
+    if shape == "schedule":
         return simulate_family(rng, lack_of_fit_sd=lof, regime=regime, n_sizes=int(rng.integers(4, 7)),
-                               seeds=int(rng.integers(1, 3)), loss_metric="bpb_gold")
+                               seeds=int(rng.integers(1, 3)), loss_metric="bpb_gold", schedules=True)
+    if shape in ("loss", "loss-exp"):
+        return simulate_family(rng, lack_of_fit_sd=lof, regime=regime, n_sizes=int(rng.integers(4, 7)),
+                               seeds=int(rng.integers(1, 3)), loss_metric="bpb_gold",
+                               shape="exponential" if shape == "loss-exp" else "law")
     return simulate_family(rng, lack_of_fit_sd=lof, regime=regime, n_sizes=int(rng.integers(4, 7)),
                            seeds=int(rng.integers(1, 3)), shape=shape)
 
@@ -56,7 +83,8 @@ def measure(shape: str, lof: float, regime: str, draws: int, laws=LAWS, seed: in
     for _ in range(draws):
         family = draw_family(rng, shape, lof, regime)
         for law in laws:
-            (result,) = run_forecasts(family.scores, "target", ["task"], "acc", law, 0.9, None, registry, max_width=1.0)
+            (result,) = run_forecasts(family.scores, "target", ["task"], "acc", law, 0.9, None, registry, max_width=1.0,
+                                      schedules=family.schedules)
             row = result.row
             results[law].append(None if row.forecast is None else
                                 (row.lower <= family.actual <= row.upper, row.upper - row.lower, abs(row.forecast - family.actual)))
@@ -83,7 +111,7 @@ def pooled(figures: list[dict]) -> tuple[float, int]:
 def _measure_condition(condition, draws: int) -> dict[str, dict]:
     warnings.simplefilter("ignore")
     shape, lof, regime = condition
-    return measure(shape, lof, regime, draws, laws=TWO_STEP_LAWS if shape == "loss" else LAWS)
+    return measure(shape, lof, regime, draws, laws=laws_of(shape))
 
 
 def main() -> None:
@@ -100,9 +128,10 @@ def main() -> None:
     lines = [f"# python benchmarks/calibration.py --draws {args.draws}  ({args.workers} worker processes; load {os.getloadavg()[0]:.1f})", "# 90% intervals; width and MAE in points; same draws for every law",
              "shape  lof   regime law              answered  coverage  median width  MAE  auto/true-law width"]
     for (shape, lof, regime), res in zip(CONDITIONS, measured):
-        laws = TWO_STEP_LAWS if shape == "loss" else LAWS
-        true_law = laws[0]  # sigmoid is the true law of shape "law" (and the nearest of "items"); ladder of "loss"
-        ratio = res["auto"]["median_width"] / res[true_law]["median_width"] if res[true_law]["median_width"] else float("nan")
+        laws = laws_of(shape)
+        true_law = TRUE_LAW[shape]
+        ratio = (res["auto"]["median_width"] / res[true_law]["median_width"] if "auto" in res and res[true_law]["median_width"]
+                 else float("nan"))
         for law, r in res.items():
             lines.append(f"{shape:6} {lof:<5} {regime:6} {law:16} {r['answered']:8.2f}  {r['coverage']:8.3f}  {100 * r['median_width']:12.1f}  "
                          f"{100 * r['mae']:4.2f}  {ratio:.2f}" if law == "auto" else
@@ -110,8 +139,8 @@ def main() -> None:
                          f"{100 * r['mae']:4.2f}")
         print("\n".join(lines[-len(res):]), flush=True)
     lines.append("# pooled over a shape's 4 conditions: law, draws answered, coverage (answered draws)")
-    for shape in ("law", "items", "loss"):
-        for law in TWO_STEP_LAWS if shape == "loss" else LAWS:
+    for shape in SHAPES:
+        for law in laws_of(shape):
             coverage, n = pooled([res[law] for (s, _, _), res in zip(CONDITIONS, measured) if s == shape])
             lines.append(f"pooled {shape:6} {law:16} {n:5d}  {coverage:.3f}")
     lines.append(f"# {time.perf_counter() - started:.0f} s")
