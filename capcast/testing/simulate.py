@@ -44,6 +44,10 @@ REGIMES = {
 }
 
 
+# the benchmark curve's shapes: without a loss metric, and with one (a two-step family)
+SHAPES = {False: ("law", "items", "saturating"), True: ("law", "items", "exponential")}
+
+
 @dataclass(frozen=True)
 class SimulatedFamily:
     scores: pd.DataFrame  # the long scores table of the fitting checkpoints and the target
@@ -79,6 +83,11 @@ def simulate_family(
     with each checkpoint's areas (:func:`capcast.laws.schedule.schedule_areas`): an intermediate
     checkpoint of a cosine run sits above the annealed curve, as in real families.
     ``SimulatedFamily.schedules`` gives the schedules by run, as a family spec does."""
+    if shape not in SHAPES[loss_metric is not None]:
+        raise ValueError(f"shape {shape!r} is not one of {SHAPES[loss_metric is not None]} "
+                         f"({'with' if loss_metric else 'without'} a loss metric)")
+    if schedules and loss_metric is None:
+        raise ValueError("schedules=True shapes the losses: give a loss_metric")
     a, b = REGIMES[regime]
     params = np.logspace(7, 7 + 0.5 * (n_sizes - 1), n_sizes)
     fractions = np.array([0.25, 0.5, 1.0])[-checkpoints_per_run:] if checkpoints_per_run <= 3 else np.linspace(0.2, 1, checkpoints_per_run)
@@ -103,15 +112,15 @@ def simulate_family(
     gamma_loss = b * (1 - expit(a)) / -loss_slope  # d log q / dL that gives dq/dx = b q (1 - q) at the top
 
     def score(params_, tokens_, size_effect, item_run):
-        if loss_metric is None:
+        if shape == "saturating":
+            z = _saturating_logit(a, b, np.log10(default_flops(params_, tokens_)) - x0) + size_effect
+        elif loss_metric is None:
             z = a + b * (np.log10(default_flops(params_, tokens_)) - x0) + size_effect
         elif shape == "exponential":  # loss-error's form: q grows as exp(-gamma L), at the regime's level and slope
             q = np.clip(expit(a) * np.exp(gamma_loss * (top_loss - loss_of(params_, tokens_))), 1e-9, 1 - 1e-6)
             z = float(np.log(q / (1 - q))) + size_effect
         else:
             z = a + b_loss * (top_loss - loss_of(params_, tokens_)) + size_effect
-        if shape == "saturating":
-            z = _saturating_logit(a, b, np.log10(default_flops(params_, tokens_)) - x0) + size_effect
         offsets = item_run - difficulty
         shift = z if shape == "items" else _shift_to_mean(expit(z), offsets)
         p = chance + (1 - chance) * expit(shift + offsets)
