@@ -273,8 +273,7 @@ def with_size_uncertainty(fit: CurveFit, series, n_params: int, n_items: np.ndar
     jac = link_jacobian(fit, targets)
     scatter, noise = size_scatter(fit, series.value, fitted, params, n_items, dof, jac)
     # the sandwich is linear in the scatter: its known part and its part per unit of scatter
-    cov_known = size_sandwich(jac, noise, params, 0.0, weights)
-    cov_per_scatter = size_sandwich(jac, noise, params, 1.0, weights) - cov_known
+    cov_known, cov_per_scatter = size_sandwich_parts(jac, noise, params, weights)
     return replace(fit, cov=cov_known + scatter * cov_per_scatter, resid_var=scatter, dof=dof, target_items=float(np.median(n_items)),
                    resid_var_var=dersimonian_laird_var(size_mean_noise(noise, params), scatter, size_design(jac, params)),
                    cov_per_scatter=cov_per_scatter)
@@ -373,16 +372,25 @@ def size_sandwich(jac: np.ndarray, noise: np.ndarray, params: np.ndarray, scatte
     ``B = (J'WJ)^-1`` (``W`` = ``weights``, default 1/noise) and the meat
     ``M = J'W (noise + scatter in same-size blocks) W J``. A singular information matrix raises
     NotPredictable."""
+    known, per_scatter = size_sandwich_parts(jac, noise, params, weights)
+    return known + scatter * per_scatter
+
+
+def size_sandwich_parts(jac: np.ndarray, noise: np.ndarray, params: np.ndarray,
+                        weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`size_sandwich`'s two terms, which it sums with the scatter as weight: ``B M_noise B``
+    (the item noise) and ``B M_size B`` (the same-size blocks, per unit of scatter), one bread for both."""
     w = 1.0 / noise if weights is None else np.asarray(weights, dtype=float)
     info = jac.T @ (w[:, None] * jac)
     if not np.all(np.isfinite(info)) or np.linalg.cond(info) > 1e12:
         raise NotPredictable("the data do not identify every parameter of the law (singular information matrix)")
     bread = np.linalg.inv(info)
-    meat = jac.T @ ((w**2 * noise)[:, None] * jac)
+    meat_noise = jac.T @ ((w**2 * noise)[:, None] * jac)
+    meat_size = np.zeros_like(meat_noise)
     for s in np.unique(params):
         g = (w[params == s, None] * jac[params == s]).sum(axis=0)
-        meat += scatter * np.outer(g, g)
-    return bread @ meat @ bread
+        meat_size += np.outer(g, g)
+    return bread @ meat_noise @ bread, bread @ meat_size @ bread
 
 
 def link_noise_var(fit: CurveFit, score: np.ndarray, n_items: np.ndarray) -> np.ndarray:
