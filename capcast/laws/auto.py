@@ -68,7 +68,12 @@ def forward_chaining_folds(series: Series, first: int = 3) -> list[Fold]:
 
 
 def _point(fit, target: Target) -> float:
-    """A fit's point forecast (its interval may be undefined on a small fold)."""
+    """A fit's point forecast (its interval may be undefined on a small fold). A target the fit's
+    guard refuses raises NotPredictable, as the full fit's forecast would: a fold is scored on the
+    forecast a user would get (loss-error's exponential, unguarded, forecast scores of 100 and more)."""
+    guard = getattr(fit, "guard", None)
+    if guard is not None:
+        guard(fit.theta, target)
     mean = getattr(fit, "mean", None)
     return float(mean(target)) if callable(mean) else float(fit.predict(target).mean)
 

@@ -100,6 +100,9 @@ class CurveFit:
     # without (0 / None), the t uses ``dof``
     resid_var_var: float = 0.0
     cov_per_scatter: np.ndarray | None = field(default=None, repr=False)
+    # another estimated share of the variance, given the link gradient at the target: (its variance,
+    # its degrees of freedom), e.g. a two-step law's step 1 (:func:`capcast.laws.two_step.chain`)
+    estimated_var_fn: Callable[[np.ndarray, Target], tuple[float, float]] | None = field(default=None, repr=False)
 
     def _to_z(self, p):
         return np.asarray(p, dtype=float) if self.link == "identity" else to_z(p, self.floor)
@@ -137,20 +140,25 @@ class CurveFit:
         return numeric_jacobian(lambda theta: float(self._to_z(self.mean_fn(theta, target))), self.theta)
 
     def scatter_dof(self, target: Target, var: float) -> float:
-        """The t degrees of freedom of the forecast variance ``var`` at ``target`` (Satterthwaite).
+        """The t degrees of freedom of the forecast variance ``var`` at ``target`` (Welch-Satterthwaite).
 
-        Of ``var``, only the size scatter's share, ``resid_var * (1 + g' C1 g)`` (the new size's
+        Of ``var``, the size scatter's share, ``resid_var * (1 + g' C1 g)`` (the new size's
         deviation plus the scatter part of the parameter covariance, ``C1`` = ``cov_per_scatter``),
-        is estimated, with sampling variance ``resid_var_var``; the item noise is known. So
-        ``dof_eff = 2 var^2 / ((1 + g' C1 g)^2 resid_var_var)``, never below ``dof`` (what it would
-        be were all of the variance estimated). Where the known item noise dominates the quantile
-        approaches the normal one; where the scatter's estimate is as uncertain as the variance
-        itself (few sizes, one checkpoint each) it stays near ``dof``."""
+        is estimated, with sampling variance ``resid_var_var``; so is ``estimated_var_fn``'s share
+        (a two-step law's step 1, on its own degrees of freedom); the item noise is known. So
+        ``dof_eff = var^2 / ((1 + g' C1 g)^2 resid_var_var / 2 + part^2 / part_dof)``, never below
+        ``dof`` (what it would be were all of the variance estimated). Where the known item noise
+        dominates the quantile approaches the normal one; where the scatter's estimate is as
+        uncertain as the variance itself (few sizes, one checkpoint each) it stays near ``dof``."""
         if not self.resid_var_var > 0 or self.cov_per_scatter is None:
             return float(self.dof)
         grad = self._z_gradient(target)
         per_scatter = 1.0 + max(float(grad @ self.cov_per_scatter @ grad), 0.0)
-        return max(float(self.dof), 2.0 * var**2 / (per_scatter**2 * self.resid_var_var))
+        denominator = per_scatter**2 * self.resid_var_var / 2.0
+        if self.estimated_var_fn is not None:
+            part, part_dof = self.estimated_var_fn(grad, target)
+            denominator += part**2 / max(float(part_dof), 1.0)
+        return max(float(self.dof), var**2 / denominator)
 
     def target_noise_var(self, target: Target) -> float:
         """The target's own item-sampling variance (link space) when its item count is known."""
@@ -308,12 +316,17 @@ def size_scatter(fit: CurveFit, value: np.ndarray, fitted: np.ndarray, params: n
     ``jac`` (checkpoints x parameters, link space): the law's design, so that ``tr P`` nets out the
     share of the scatter the fit absorbed (:func:`dersimonian_laird`); without, an intercept's."""
     sizes = np.unique(params)
-    if fit.link == "identity":
-        resid = np.asarray(value, dtype=float) - fitted
-    else:
-        resid = empirical_z(value, n_items, fit.floor) - empirical_z(fitted, n_items, fit.floor)
+    value, fitted, n_items = (np.asarray(a, dtype=float) for a in (value, fitted, n_items))
     noise = link_noise_var(fit, fitted, n_items)
-    size_means = np.array([resid[params == s].mean() for s in sizes])
+    if fit.link == "identity":
+        size_means = np.array([(value - fitted)[params == s].mean() for s in sizes])
+    else:
+        # the link of the size's mean score, not the mean of its checkpoints' links: a checkpoint at
+        # or below chance has an empirical logit far beyond what its item noise says (the logit's
+        # steepest stretch), which read as scatter on families that follow the law exactly
+        size_means = np.array([float(empirical_z(value[m].mean(), n_items[m].sum(), fit.floor) -
+                                     empirical_z(fitted[m].mean(), n_items[m].sum(), fit.floor))
+                               for m in (params == s for s in sizes)])
     design = None if jac is None else size_design(jac, params)
     return dersimonian_laird(size_means, size_mean_noise(noise, params), dof, design), noise
 

@@ -66,6 +66,7 @@ class ScheduleLossFit:
     resid_var: float
     n0: float
     s0: float
+    dof: int = 1  # the sizes less the 3 parameters that act between sizes: what resid_var is measured on
     names: tuple[str, ...] = NAMES
     joint: bool = True
     form: str = "L(N, S1, S2) (LR annealing)"
@@ -108,7 +109,7 @@ def fit_annealing_loss(params, s1, s2, loss) -> ScheduleLossFit:
     sizes = np.unique(params)
     size_means = np.array([deviation[params == n].mean() for n in sizes])
     resid_var = float(np.sum(size_means**2) / max(len(sizes) - 3, 1))
-    return ScheduleLossFit(theta=theta, cov=cov, resid_var=resid_var, n0=n0, s0=s0)
+    return ScheduleLossFit(theta=theta, cov=cov, resid_var=resid_var, n0=n0, s0=s0, dof=max(len(sizes) - 3, 1))
 
 
 @dataclass(frozen=True)

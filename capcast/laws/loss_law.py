@@ -85,6 +85,7 @@ class LossFit:
     joint: bool  # True: L(N, D); False: L(C)
     resid_var: float
     names: tuple[str, ...]
+    dof: int = 1  # the sizes less the 3 parameters that act between sizes: what resid_var is measured on
 
     @property
     def form(self) -> str:
@@ -159,7 +160,7 @@ def _fit_loss_law(params: np.ndarray, tokens: np.ndarray, flops: np.ndarray, los
     names = ("E", "log_A", "alpha", "log_B", "beta") if joint else ("E", "log_A", "alpha")
     if not np.all(np.isfinite(cov)):
         raise NotPredictable("step 1's loss-law parameters are not identified by the data (covariance not finite)")
-    return LossFit(theta=theta, cov=cov, joint=joint, resid_var=resid_var, names=names)
+    return LossFit(theta=theta, cov=cov, joint=joint, resid_var=resid_var, names=names, dof=max(len(sizes) - 3, 1))
 
 
 def size_robust_cov(jac: np.ndarray, resid: np.ndarray, params: np.ndarray) -> np.ndarray:

@@ -27,7 +27,8 @@ import pandas as pd
 from scipy.linalg import block_diag
 
 from capcast.laws.base import NotPredictable, Series, Target
-from capcast.laws.curve import CurveFit, numeric_jacobian, size_sandwich, size_scatter, to_z
+from capcast.laws.curve import (CurveFit, dersimonian_laird_var, numeric_jacobian, size_design, size_mean_noise,
+                               size_sandwich_parts, size_scatter, to_z)
 from capcast.laws.loss_law import LossFit, fit_loss_law, pick_loss
 from capcast.laws.signal import drop_early_checkpoints, require_score_series, score_floor, subset
 from capcast.laws.sigmoid import binomial_weights
@@ -164,6 +165,11 @@ def chain(law: str, one: StepOne, theta2: np.ndarray, cov2: np.ndarray, names2: 
     def check(theta, target: Target) -> None:
         guard(theta[k1:], predicted_loss(theta, target))
 
+    def step1_estimated(grad: np.ndarray, target: Target) -> tuple[float, float]:
+        # step 1's share of the variance (its parameters and its scatter) is estimated on its own sizes
+        part = max(float(grad[:k1] @ step1.cov @ grad[:k1]), 0.0) + step1_var(theta, target)
+        return part, float(step1.dof)
+
     fit = CurveFit(
         law=law, names=tuple(f"step1.{n}" for n in step1.names) + tuple(f"step2.{n}" for n in names2), theta=theta,
         cov=block_diag(step1.cov, cov2), floor=floor, resid_var=0.0, dof=max(dof, 1), mean_fn=mean_fn,
@@ -175,12 +181,19 @@ def chain(law: str, one: StepOne, theta2: np.ndarray, cov2: np.ndarray, names2: 
         extra_var_fn=step1_var, n_points=len(one.series), guard=None if guard is None else check,
         notes=f"loss {one.loss_key}; step 1 {step1.form}",
     )
-    # Step 2 counts sizes: its scatter and its covariance come from the fit's own link space.
-    scatter, noise = size_scatter(fit, one.series.value, np.asarray(fitted, dtype=float), params, n_items, dof)
-    if dof >= 1:
-        losses = np.asarray(one.loss, dtype=float)
-        jac2 = numeric_jacobian(lambda th: to_z(score_fn(th, losses), floor), np.asarray(theta2, float))
-        cov2 = size_sandwich(jac2, noise, params, scatter, weights)
+    if dof < 1:  # point forecasts only (auto's folds use them)
+        if not (np.all(np.isfinite(step1.cov)) and np.all(np.isfinite(cov2))):
+            raise NotPredictable("the data do not identify every parameter of the two steps (covariance not finite)")
+        return fit
+    # Step 2 counts sizes, as the one-step laws do (capcast.laws.curve.with_size_uncertainty): its
+    # scatter, its covariance and the t's degrees of freedom from the fit's own link space.
+    losses = np.asarray(one.loss, dtype=float)
+    jac2 = numeric_jacobian(lambda th: to_z(score_fn(th, losses), floor), np.asarray(theta2, float))
+    scatter, noise = size_scatter(fit, one.series.value, np.asarray(fitted, dtype=float), params, n_items, dof, jac2)
+    known2, per_scatter2 = size_sandwich_parts(jac2, noise, params, weights)
+    cov2 = known2 + scatter * per_scatter2
     if not (np.all(np.isfinite(step1.cov)) and np.all(np.isfinite(cov2))):
         raise NotPredictable("the data do not identify every parameter of the two steps (covariance not finite)")
-    return replace(fit, cov=block_diag(step1.cov, cov2), resid_var=scatter)
+    return replace(fit, cov=block_diag(step1.cov, cov2), resid_var=scatter,
+                   resid_var_var=dersimonian_laird_var(size_mean_noise(noise, params), scatter, size_design(jac2, params)),
+                   cov_per_scatter=block_diag(np.zeros((k1, k1)), per_scatter2), estimated_var_fn=step1_estimated)

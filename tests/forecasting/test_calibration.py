@@ -1,7 +1,7 @@
 """Intervals cover what they claim at the width they need, on families that look like real ones
 (shared items, several checkpoints per run, lack of fit, scores near 1): at least 200 draws per law,
 the same draws for every law of a shape, both bounds of issue 9 ([85%, 96%] pooled) asserted for
-every built-in law, each on the shape whose true law it is, and for ``auto`` on both score shapes.
+every built-in law, each on the shape whose true law it is, and for ``auto`` on the score shapes and both two-step shapes.
 
 The per-condition figures, each law on the shapes it does not follow, and the harder item-mixture
 shape are in benchmarks/calibration.txt.
@@ -28,8 +28,8 @@ CONDITIONS = [(0.0, "mid"), (0.0, "high"), (0.15, "mid"), (0.15, "high")]
 # learning-rate-annealing law (ladder-schedule's form), with the runs' schedules.
 SHAPES = {"law": (50, ("sigmoid", "logit-linear", "logacc-power", "auto")),
           "saturating": (60, ("saturating-power", "auto")),
-          "loss": (50, ("ladder",)),
-          "loss-exp": (60, ("loss-error",)),
+          "loss": (50, ("ladder", "auto")),
+          "loss-exp": (60, ("loss-error", "auto")),
           "schedule": (50, ("ladder-schedule",))}
 # (law, the shape its coverage is bounded on)
 CASES = [(law, shape) for shape, (_, laws) in SHAPES.items() for law in laws]
@@ -37,10 +37,16 @@ SEED = 101
 
 # Cases that miss a bound, each with its measured figure (seed 101, the draws below). Strict: a fix
 # that brings one inside the bounds fails the test until its mark is removed.
-TOO_NARROW: dict[tuple, str] = {}
+TOO_NARROW = {
+    ("auto", "loss-exp"): "issue 9, not met: 61.7% of 240 (38-78% per condition): the score accelerates past the fitting "
+                          "sizes as only loss-error's exponential does; the folds weigh loss-error 0.15-0.45 and the "
+                          "member-width rule drops it where its own interval is wider than half the range",
+}
 TOO_WIDE = {
-    ("loss-error", "loss-exp"): "issue 9, not met: on its own form 98.1% of its 213 answered draws (of 240; 93-100% per "
-                                "condition) at median widths of 43-61 points (its cause not yet measured)",
+    ("loss-error", "loss-exp"): "issue 9, not met: on its own form 96.2% of its 213 answered draws (of 240; 100% in both "
+                                "'mid' conditions at median widths of 53-57 points): its variance is about right there "
+                                "(standardised errors' sd 0.8) but its t has sizes - 3 = 1-3 degrees of freedom",
+    ("auto", "loss"): "issue 9, not met: 98.0% of 200 (94-100% per condition) at median widths 0.6-0.8x ladder's",
 }
 
 
@@ -110,7 +116,7 @@ def test_90_percent_intervals_cover_at_most_96_percent(measured, law, shape):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("shape", ["law", "saturating"])
+@pytest.mark.parametrize("shape", ["law", "saturating", "loss", "loss-exp"])
 def test_auto_is_at_most_1_3_times_as_wide_as_the_true_law_alone(measured, shape):
     true_law = SHAPES[shape][1][0]
     ratios = [m["auto"]["median_width"] / m[true_law]["median_width"] for m in measured[shape].values()]
