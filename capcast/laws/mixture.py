@@ -1,9 +1,11 @@
 """A weighted combination of fitted laws: ``auto``'s forecast when it combines its candidates.
 
 The forecast is the weighted mixture of the members' own predictive distributions: the point is
-the weighted mean of their point forecasts and the interval the mixture's quantiles, so members
-that disagree widen it (their spread is uncertainty a single law's interval cannot show) and a
-member's own interval (already checked against the folds by ``auto``) is kept as it was.
+the mixture's median (each member's point is its own median) and the interval the mixture's
+quantiles, so members that disagree widen it (their spread is uncertainty a single law's interval
+cannot show) and a member's own interval (already checked against the folds by ``auto``) is kept
+as it was. A member too wide to mean anything at a target does not vote there unless it disagrees
+with the others (:data:`MEMBER_MAX_WIDTH`).
 
 A member that does not answer a target (its guard refuses it, or it gives no interval) drops out
 of that target's mixture and the other weights are renormalised; the forecast's notes say so.
