@@ -31,6 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy.special import ndtri, stdtr
 
 from capcast.laws.base import Law, NotPredictable, Series, Target
 from capcast.laws.curve import CurveFit
@@ -122,7 +123,7 @@ class AutoLaw:
             for fold in folds:
                 try:
                     fold_fit = law.fit(fold.train)
-                    preds = [(_point(fold_fit, t), actual, _link_var(fold_fit, t)) for t, actual in fold.targets]
+                    preds = [(_point(fold_fit, t), actual, _link_spread(fold_fit, t)) for t, actual in fold.targets]
                 except (NotPredictable, ArithmeticError, ValueError, np.linalg.LinAlgError):
                     errors.append(None)
                     continue
@@ -189,11 +190,17 @@ class AutoLaw:
     def _checked(entry: dict, name: str, series: Series, notes: str, fallback: CurveFit | None) -> CurveFit:
         """The candidate's full fit, whose interval is checked against its fold errors."""
         fit: CurveFit = entry["fit"]
-        ratios = []  # each fold's squared link-space error over the variance its own fit claimed
+        # Each fold forecast's link-space error on the scale its own fit claimed, as the normal
+        # quantile of the same tail probability under that fit's t (so that an honest fold averages
+        # 1 whatever its degrees of freedom: a t on 1-2 has no finite variance, and raw squared
+        # errors over sd^2 read heavy but honest tails as an under-stated variance), squared.
+        ratios = []
         for preds in entry["fold_predictions"]:
-            for pred, actual, var in preds or ():
-                if var is not None and var > 0:
-                    ratios.append(float(fit._to_z(pred) - fit._to_z(actual)) ** 2 / var)
+            for pred, actual, spread in preds or ():
+                if spread is not None:
+                    sd, dof = spread
+                    tail = float(np.clip(stdtr(dof, float(fit._to_z(actual) - fit._to_z(pred)) / sd), 1e-12, 1 - 1e-12))
+                    ratios.append(float(ndtri(tail)) ** 2)
         if not ratios or not hasattr(fit, "variance_check_fn"):
             return replace(fit, law=f"auto:{name}", notes=notes, fallback=fallback)
         # The law's own variance and the folds' measurement estimate one thing: pool them by their
@@ -210,14 +217,16 @@ class AutoLaw:
                        variance_check_dof=own + len(ratios))
 
 
-def _link_var(fit, target: Target) -> float | None:
-    """The variance (link space) a fold's fit claims at a fold target; None when it has no interval."""
+def _link_spread(fit, target: Target) -> tuple[float, float] | None:
+    """The link-space scale and t degrees of freedom a fold's fit claims at a fold target; None
+    when it has no interval."""
     try:
-        if getattr(fit, "no_interval", ""):
+        if getattr(fit, "no_interval", "") or not hasattr(fit, "predictive"):
             return None
-        return float(fit.z_sd(target)) ** 2 if hasattr(fit, "z_sd") else None
+        _, _, sd, dof = fit.predictive(target)
     except NotPredictable:
         return None
+    return (float(sd), float(dof)) if sd > 0 else None
 
 
 def _fold_errors(report: dict[str, dict], names: list[str]) -> np.ndarray:
