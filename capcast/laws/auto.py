@@ -17,8 +17,9 @@ candidate, replaced only by one whose mean fold error is lower by more than the 
 differences' standard error; when it refuses a target, the next in the ranking answers.
 
 Intervals. The folds check each member's own variance (its parameters, the scatter a new size
-brings, the target's item noise; see :mod:`capcast.laws.curve`): each fold forecast's squared
-link-space error over the variance its own fold fit claimed, pooled with the law's degrees of
+brings, the target's item noise; see :mod:`capcast.laws.curve`): each fold forecast's link-space
+error as the normal quantile of its tail probability under its own fold fit's t, squared (1 on
+average for an honest fold, whatever its degrees of freedom), pooled with the law's degrees of
 freedom (which count as that many observations of ratio 1). The larger of the law's variance and
 that ratio times it is used, with the matching t quantile.
 
