@@ -133,7 +133,7 @@ def test_members_beyond_the_links_clip_near_1_still_give_an_interval() -> None:
     assert pred.lower < _LinkStub(8.0, 1.5).predictive(BIG)[0]  # the lower member's quantile pulls it down
 
 
-def test_a_member_too_wide_to_mean_anything_does_not_vote_unless_all_are_or_it_disagrees() -> None:
+def test_a_member_too_wide_to_mean_anything_does_not_vote_unless_all_are_or_it_disagrees_with_a_lone_one() -> None:
     from capcast.forecasting.forecast import MAX_RELATIVE_WIDTH
     from capcast.laws.mixture import MEMBER_MAX_WIDTH
 
@@ -144,11 +144,18 @@ def test_a_member_too_wide_to_mean_anything_does_not_vote_unless_all_are_or_it_d
     alone = MixtureFit("auto:weighted", (Member("sharp", sharp, 1.0),)).predict(BIG)
     assert (pred.mean, pred.lower, pred.upper) == pytest.approx((alone.mean, alone.lower, alone.upper))
     assert "vague's own 90% interval is" in pred.notes and "too wide to vote" in pred.notes
-    # a vague member whose point lies outside the others' interval disagrees with them: it votes
+    # beside a single narrow member, a vague one whose point lies outside its interval disagrees: it votes
     elsewhere = _LinkStub(-1.0, 3.0)
     apart = MixtureFit("auto:weighted", (Member("sharp", sharp, 0.5), Member("elsewhere", elsewhere, 0.5))).predict(BIG)
     assert apart.lower < alone.lower - 0.1 and apart.mean < alone.mean
     assert apart.notes is None  # nobody dropped
+    # two narrow members check each other: the disagreeing vague one does not vote
+    second = _LinkStub(1.1, 0.3)
+    checked = MixtureFit("auto:weighted", (Member("sharp", sharp, 0.4), Member("second", second, 0.4),
+                                           Member("elsewhere", elsewhere, 0.2))).predict(BIG)
+    pair = MixtureFit("auto:weighted", (Member("sharp", sharp, 0.5), Member("second", second, 0.5))).predict(BIG)
+    assert (checked.mean, checked.lower, checked.upper) == pytest.approx((pair.mean, pair.lower, pair.upper))
+    assert "elsewhere's own 90% interval" in checked.notes
     # every member too wide: the mixture of them all
     both = MixtureFit("auto:weighted", (Member("vague", vague, 0.5), Member("elsewhere", elsewhere, 0.5))).predict(BIG)
     assert both.upper - both.lower > MEMBER_MAX_WIDTH
