@@ -69,15 +69,23 @@ def forward_chaining_folds(series: Series, first: int = 3) -> list[Fold]:
     return folds
 
 
-def _point(fit, target: Target) -> float:
-    """A fit's point forecast (its interval may be undefined on a small fold). A target the fit's
-    guard refuses raises NotPredictable, as the full fit's forecast would: a fold is scored on the
-    forecast a user would get (loss-error's exponential, unguarded, forecast scores of 100 and more)."""
+def _fold_forecast(fit, target: Target) -> tuple[float, tuple[float, float] | None]:
+    """A fold fit's point forecast at a fold target, and the link-space scale and t degrees of
+    freedom it claims there (None where it has no interval: a small fold may give a point only).
+    A target the fit's guard refuses raises NotPredictable, as the full fit's forecast would: a
+    fold is scored on the forecast a user would get (loss-error's exponential, unguarded, forecast
+    scores of 100 and more)."""
     guard = getattr(fit, "guard", None)
     if guard is not None:
         guard(fit.theta, target)
+    if not getattr(fit, "no_interval", "") and hasattr(fit, "predictive"):
+        try:
+            mean, _, sd, dof = fit.predictive(target)
+            return float(mean), ((float(sd), float(dof)) if sd > 0 else None)
+        except NotPredictable:  # a covariance that is not finite: the point still serves the fold
+            pass
     mean = getattr(fit, "mean", None)
-    return float(mean(target)) if callable(mean) else float(fit.predict(target).mean)
+    return (float(mean(target)) if callable(mean) else float(fit.predict(target).mean)), None
 
 
 @dataclass(frozen=True)
@@ -124,7 +132,10 @@ class AutoLaw:
             for fold in folds:
                 try:
                     fold_fit = law.fit(fold.train)
-                    preds = [(_point(fold_fit, t), actual, _link_spread(fold_fit, t)) for t, actual in fold.targets]
+                    preds = []
+                    for t, actual in fold.targets:
+                        point, spread = _fold_forecast(fold_fit, t)
+                        preds.append((point, actual, spread))
                 except (NotPredictable, ArithmeticError, ValueError, np.linalg.LinAlgError):
                     errors.append(None)
                     continue
@@ -216,18 +227,6 @@ class AutoLaw:
 
         return replace(fit, law=f"auto:{name}", notes=notes, fallback=fallback, variance_check_fn=fold_var,
                        variance_check_dof=own + len(ratios))
-
-
-def _link_spread(fit, target: Target) -> tuple[float, float] | None:
-    """The link-space scale and t degrees of freedom a fold's fit claims at a fold target; None
-    when it has no interval."""
-    try:
-        if getattr(fit, "no_interval", "") or not hasattr(fit, "predictive"):
-            return None
-        _, _, sd, dof = fit.predictive(target)
-    except NotPredictable:
-        return None
-    return (float(sd), float(dof)) if sd > 0 else None
 
 
 def _fold_errors(report: dict[str, dict], names: list[str]) -> np.ndarray:

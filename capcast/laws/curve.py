@@ -378,21 +378,14 @@ def size_design(jac: np.ndarray, params: np.ndarray) -> np.ndarray:
     return np.array([jac[params == s].mean(axis=0) for s in np.unique(params)])
 
 
-def size_sandwich(jac: np.ndarray, noise: np.ndarray, params: np.ndarray, scatter: float,
-                  weights: np.ndarray | None = None) -> np.ndarray:
-    """The parameter covariance ``B M B`` that counts a size's checkpoints as one size's evidence:
-    ``jac`` (checkpoints x parameters) of the link-space curve, the working bread
-    ``B = (J'WJ)^-1`` (``W`` = ``weights``, default 1/noise) and the meat
-    ``M = J'W (noise + scatter in same-size blocks) W J``. A singular information matrix raises
-    NotPredictable."""
-    known, per_scatter = size_sandwich_parts(jac, noise, params, weights)
-    return known + scatter * per_scatter
-
-
 def size_sandwich_parts(jac: np.ndarray, noise: np.ndarray, params: np.ndarray,
                         weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`size_sandwich`'s two terms, which it sums with the scatter as weight: ``B M_noise B``
-    (the item noise) and ``B M_size B`` (the same-size blocks, per unit of scatter), one bread for both."""
+    """The parameter covariance ``B M B`` that counts a size's checkpoints as one size's evidence,
+    as its two terms: ``B M_noise B`` (the item noise) and ``B M_size B`` (the same-size blocks, per
+    unit of scatter), so that the covariance is ``known + scatter * per_scatter``. ``jac``
+    (checkpoints x parameters) of the link-space curve, the working bread ``B = (J'WJ)^-1``
+    (``W`` = ``weights``, default 1/noise) and the meat ``M = J'W (noise + scatter in same-size
+    blocks) W J``. A singular information matrix raises NotPredictable."""
     w = 1.0 / noise if weights is None else np.asarray(weights, dtype=float)
     info = jac.T @ (w[:, None] * jac)
     if not np.all(np.isfinite(info)) or np.linalg.cond(info) > 1e12:

@@ -108,8 +108,9 @@ def fit_annealing_loss(params, s1, s2, loss) -> ScheduleLossFit:
     deviation = loss - annealing_loss(theta, params, s1, s2, n0, s0)
     sizes = np.unique(params)
     size_means = np.array([deviation[params == n].mean() for n in sizes])
-    resid_var = float(np.sum(size_means**2) / max(len(sizes) - 3, 1))
-    return ScheduleLossFit(theta=theta, cov=cov, resid_var=resid_var, n0=n0, s0=s0, dof=max(len(sizes) - 3, 1))
+    dof = max(len(sizes) - 3, 1)
+    resid_var = float(np.sum(size_means**2) / dof)
+    return ScheduleLossFit(theta=theta, cov=cov, resid_var=resid_var, n0=n0, s0=s0, dof=dof)
 
 
 @dataclass(frozen=True)

@@ -156,11 +156,12 @@ def _fit_loss_law(params: np.ndarray, tokens: np.ndarray, flops: np.ndarray, los
     fitted = loss_curve(theta, params, tokens, flops, joint)
     sizes = np.unique(params)
     size_means = np.array([(loss - fitted)[params == n].mean() for n in sizes])
-    resid_var = float(np.sum(size_means**2) / max(len(sizes) - 3, 1))
+    dof = max(len(sizes) - 3, 1)
+    resid_var = float(np.sum(size_means**2) / dof)
     names = ("E", "log_A", "alpha", "log_B", "beta") if joint else ("E", "log_A", "alpha")
     if not np.all(np.isfinite(cov)):
         raise NotPredictable("step 1's loss-law parameters are not identified by the data (covariance not finite)")
-    return LossFit(theta=theta, cov=cov, joint=joint, resid_var=resid_var, names=names, dof=max(len(sizes) - 3, 1))
+    return LossFit(theta=theta, cov=cov, joint=joint, resid_var=resid_var, names=names, dof=dof)
 
 
 def size_robust_cov(jac: np.ndarray, resid: np.ndarray, params: np.ndarray) -> np.ndarray:

@@ -111,8 +111,11 @@ class MixtureFit:
                 continue
             width = member.quantile(0.95) - member.quantile(0.05)
             (wide if width > MEMBER_MAX_WIDTH else parts).append((m.name, m.weight, member, width))
+        def voters(members):
+            return [(w, d) for _, w, d, _ in members]
+
         if not parts:  # every member too wide (or none answers): the mixture of them all (the row's width rule speaks)
-            return [(w, d) for _, w, d, _ in wide], dropped
+            return voters(wide), dropped
         # Where one narrow member is left it would answer alone, unchecked: the wide members, as a
         # block, keep their votes there if their mixture's median lies outside its 90% interval (they
         # disagree with it, which is evidence it may be wrong, not mere uncertainty). Two or more
@@ -120,13 +123,12 @@ class MixtureFit:
         if wide:
             why = "too wide to vote"
             if len(parts) < 2:
-                lower, upper = _quantile([(w, d) for _, w, d, _ in parts], 0.05), _quantile([(w, d) for _, w, d, _ in parts], 0.95)
-                point = _quantile([(w, d) for _, w, d, _ in wide], 0.5)
-                if not lower <= point <= upper:
-                    return [(w, d) for _, w, d, _ in parts + wide], dropped
+                point = _quantile(voters(wide), 0.5)
+                if not _quantile(voters(parts), 0.05) <= point <= _quantile(voters(parts), 0.95):
+                    return voters(parts + wide), dropped
                 why += f"; the wide members' median {point:.3g} lies within the one other's interval"
             dropped += [f"{name}'s own 90% interval is {100 * width:.0f}% of the range ({why})" for name, _, _, width in wide]
-        return [(w, d) for _, w, d, _ in parts], dropped
+        return voters(parts), dropped
 
     def mean(self, target: Target) -> float:
         """The point forecast: the mixture's median (see :meth:`predict`)."""

@@ -181,9 +181,12 @@ def chain(law: str, one: StepOne, theta2: np.ndarray, cov2: np.ndarray, names2: 
         extra_var_fn=step1_var, n_points=len(one.series), guard=None if guard is None else check,
         notes=f"loss {one.loss_key}; step 1 {step1.form}",
     )
-    if dof < 1:  # point forecasts only (auto's folds use them)
+    def require_identified(cov2: np.ndarray) -> None:
         if not (np.all(np.isfinite(step1.cov)) and np.all(np.isfinite(cov2))):
             raise NotPredictable("the data do not identify every parameter of the two steps (covariance not finite)")
+
+    if dof < 1:  # point forecasts only (auto's folds use them)
+        require_identified(cov2)
         return fit
     # Step 2 counts sizes, as the one-step laws do (capcast.laws.curve.with_size_uncertainty): its
     # scatter, its covariance and the t's degrees of freedom from the fit's own link space.
@@ -192,8 +195,7 @@ def chain(law: str, one: StepOne, theta2: np.ndarray, cov2: np.ndarray, names2: 
     scatter, noise = size_scatter(fit, one.series.value, np.asarray(fitted, dtype=float), params, n_items, dof, jac2)
     known2, per_scatter2 = size_sandwich_parts(jac2, noise, params, weights)
     cov2 = known2 + scatter * per_scatter2
-    if not (np.all(np.isfinite(step1.cov)) and np.all(np.isfinite(cov2))):
-        raise NotPredictable("the data do not identify every parameter of the two steps (covariance not finite)")
+    require_identified(cov2)
     return replace(fit, cov=block_diag(step1.cov, cov2), resid_var=scatter,
                    resid_var_var=dersimonian_laird_var(size_mean_noise(noise, params), scatter, size_design(jac2, params)),
                    cov_per_scatter=block_diag(np.zeros((k1, k1)), per_scatter2), estimated_var_fn=step1_estimated)
