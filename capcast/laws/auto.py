@@ -33,11 +33,21 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.special import ndtri, stdtr
+from scipy.stats import t as _student
 
 from capcast.laws.base import Law, NotPredictable, Series, Target
 from capcast.laws.curve import CurveFit
 from capcast.laws.mixture import Member, MixtureFit
 from capcast.laws.signal import subset
+
+# auto's combination weights (``AutoLaw.weighting``): the default and the rules it was measured
+# against on the development data (benchmarks/auto_weighting.txt; docs/forecasting.md).
+WEIGHTINGS = {
+    "inverse-error": "weights by inverse mean fold error",
+    "inverse-squared-error": "weights by inverse mean squared fold error (Bates and Granger 1969)",
+    "equal": "equal weights (the folds check the intervals only)",
+    "stacking": "stacking weights (Yao et al. 2018: those maximising the mixture's log predictive density of the fold outcomes)",
+}
 
 # The smallest mean fold error a weight is computed from (score units): below half a point the
 # folds' own item noise decides, so no candidate takes over on a lucky fold. Chosen on Pythia.
@@ -95,6 +105,12 @@ class AutoLaw:
     description: str = "combines the candidate laws per task, weighted by their forward-chaining fold errors; persistence where there is no trend"
 
     combine: str = "weighted"  # "weighted": the mixture below; "select": one law, the rule above
+    # how "weighted" sets the weights: one of WEIGHTINGS (benchmarks/auto_weighting.py compares them)
+    weighting: str = "inverse-error"
+
+    def __post_init__(self) -> None:
+        if self.weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting {self.weighting!r} is not one of {', '.join(WEIGHTINGS)}")
 
     def with_candidates(self, candidates: tuple[Law, ...]) -> "AutoLaw":
         return replace(self, candidates=tuple(candidates))
@@ -184,8 +200,8 @@ class AutoLaw:
         without folds); each member's interval checked against its folds as a chosen law's is."""
         if errors.shape[1]:
             means = errors.mean(axis=1)
-            weights = 1.0 / np.maximum(means, ERROR_FLOOR)
-            why = (f"weights by inverse mean fold error over {errors.shape[1]} forward-chaining fold(s) (" +
+            weights = _weights(self.weighting, report, usable, errors)
+            why = (f"{WEIGHTINGS[self.weighting]} over {errors.shape[1]} forward-chaining fold(s) (mean fold error " +
                    ", ".join(f"{name} {100 * m:.1f} pts" for name, m in zip(usable, means)) + ")")
         else:
             means, weights = [None] * len(usable), np.ones(len(usable))
@@ -244,3 +260,52 @@ def _fold_errors(report: dict[str, dict], names: list[str]) -> np.ndarray:
         worst = max(answered)
         columns.append([worst if per[name] is None else per[name] for name in names])
     return np.array(columns, dtype=float).T if columns else np.zeros((len(names), 0))
+
+
+def _weights(rule: str, report: dict[str, dict], names: list[str], errors: np.ndarray) -> np.ndarray:
+    """Unnormalised weights of ``names`` by ``rule`` (see :data:`WEIGHTINGS`); ``errors`` as
+    :func:`_fold_errors` gives them."""
+    if rule == "inverse-error":
+        return 1.0 / np.maximum(errors.mean(axis=1), ERROR_FLOOR)
+    if rule == "inverse-squared-error":
+        return 1.0 / np.maximum(np.mean(errors**2, axis=1), ERROR_FLOOR**2)
+    if rule == "equal":
+        return np.ones(len(names))
+    return _stacking_weights(report, names)
+
+
+def _stacking_weights(report: dict[str, dict], names: list[str], iterations: int = 500) -> np.ndarray:
+    """Stacking of predictive distributions (Yao et al. 2018): the simplex weights maximising
+    sum_i log sum_k w_k p_k(y_i) over every fold forecast i, p_k being law k's fold fit's t density
+    at the fold's actual score, in the link space of law k's full fit (the logit above chance for
+    every built-in candidate, so the link's Jacobian is common to all laws and cancels). A law that
+    refused a fold forecast, or gave it no interval, gets that forecast's worst answered density
+    (as a refused fold scores the worst error). The objective is concave in w: the EM fixed point
+    w_k <- mean_i w_k p_ki / sum_j w_j p_ji reaches its maximum."""
+    n_folds = len(next(iter(report.values()))["folds"])
+    rows = []
+    for f in range(n_folds):
+        preds = {name: report[name]["fold_predictions"][f] for name in names}
+        n_targets = max((len(p) for p in preds.values() if p is not None), default=0)
+        for i in range(n_targets):
+            density = np.full(len(names), np.nan)
+            for k, name in enumerate(names):
+                p = preds[name]
+                if p is None or p[i][2] is None:
+                    continue
+                point, actual, (sd, dof) = p[i]
+                fit = report[name]["fit"]
+                t = (float(fit._to_z(actual)) - float(fit._to_z(point))) / sd
+                density[k] = float(_student.pdf(t, dof)) / sd
+            if np.all(np.isnan(density)):
+                continue
+            density[np.isnan(density)] = np.nanmin(density)
+            rows.append(np.maximum(density, 1e-300))
+    if not rows:
+        return np.ones(len(names))
+    density = np.array(rows).T  # laws x fold forecasts
+    w = np.full(len(names), 1.0 / len(names))
+    for _ in range(iterations):
+        share = w[:, None] * density
+        w = (share / share.sum(axis=0, keepdims=True)).mean(axis=1)
+    return w

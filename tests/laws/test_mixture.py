@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from capcast.laws.auto import ERROR_FLOOR, AutoLaw, _fold_errors
+from capcast.laws.auto import ERROR_FLOOR, WEIGHTINGS, AutoLaw, _fold_errors
 from capcast.laws.base import NotPredictable, Prediction
 from capcast.laws.ladder import LadderLaw
 from capcast.laws.loss_error import LossErrorLaw
@@ -53,6 +53,46 @@ def test_weights_are_the_inverse_mean_fold_errors_and_the_point_the_mixtures_med
     assert min(p.lower for p in members) - 1e-9 <= pred.lower <= max(p.lower for p in members) + 1e-9
     assert min(p.upper for p in members) - 1e-9 <= pred.upper <= max(p.upper for p in members) + 1e-9
     assert "weight" in fit.summary()
+
+
+@pytest.mark.parametrize("weighting", ["inverse-squared-error", "equal", "stacking"])
+def test_the_other_weightings_give_the_weights_they_name(weighting) -> None:
+    from scipy.stats import t as student
+
+    series, _ = ladder_case(np.random.default_rng(4))
+    auto = AutoLaw(candidates=(SigmoidLaw(), LadderLaw(), LossErrorLaw()), weighting=weighting)
+    fit, report = auto.fit(series), auto.evaluate(series)
+    names = [n for n, e in report.items() if "fit" in e]
+    weights = np.array([m.weight for m in fit.members])
+    assert sum(weights) == pytest.approx(1.0) and [m.name for m in fit.members] == names
+    errors = _fold_errors(report, names)
+    if weighting == "equal":
+        assert weights == pytest.approx(np.full(len(names), 1 / len(names)))
+    elif weighting == "inverse-squared-error":
+        expected = 1 / np.maximum((errors**2).mean(axis=1), ERROR_FLOOR**2)
+        assert weights == pytest.approx(expected / expected.sum())
+    else:  # stacking: the maximum of the folds' mixture log density (its optimality conditions)
+        density = []
+        for f in range(len(report[names[0]]["folds"])):
+            preds = [report[name]["fold_predictions"][f] for name in names]
+            for i in range(max((len(p) for p in preds if p is not None), default=0)):
+                row = []
+                for name, p in zip(names, preds):
+                    if p is None or p[i][2] is None:  # refused, or no interval: the worst answered density
+                        row.append(np.nan)
+                        continue
+                    point, actual, (sd, dof) = p[i]
+                    z = report[name]["fit"]._to_z
+                    row.append(student.pdf((float(z(actual)) - float(z(point))) / sd, dof) / sd)
+                if not np.all(np.isnan(row)):
+                    density.append(np.where(np.isnan(row), np.nanmin(row), row))
+        density = np.array(density).T
+        gradient = (density / (weights @ density)).mean(axis=1)  # d/dw_k of the mean log density
+        # at the maximum on the simplex: 1 where w_k > 0, at most 1 where w_k = 0
+        assert np.all(gradient[weights > 1e-3] == pytest.approx(1.0, abs=2e-3)) and np.all(gradient <= 1 + 2e-3)
+    assert WEIGHTINGS[weighting] in fit.notes
+    with pytest.raises(ValueError, match="weighting 'median' is not one of"):
+        AutoLaw(candidates=(SigmoidLaw(),), weighting="median")
 
 
 def test_a_mixture_of_one_law_twice_is_that_law_and_disagreement_widens_it() -> None:

@@ -1,0 +1,133 @@
+"""How ``auto`` should weight its candidates: the rules of ``capcast.laws.auto.WEIGHTINGS`` on the
+development data only, each on the same forecasts; writes benchmarks/auto_weighting.txt.
+
+    python benchmarks/auto_weighting.py [--draws 30]
+
+1. Pythia (development), fit up to 410m / 1b / 1.4b / 2.8b (every checkpoint), forecast 6.9b and
+   12b on the 9 tasks of benchmarks/forecast_accuracy.py; the mini-ladder (development), fit
+   xs..sm3, forecast both runs of m and l. Per rule: auto's MAE, 90% coverage, median width and
+   answered forecasts, and auto against logacc-power on the forecasts both answered (the issue's
+   comparison). Only the weights differ; the answered forecasts can too (the width rule reads the
+   mixture's interval).
+2. Simulated families (benchmarks/calibration.py's "law", "saturating" and "loss-exp" shapes,
+   ``--draws`` per condition, seed 101 as tests/forecasting/test_calibration.py): pooled coverage
+   and auto's median width over the true law's, per rule.
+
+pythia-deduped and OpenLM (validation) are not read: the rule is chosen here, then reported there
+by benchmarks/forecast_accuracy.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import calibration  # noqa: E402
+import forecast_accuracy as fa  # noqa: E402
+
+from capcast.forecasting.backtest import score_rows  # noqa: E402
+from capcast.laws.auto import WEIGHTINGS  # noqa: E402
+from capcast.plugins.builtin.laws import LazyAutoLaw  # noqa: E402
+from capcast.plugins.registry import load_registry  # noqa: E402
+
+RULES = tuple(WEIGHTINGS)
+SPLITS = ("1.4b", "410m", "1b", "2.8b", "mini-ladder")
+SHAPES = ("law", "saturating", "loss-exp")
+SEED = 101
+
+
+class _Registry:
+    """The capcast registry plus ``auto`` under every weighting, named ``auto:<rule>``."""
+
+    def __init__(self) -> None:
+        self.base = load_registry()
+        auto = self.base.law("auto")
+        self.extra = {f"auto:{rule}": LazyAutoLaw(auto.target, f"auto:{rule}", WEIGHTINGS[rule],
+                                                  kwargs={**auto.kwargs, "weighting": rule}) for rule in RULES}
+
+    def law(self, name: str):
+        return self.extra[name] if name in self.extra else self.base.law(name)
+
+    def __getattr__(self, attribute: str):
+        return getattr(self.base, attribute)
+
+
+METHODS = tuple(f"auto:{rule}" for rule in RULES) + ("logacc-power",)
+
+
+def _split(split: str) -> tuple[str, list[dict]]:
+    warnings.simplefilter("ignore")
+    fa.REGISTRY = _Registry()  # the splits' backtests read the module's registry
+    if split == "mini-ladder":
+        return split, fa.miniladder_rows(laws=METHODS)
+    sizes = fa.SIZES[: fa.SIZES.index(split) + 1]
+    return split, fa.pythia_rows(fa.read_pythia(deduped=True), "pythia", sizes, fa.PYTHIA_TARGETS, laws=METHODS)
+
+
+def _shape(job: tuple[str, float, str, int]) -> tuple[tuple, dict]:
+    warnings.simplefilter("ignore")
+    shape, lof, regime, draws = job
+    true_law = calibration.TRUE_LAW[shape]
+    figures = calibration.measure(shape, lof, regime, draws, laws=(true_law,) + tuple(f"auto:{r}" for r in RULES),
+                                  seed=SEED, registry=_Registry())
+    return (shape, lof, regime), figures
+
+
+def _cell(score) -> str:
+    if score.mae is None:
+        return "-"
+    return f"{score.mae:.2f} / {100 * score.coverage:.0f}% / {score.median_width:.1f} / {score.n}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--draws", type=int, default=30, help="simulated families per condition")
+    parser.add_argument("--out", type=Path, default=HERE / "auto_weighting.txt")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    conditions = [(shape, lof, regime, args.draws) for shape in SHAPES for lof, regime in
+                  [(c[1], c[2]) for c in calibration.CONDITIONS if c[0] == shape]]
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        splits = dict(pool.map(_split, SPLITS))
+        shapes = dict(pool.map(_shape, conditions))
+    lines = [f"# python benchmarks/auto_weighting.py --draws {args.draws}: auto's weighting rules on the development data",
+             "# cells: MAE (pts) / 90% coverage / median width (pts) / answered; Pythia splits named by the largest fitting size",
+             "", "rule | " + " | ".join(SPLITS) + " | common set vs logacc-power (MAE auto vs logacc-power, forecasts)"]
+    for rule in RULES:
+        name = f"auto:{rule}"
+        cells = [_cell(score_rows(r for r in splits[s] if r["method"] == name)) for s in SPLITS]
+        common = []
+        for s in SPLITS:
+            keys = fa.common_set(splits[s], (name, "logacc-power"))
+            a = score_rows(r for r in splits[s] if r["method"] == name and fa.forecast_key(r) in keys)
+            b = score_rows(r for r in splits[s] if r["method"] == "logacc-power" and fa.forecast_key(r) in keys)
+            common.append(f"{s} {a.mae:.2f} vs {b.mae:.2f} ({len(keys)})" if a.mae is not None else f"{s} -")
+        lines.append(f"{rule} | " + " | ".join(cells) + " | " + "; ".join(common))
+    lines += ["", f"# simulated families (benchmarks/calibration.py shapes, {args.draws} draws per condition, seed {SEED}): "
+              "pooled coverage (answered draws), median over conditions of auto's median width / the true law's"]
+    lines.append("rule | " + " | ".join(SHAPES))
+    for rule in RULES:
+        name = f"auto:{rule}"
+        cells = []
+        for shape in SHAPES:
+            per = [f for (s, _, _), f in shapes.items() if s == shape]
+            coverage, n = calibration.pooled([f[name] for f in per])
+            ratio = np.median([f[name]["median_width"] / f[calibration.TRUE_LAW[shape]]["median_width"] for f in per])
+            cells.append(f"{100 * coverage:.1f}% ({n}), width {ratio:.2f}x")
+        lines.append(f"{rule} | " + " | ".join(cells))
+    lines.append(f"# {time.perf_counter() - started:.0f} s")
+    args.out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
