@@ -12,7 +12,9 @@ Candidates come in the registry's order: the built-ins ``sigmoid``, ``ladder``, 
 Combination (the default, ``combine="weighted"``). Every candidate that fits the whole series is
 a member of a mixture (:mod:`capcast.laws.mixture`), weighted by the inverse of its mean fold error
 (floored at :data:`ERROR_FLOOR`; equal weights without folds). The forecast is the mixture of the
-members' predictive distributions. ``combine="select"`` keeps the earlier rule: the first
+members' predictive distributions. ``weighting`` names the other rules measured against that one
+(:data:`WEIGHTINGS`: inverse squared error, equal weights, stacking of the folds' predictive
+densities; benchmarks/auto_weighting.py). ``combine="select"`` keeps the earlier rule: the first
 candidate, replaced only by one whose mean fold error is lower by more than the paired
 differences' standard error; when it refuses a target, the next in the ranking answers.
 
@@ -229,7 +231,7 @@ class AutoLaw:
                     sd, dof = spread
                     tail = float(np.clip(stdtr(dof, float(fit._to_z(actual) - fit._to_z(pred)) / sd), 1e-12, 1 - 1e-12))
                     ratios.append(float(ndtri(tail)) ** 2)
-        if not ratios or not hasattr(fit, "variance_check_fn"):
+        if not ratios or not hasattr(fit, "variance_check_ratio"):
             return replace(fit, law=f"auto:{name}", notes=notes, fallback=fallback)
         # The law's own variance and the folds' measurement estimate one thing: pool them by their
         # degrees of freedom (the law's counts as that many observations of ratio 1).
@@ -237,11 +239,7 @@ class AutoLaw:
         ratio = (float(np.sum(ratios)) + own) / (len(ratios) + own)
         notes += (f"; folds measured {np.mean(ratios):.2f}x the variance the law claims over {len(ratios)} fold forecast(s), "
                   f"pooled {ratio:.2f}x")
-
-        def fold_var(target: Target) -> float:
-            return ratio * fit.z_sd(target) ** 2
-
-        return replace(fit, law=f"auto:{name}", notes=notes, fallback=fallback, variance_check_fn=fold_var,
+        return replace(fit, law=f"auto:{name}", notes=notes, fallback=fallback, variance_check_ratio=ratio,
                        variance_check_dof=own + len(ratios))
 
 

@@ -87,9 +87,10 @@ class CurveFit:
     fallback: "CurveFit | None" = field(default=None, repr=False)
     # items behind the target's score (its own sampling noise); None: not added
     target_items: float | None = None
-    # a variance measured outside the fit (``auto``'s folds) and its degrees of freedom: the
-    # interval uses whichever of it and the fit's own variance is larger, with that one's t quantile
-    variance_check_fn: Callable[[Target], float] | None = field(default=None, repr=False)
+    # a variance measured outside the fit (``auto``'s folds), as a multiple of the fit's own, and its
+    # degrees of freedom: the interval uses whichever of it and the fit's own variance is larger,
+    # with that one's t quantile (0: none measured)
+    variance_check_ratio: float = 0.0
     variance_check_dof: int = 0
     # why this fit gives point forecasts only (e.g. as many sizes as parameters); "" when it can
     no_interval: str = ""
@@ -124,22 +125,23 @@ class CurveFit:
     def mean(self, target: Target) -> float:
         return float(self.mean_fn(self.theta, target))
 
-    def parameter_var(self, target: Target) -> float:
+    def parameter_var(self, target: Target, grad: np.ndarray | None = None) -> float:
         """Variance of the fitted curve at ``target`` (link space) by the delta method; parameters
-        the data do not identify make the forecast not predictable rather than certain."""
+        the data do not identify make the forecast not predictable rather than certain. ``grad``:
+        the link gradient at ``target`` where the caller has it (:meth:`predictive`)."""
 
         cov = np.asarray(self.cov, dtype=float)
         if cov.size and not np.all(np.isfinite(cov)):
             raise NotPredictable("the fit's covariance is not finite: some parameters are not identified by the data")
         if not cov.size:
             return 0.0
-        grad = self._z_gradient(target)
+        grad = self._z_gradient(target) if grad is None else grad
         return max(float(grad @ cov @ grad), 0.0)
 
     def _z_gradient(self, target: Target) -> np.ndarray:
         return numeric_jacobian(lambda theta: float(self._to_z(self.mean_fn(theta, target))), self.theta)
 
-    def scatter_dof(self, target: Target, var: float) -> float:
+    def scatter_dof(self, target: Target, var: float, grad: np.ndarray | None = None) -> float:
         """The t degrees of freedom of the forecast variance ``var`` at ``target`` (Welch-Satterthwaite).
 
         Of ``var``, the size scatter's share, ``resid_var * (1 + g' C1 g)`` (the new size's
@@ -152,7 +154,7 @@ class CurveFit:
         uncertain as the variance itself (few sizes, one checkpoint each) it stays near ``dof``."""
         if not self.resid_var_var > 0 or self.cov_per_scatter is None:
             return float(self.dof)
-        grad = self._z_gradient(target)
+        grad = self._z_gradient(target) if grad is None else grad
         per_scatter = 1.0 + max(float(grad @ self.cov_per_scatter @ grad), 0.0)
         denominator = per_scatter**2 * self.resid_var_var / 2.0
         if self.estimated_var_fn is not None:
@@ -160,14 +162,17 @@ class CurveFit:
             denominator += part**2 / max(float(part_dof), 1.0)
         return max(float(self.dof), var**2 / denominator)
 
-    def target_noise_var(self, target: Target) -> float:
+    def target_noise_var(self, target: Target, mean: float | None = None) -> float:
         """The target's own item-sampling variance (link space) when its item count is known."""
         if self.target_items is None:
             return 0.0
-        return float(link_noise_var(self, np.array([self.mean(target)]), np.array([float(self.target_items)]))[0])
+        mean = self.mean(target) if mean is None else mean
+        return float(link_noise_var(self, np.array([mean]), np.array([float(self.target_items)]))[0])
 
-    def z_sd(self, target: Target) -> float:
-        var = self.parameter_var(target) + self.resid_var + self.extra_var + self.target_noise_var(target)
+    def z_sd(self, target: Target, mean: float | None = None, grad: np.ndarray | None = None) -> float:
+        """The forecast's link-space sd at ``target`` (the fit's own; ``mean`` and ``grad``: the
+        forecast and the link gradient there, where the caller has them)."""
+        var = self.parameter_var(target, grad) + self.resid_var + self.extra_var + self.target_noise_var(target, mean)
         if self.extra_var_fn is not None:
             var += float(self.extra_var_fn(self.theta, target))
         return float(np.sqrt(var))
@@ -194,12 +199,12 @@ class CurveFit:
         ``_from_z(z + sd * T_dof)``. Guards and ``no_interval`` are :meth:`predict`'s to apply."""
         mean = self.mean(target)
         z = float(self._to_z(mean))
-        var = self.z_sd(target) ** 2
-        dof = self.scatter_dof(target, var)
-        if self.variance_check_fn is not None:
-            measured = float(self.variance_check_fn(target))
-            if measured > var:
-                var, dof = measured, self.variance_check_dof
+        # the link gradient once: the parameter variance and the degrees of freedom both need it
+        grad = self._z_gradient(target) if np.asarray(self.cov).size else None
+        var = self.z_sd(target, mean, grad) ** 2
+        dof = self.scatter_dof(target, var, grad)
+        if self.variance_check_ratio > 1:
+            var, dof = self.variance_check_ratio * var, self.variance_check_dof
         return mean, z, float(np.sqrt(var)), float(np.clip(dof, 1.0, MAX_DOF))
 
     def refusal(self, target: Target) -> NotPredictable | None:
