@@ -153,6 +153,9 @@ def test_auto_selects_on_forward_chaining_folds_only_beyond_noise_and_says_why()
     own = report[answering]["fit"]
     assert "folds measured" in (pred.notes or fit.notes)
     assert checked.predictive(BIG)[2] >= own.predictive(BIG)[2]
+    # exactly the larger of the law's variance and the pooled ratio times it
+    assert checked.variance_check_ratio > 0 and f"pooled {checked.variance_check_ratio:.2f}x" in checked.notes
+    assert checked.predictive(BIG)[2] ** 2 == pytest.approx(max(1.0, checked.variance_check_ratio) * own.predictive(BIG)[2] ** 2)
     assert pred.mean == pytest.approx(own.predict(BIG).mean)
 
 
