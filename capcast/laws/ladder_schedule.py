@@ -36,7 +36,7 @@ import numpy as np
 from capcast.laws.base import NotPredictable, Series, Target
 from capcast.laws.curve import CurveFit
 from capcast.laws.ladder import SMOOTH_WIDTH, TASK_LOSS_FIRST, sigmoid_step_two
-from capcast.laws.loss_law import best_huber_fit, size_robust_cov
+from capcast.laws.loss_law import best_huber_fit, log_loss_residuals, size_robust_cov
 from capcast.laws.schedule import ANNEAL_AREA, LR_AREA, final_areas
 from capcast.laws.signal import score_floor
 from capcast.laws.two_step import StepOne, smooth_within_runs, step_two_data
@@ -54,6 +54,14 @@ NO_TARGET_SCHEDULE = ("the target has no schedule: give its run's schedule in th
 def annealing_loss(theta, params, s1, s2, n0: float, s0: float) -> np.ndarray:
     e, log_a, alpha, log_b, beta, c = theta
     return e + np.exp(log_a) * (params / n0) ** -alpha + np.exp(log_b) * (s1 / s0) ** -beta - c * (s2 / s0)
+
+
+def annealing_loss_jacobian(theta, params, s1, s2, n0: float, s0: float) -> np.ndarray:
+    """d annealing_loss / d theta, one row per checkpoint (analytic, as :mod:`capcast.laws.loss_law`'s)."""
+    _, log_a, alpha, log_b, beta, _ = theta
+    log_n, log_s1 = np.log(np.asarray(params, float) / n0), np.log(np.asarray(s1, float) / s0)
+    by_n, by_s1 = np.exp(log_a - alpha * log_n), np.exp(log_b - beta * log_s1)
+    return np.column_stack([np.ones_like(by_n), by_n, -by_n * log_n, by_s1, -by_s1 * log_s1, -np.asarray(s2, float) / s0])
 
 
 @dataclass(frozen=True)
@@ -92,15 +100,13 @@ def fit_annealing_loss(params, s1, s2, loss) -> ScheduleLossFit:
     log_loss = np.log(loss)
     e_max = float(np.min(loss)) * 0.999
 
-    def residuals(theta):
-        with np.errstate(all="ignore"):
-            pred = annealing_loss(theta, params, s1, s2, n0, s0)
-        return np.log(np.clip(pred, 1e-9, None)) - log_loss
+    residuals, jacobian = log_loss_residuals(lambda theta: annealing_loss(theta, params, s1, s2, n0, s0),
+                                             lambda theta: annealing_loss_jacobian(theta, params, s1, s2, n0, s0), log_loss)
 
     lower, upper = [0, -20, 0, -20, 0, 0], [e_max, 20, 3, 20, 3, 50]
     starts = [[e * e_max, np.log(0.3), alpha, np.log(0.3), beta, c]
               for e in (0.0, 0.5, 0.9) for alpha in (0.1, 0.4) for beta in (0.2, 0.6) for c in (0.0, 0.3)]
-    best = best_huber_fit(residuals, starts, lower, upper)
+    best = best_huber_fit(residuals, starts, lower, upper, jacobian)
     theta = best.x
     cov = size_robust_cov(best.jac, residuals(theta), params)
     if not np.all(np.isfinite(cov)):

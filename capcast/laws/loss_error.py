@@ -51,6 +51,10 @@ def fit_step_two(loss: np.ndarray, value: np.ndarray, floor: float) -> tuple[np.
     def model(x, eps, lift, gamma):
         return 1.0 - eps + lift * eps * np.exp(-gamma * (x - l_min))
 
+    def jacobian(x, eps, lift, gamma):  # analytic: finite differences were a third of the fit's time
+        decay = np.exp(-gamma * (x - l_min))
+        return np.column_stack([lift * decay - 1.0, eps * decay, -lift * eps * (x - l_min) * decay])
+
     lower, upper = [0.0, 1e-9, 1e-6], [eps_max, 1.0, GAMMA_MAX]
     top = float(np.max(value))
     best = None
@@ -61,7 +65,7 @@ def fit_step_two(loss: np.ndarray, value: np.ndarray, floor: float) -> tuple[np.
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 try:
-                    popt, pcov = curve_fit(model, loss, value, p0=start, bounds=(lower, upper), maxfev=10000)
+                    popt, pcov = curve_fit(model, loss, value, p0=start, jac=jacobian, bounds=(lower, upper), maxfev=10000)
                 except (RuntimeError, ValueError):
                     continue
             sse = float(np.sum((model(loss, *popt) - value) ** 2))
