@@ -9,6 +9,12 @@ they were (before commit a9bc91f): saturating-power from 6 fixed starts with sci
 ``least_squares``, the sigmoid from 6 fixed starts. Each fit is scored by its own objective (the
 Pearson chi-square; the binomial log-likelihood), split by whether the scores rise more than 10
 points above chance ("rising") or not ("flat").
+
+Step 1 of the two-step laws (``loss_law.best_huber_fit``: every start a few evaluations, the best
+two to convergence) against every start run to convergence (as before), on every step-1 fit that
+``auto`` (ladder, loss-error) and ``ladder-schedule`` make on 36 simulated two-step families
+(benchmarks/calibration.py's shapes "loss", "loss-exp" and "schedule", 3 draws per condition),
+Pythia fitted up to 1.4b and the mini-ladder, scored by the Huber cost.
 """
 
 from __future__ import annotations
@@ -106,6 +112,76 @@ def report(name, old_cost, new_cost, rising, seconds_old, seconds_new, lower_is_
           f"({seconds_old / seconds_new:.1f}x)")
 
 
+def step_one_problems() -> list[tuple]:
+    """The inputs of every step-1 fit (``best_huber_fit``'s arguments) the two-step laws make on
+    the families of the docstring, with the result cache off so that each fit happens."""
+    import importlib.util
+
+    from capcast.forecasting.forecast import run_forecasts
+    from capcast.laws import ladder_schedule, loss_law
+    from capcast.plugins.registry import load_registry
+
+    spec = importlib.util.spec_from_file_location("calibration", Path(__file__).parent / "calibration.py")
+    calibration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(calibration)
+    import forecast_accuracy
+
+    problems, two_stage = [], loss_law.best_huber_fit
+
+    def recording(*args):
+        problems.append(args)
+        return two_stage(*args)
+
+    loss_law.best_huber_fit = ladder_schedule.best_huber_fit = recording
+    registry = load_registry()
+    try:
+        for k, (shape, lof, regime) in enumerate(itertools.product(("loss", "loss-exp", "schedule"), (0.0, 0.15), ("mid", "high"))):
+            rng = np.random.default_rng(1000 + k)
+            for _ in range(3):
+                family = calibration.draw_family(rng, shape, lof, regime)
+                loss_law._fit_loss_law_cached.cache_clear()
+                run_forecasts(family.scores, "target", ["task"], "acc", "ladder-schedule" if shape == "schedule" else "auto", 0.9,
+                              None, registry, max_width=1.0, schedules=family.schedules)
+        pythia = forecast_accuracy.read_pythia(deduped=False)
+        forecast_accuracy.pythia_rows(pythia, "pythia", forecast_accuracy.SIZES[: forecast_accuracy.SIZES.index("1.4b") + 1],
+                                      forecast_accuracy.PYTHIA_TARGETS, laws=("ladder", "loss-error"))
+        forecast_accuracy.miniladder_rows(laws=("ladder", "loss-error", "ladder-schedule"))
+    finally:
+        loss_law.best_huber_fit = ladder_schedule.best_huber_fit = two_stage
+    return problems
+
+
+def every_start_to_convergence(residuals, starts, lower, upper, jac):
+    """``best_huber_fit`` before the two stages: each start run to convergence, the lowest cost kept."""
+    best = None
+    for start in starts:
+        start = np.clip(start, np.array(lower) + 1e-9, np.array(upper) - 1e-9)
+        res = least_squares(residuals, start, jac=jac, bounds=(lower, upper), loss="huber", f_scale=0.02)
+        if best is None or res.cost < best.cost:
+            best = res
+    return best
+
+
+def report_step_one() -> None:
+    from capcast.laws.loss_law import best_huber_fit
+
+    problems = step_one_problems()
+    start = time.process_time()
+    old = [every_start_to_convergence(*p) for p in problems]
+    seconds_old = (time.process_time() - start) / len(problems)
+    start = time.process_time()
+    new = [best_huber_fit(*p) for p in problems]
+    seconds_new = (time.process_time() - start) / len(problems)
+    worse = sum(n.cost > o.cost * (1 + 1e-6) + 1e-15 for o, n in zip(old, new))
+    better = sum(n.cost < o.cost * (1 - 1e-6) - 1e-15 for o, n in zip(old, new))
+    moved = [(o, n) for o, n in zip(old, new) if np.max(np.abs(o.x - n.x)) > 1e-4]
+    print(f"step 1 (loss law) {len(problems):>5} fits: two stages worse than every start {worse:>3}, better {better:>3}; "
+          f"parameters moved (> 1e-4) in {len(moved)}, all at a cost below "
+          f"{max([max(o.cost, n.cost) for o, n in moved], default=0.0):.1g} (exact fits: as many points as parameters)")
+    print(f"step 1 (loss law) time per fit: every start {1000 * seconds_old:.1f} ms, two stages {1000 * seconds_new:.1f} ms "
+          f"({seconds_old / seconds_new:.1f}x)")
+
+
 def main() -> None:
     warnings.simplefilter("ignore")
     all_series = list(series_of())
@@ -139,6 +215,7 @@ def main() -> None:
     seconds_new = (time.process_time() - start) / len(sigmoid_problems)
     rising = np.array([p[1].max() - p[3] > RISE for p in sigmoid_problems])
     report("sigmoid", [o[1] for o in old], [n_[1] for n_ in new], rising, seconds_old, seconds_new, lower_is_better=False)
+    report_step_one()
 
 
 if __name__ == "__main__":

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# pytest-xdist's workers (`make test` runs two) start with COLUMNS=80, which rich's consoles take as
+# their width when they are created at import: the tests see what a user's pipe gets, no COLUMNS.
+for _variable in ("COLUMNS", "LINES"):
+    os.environ.pop(_variable, None)
 
 
 # --- evaluation room: tiny real checkpoints -----------------------------------------------------

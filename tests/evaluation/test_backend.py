@@ -22,6 +22,9 @@ from capcast.evaluation import harness  # noqa: E402
 from capcast.evaluation.backend import SharedContextHFLM  # noqa: E402
 
 TOLERANCE = 1e-4
+# float32 sums of a few hundred nats: a different torch thread count (set by an earlier test in the
+# same process) reorders the reduction and moves the last few bits, 4 ulps at 300 nats is 1.2e-4
+RELATIVE_TOLERANCE = 1e-6
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +179,7 @@ def test_every_builtin_multiple_choice_task_records_equal_the_hf_backend(model_p
         keys = ["doc_id", "choice_idx"]
         want, got = want.sort_values(keys).reset_index(drop=True), got.sort_values(keys).reset_index(drop=True)
         assert len(got) == len(want) > 0, task.name
-        assert (got["loglik"] - want["loglik"]).abs().max() <= TOLERANCE, task.name
+        assert ((got["loglik"] - want["loglik"]).abs() <= TOLERANCE + RELATIVE_TOLERANCE * want["loglik"].abs()).all(), task.name
         for column in ("is_greedy", "is_gold", "n_tokens", "n_bytes"):
             if column in want:
                 assert got[column].tolist() == want[column].tolist(), (task.name, column)

@@ -76,3 +76,34 @@ def test_step_one_with_the_jacobian_reaches_the_finite_difference_fit(monkeypatc
     assert with_jacobian.joint and finite.joint
     assert with_jacobian.theta == pytest.approx(finite.theta, rel=1e-3, abs=1e-4)
     assert with_jacobian.resid_var == pytest.approx(finite.resid_var, rel=1e-2, abs=1e-9)
+
+
+@pytest.mark.parametrize("joint", [True, False], ids=["L(N, D)", "L(C)"])
+def test_step_one_two_stage_starts_reach_the_cost_of_running_every_start(monkeypatch, joint) -> None:
+    """best_huber_fit polishes only the best starts after a few evaluations each: on noisy families
+    of either form (where the starts end in different minima) it ends where running every start to
+    convergence ends, and on fewer evaluations."""
+    import capcast.laws.loss_law as loss_law
+    from scipy.optimize import least_squares
+
+    def every_start(residuals, starts, lower, upper, jac):
+        runs = [least_squares(residuals, np.clip(s, np.array(lower) + 1e-9, np.array(upper) - 1e-9), jac=jac,
+                              bounds=(lower, upper), loss="huber", f_scale=0.02) for s in starts]
+        return min(runs, key=lambda r: r.cost), sum(r.nfev for r in runs)
+
+    calls = []
+    original = loss_law.best_huber_fit
+    monkeypatch.setattr(loss_law, "best_huber_fit", lambda *args: calls.append(args) or original(*args))
+    rng = np.random.default_rng(5)
+    for _ in range(6):
+        params = np.repeat(np.geomspace(1e7, 3e9, int(rng.integers(4, 7))), 3)
+        tokens = params * (np.tile([5.0, 10.0, 20.0], len(params) // 3) if joint else 20.0)
+        loss = 1.7 + 0.6 * (params / 1e9) ** -0.3 + 0.5 * (tokens / 1e11) ** -0.25
+        _fit_loss_law(params, tokens, 6 * params * tokens, loss * np.exp(rng.normal(0, 0.01, len(loss))))
+    assert len(calls) == 6 and all(len(c[1]) == (12 if joint else 9) for c in calls)  # the form asked for
+    for residuals, starts, lower, upper, jac in calls:
+        exhaustive, nfev = every_start(residuals, starts, lower, upper, jac)
+        counted = []
+        two_stage = original(lambda theta: counted.append(1) or residuals(theta), starts, lower, upper, jac)
+        assert two_stage.cost == pytest.approx(exhaustive.cost, rel=1e-6)
+        assert len(counted) < nfev
