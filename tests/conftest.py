@@ -30,3 +30,18 @@ def offline_hf_env(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf-datasets"))
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(autouse=True)
+def _process_data_dir_restored():
+    """An in-process ``capcast eval --data-dir`` sets CAPCAST_DATA_DIR for the whole process (the
+    evaluation's worker processes inherit it): put it back after each test, so that no later test
+    in the same process (an xdist worker runs many files) finds benchmark data it did not ask for."""
+    from capcast.tasks.standard import DATA_DIR_ENV
+
+    before = os.environ.get(DATA_DIR_ENV)
+    yield
+    if before is None:
+        os.environ.pop(DATA_DIR_ENV, None)
+    else:
+        os.environ[DATA_DIR_ENV] = before
