@@ -115,16 +115,12 @@ def report(name, old_cost, new_cost, rising, seconds_old, seconds_new, lower_is_
 def step_one_problems() -> list[tuple]:
     """The inputs of every step-1 fit (``best_huber_fit``'s arguments) the two-step laws make on
     the families of the docstring, with the result cache off so that each fit happens."""
-    import importlib.util
+    import calibration
+    import forecast_accuracy
 
     from capcast.forecasting.forecast import run_forecasts
     from capcast.laws import ladder_schedule, loss_law
     from capcast.plugins.registry import load_registry
-
-    spec = importlib.util.spec_from_file_location("calibration", Path(__file__).parent / "calibration.py")
-    calibration = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(calibration)
-    import forecast_accuracy
 
     problems, two_stage = [], loss_law.best_huber_fit
 
@@ -151,23 +147,12 @@ def step_one_problems() -> list[tuple]:
     return problems
 
 
-def every_start_to_convergence(residuals, starts, lower, upper, jac):
-    """``best_huber_fit`` before the two stages: each start run to convergence, the lowest cost kept."""
-    best = None
-    for start in starts:
-        start = np.clip(start, np.array(lower) + 1e-9, np.array(upper) - 1e-9)
-        res = least_squares(residuals, start, jac=jac, bounds=(lower, upper), loss="huber", f_scale=0.02)
-        if best is None or res.cost < best.cost:
-            best = res
-    return best
-
-
 def report_step_one() -> None:
     from capcast.laws.loss_law import best_huber_fit
 
     problems = step_one_problems()
     start = time.process_time()
-    old = [every_start_to_convergence(*p) for p in problems]
+    old = [best_huber_fit(*p, coarse_evaluations=None) for p in problems]
     seconds_old = (time.process_time() - start) / len(problems)
     start = time.process_time()
     new = [best_huber_fit(*p) for p in problems]

@@ -42,11 +42,12 @@ COARSE_EVALUATIONS = 10
 POLISHED = 2
 
 
-def best_huber_fit(residuals, starts, lower, upper, jac="2-point"):
+def best_huber_fit(residuals, starts, lower, upper, jac="2-point", coarse_evaluations: int | None = COARSE_EVALUATIONS):
     """scipy ``least_squares`` with a Huber loss (scale 0.02 on log loss) from every start inside
-    the bounds, the lowest cost kept: each start runs :data:`COARSE_EVALUATIONS` evaluations, the
-    :data:`POLISHED` lowest of those run to convergence. ``jac``: the residuals' Jacobian (a
-    callable), or scipy's finite differences."""
+    the bounds, the lowest cost kept: each start runs ``coarse_evaluations`` evaluations, the
+    :data:`POLISHED` lowest of those run to convergence (``coarse_evaluations=None``: every start
+    runs to convergence, the one-stage fit that benchmarks/fit_starts.py and the tests compare
+    against). ``jac``: the residuals' Jacobian (a callable), or scipy's finite differences."""
 
     def solve(start, max_nfev=None):
         with warnings.catch_warnings():
@@ -55,7 +56,9 @@ def best_huber_fit(residuals, starts, lower, upper, jac="2-point"):
                                  max_nfev=max_nfev)
 
     inside = [np.clip(start, np.array(lower) + 1e-9, np.array(upper) - 1e-9) for start in starts]
-    coarse = sorted((solve(start, COARSE_EVALUATIONS) for start in inside), key=lambda res: res.cost)
+    coarse = sorted((solve(start, coarse_evaluations) for start in inside), key=lambda res: res.cost)
+    if coarse_evaluations is None:
+        return coarse[0]
     # a coarse run that converged is final; the others continue from where they stopped
     polished = [res if res.status > 0 else solve(res.x) for res in coarse[:POLISHED]]
     return min(polished, key=lambda res: res.cost)

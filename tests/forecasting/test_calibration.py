@@ -26,12 +26,12 @@ CONDITIONS = [(0.0, "mid"), (0.0, "high"), (0.15, "mid"), (0.15, "high")]
 # 200 answered); "loss": a two-step family (ladder's form); "loss-exp": the same losses, the score
 # exponential in them (loss-error's form); "schedule": cosine runs whose losses follow the
 # learning-rate-annealing law (ladder-schedule's form), with the runs' schedules.
-SHAPES = {"law": (50, ("sigmoid", "logit-linear", "logacc-power", "auto")),
-          "saturating": (60, ("saturating-power", "auto")),
+# In the order of their measured time per condition, longest first (the fixture submits them so).
+SHAPES = {"loss-exp": (60, ("loss-error", "auto")),
           "loss": (50, ("ladder", "auto")),
-          "loss-exp": (60, ("loss-error", "auto")),
-          "schedule": (50, ("ladder-schedule",))}
-COST_ORDER = ["loss-exp", "loss", "schedule", "law", "saturating"]  # measured time per condition, longest first
+          "schedule": (50, ("ladder-schedule",)),
+          "law": (50, ("sigmoid", "logit-linear", "logacc-power", "auto")),
+          "saturating": (60, ("saturating-power", "auto"))}
 # (law, the shape its coverage is bounded on)
 CASES = [(law, shape) for shape, (_, laws) in SHAPES.items() for law in laws]
 SEED = 101
@@ -76,8 +76,8 @@ def measured() -> dict[str, dict[tuple, dict]]:
     with ProcessPoolExecutor(max_workers=min(2, available_cores()), mp_context=multiprocessing.get_context("fork")) as pool:
         # the costliest conditions first (auto on the two-step shapes, about 1 s a draw), so that
         # neither process is left alone with one at the end
-        jobs = {(shape, condition): pool.submit(bench.measure, shape, *condition, SHAPES[shape][0], laws=SHAPES[shape][1], seed=SEED)
-                for shape in sorted(SHAPES, key=COST_ORDER.index) for condition in CONDITIONS}
+        jobs = {(shape, condition): pool.submit(bench.measure, shape, *condition, draws, laws=laws, seed=SEED)
+                for shape, (draws, laws) in SHAPES.items() for condition in CONDITIONS}
         return {shape: {condition: jobs[shape, condition].result() for condition in CONDITIONS} for shape in SHAPES}
 
 
