@@ -17,6 +17,7 @@ imports happen inside each function: forecasting from a table never imports lm-e
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
@@ -74,17 +75,40 @@ def prefetch(family, tasks: Iterable[str], cache: str | Path, **options) -> list
     return fetch(family, list(tasks), cache, **options)
 
 
-def use_benchmark_data(data_dir: str | Path | None = None, allow_unsafe_code: bool = False) -> None:
+class EnvironmentSetting:
+    """Environment variables set on creation (what capcast's worker processes and jobs inherit:
+    capcast.executors.base.FORWARDED_ENV); leaving a ``with`` block puts back what was there."""
+
+    def __init__(self, values: dict[str, str]):
+        self._before = {name: os.environ.get(name) for name in values}
+        os.environ.update(values)
+
+    def __enter__(self) -> "EnvironmentSetting":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for name, value in self._before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def use_benchmark_data(data_dir: str | Path | None = None, allow_unsafe_code: bool = False) -> EnvironmentSetting:
     """``--data-dir`` / ``--unsafe-no-sandbox`` of ``capcast eval`` and ``capcast sample``: read the
     standard benchmarks from local files under ``data_dir`` (sets ``CAPCAST_DATA_DIR``), and allow
-    generated code to run unisolated where the sandbox is unavailable (``CAPCAST_UNSAFE_NO_SANDBOX=1``)."""
-    import os
+    generated code to run unisolated where the sandbox is unavailable (``CAPCAST_UNSAFE_NO_SANDBOX=1``).
 
+    A plain call keeps the settings for the rest of the process; ``with use_benchmark_data(...):``
+    keeps them for the block only (the commands do that, so an in-process command leaves nothing)."""
     from capcast.tasks import sandbox, standard
 
-    standard.set_data_dir(data_dir)
+    values = {}
+    if data_dir is not None:
+        values[standard.DATA_DIR_ENV] = str(standard.checked_data_dir(data_dir))
     if allow_unsafe_code:
-        os.environ[sandbox.UNSAFE_ENV] = "1"
+        values[sandbox.UNSAFE_ENV] = "1"
+    return EnvironmentSetting(values)
 
 
 def scores(store: str | Path = "capcast-store") -> "pd.DataFrame":

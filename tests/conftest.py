@@ -34,9 +34,10 @@ def offline_hf_env(monkeypatch, tmp_path):
 
 @pytest.fixture(autouse=True)
 def _process_data_dir_restored():
-    """An in-process ``capcast eval --data-dir`` sets CAPCAST_DATA_DIR for the whole process (the
-    evaluation's worker processes inherit it): put it back after each test, so that no later test
-    in the same process (an xdist worker runs many files) finds benchmark data it did not ask for."""
+    """A plain ``api.use_benchmark_data(DIR)`` sets CAPCAST_DATA_DIR for the rest of the process
+    (the commands hold it for their own run only, tested in tests/tasks): put it back after each
+    test, so that no later test in the same process (an xdist worker runs many files) finds
+    benchmark data it did not ask for."""
     from capcast.tasks.standard import DATA_DIR_ENV
 
     before = os.environ.get(DATA_DIR_ENV)

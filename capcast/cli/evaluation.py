@@ -86,36 +86,36 @@ def eval_command(
     from capcast.api import use_benchmark_data
     from capcast.cli.common import state
 
-    use_benchmark_data(data_dir, allow_unsafe_code=unsafe_no_sandbox)
-    from capcast.evaluation.threads import request_threads
+    with use_benchmark_data(data_dir, allow_unsafe_code=unsafe_no_sandbox):  # for this command only (in-process callers)
+        from capcast.evaluation.threads import request_threads
 
-    request_threads(threads)
-    runner = make_executor(executor, workers=workers, retries=retries, ray_address=ray_address, cpus_per_job=cpus_per_job,
-                           gpus_per_job=gpus_per_job, slurm_partition=slurm_partition, slurm_time=slurm_time,
-                           slurm_parallelism=slurm_parallelism, slurm_folder=slurm_folder, slurm_cluster=slurm_cluster)
-    summary = api.evaluate(
-        family,
-        tasks.split(","),
-        store,
-        executor=runner,
-        cache=cache,
-        threads=threads,
-        plugins_dir=state.plugins_dir,
-        limit=limit,
-        batch_size=_batch_size(batch_size),
-        device=device,
-        registry=registry(),
-        backend=backend,
-        dtype=dtype,
-        seed=seed,
-        console=err_console,
-        force=force,
-        num_fewshot=num_fewshot,
-        model_args=model_args,
-        gen_kwargs=gen_kwargs,
-        include_path=include_path,
-    )
-    console.print(str(summary), highlight=False, soft_wrap=True)
+        request_threads(threads)
+        runner = make_executor(executor, workers=workers, retries=retries, ray_address=ray_address, cpus_per_job=cpus_per_job,
+                               gpus_per_job=gpus_per_job, slurm_partition=slurm_partition, slurm_time=slurm_time,
+                               slurm_parallelism=slurm_parallelism, slurm_folder=slurm_folder, slurm_cluster=slurm_cluster)
+        summary = api.evaluate(
+            family,
+            tasks.split(","),
+            store,
+            executor=runner,
+            cache=cache,
+            threads=threads,
+            plugins_dir=state.plugins_dir,
+            limit=limit,
+            batch_size=_batch_size(batch_size),
+            device=device,
+            registry=registry(),
+            backend=backend,
+            dtype=dtype,
+            seed=seed,
+            console=err_console,
+            force=force,
+            num_fewshot=num_fewshot,
+            model_args=model_args,
+            gen_kwargs=gen_kwargs,
+            include_path=include_path,
+        )
+        console.print(str(summary), highlight=False, soft_wrap=True)
 
 
 

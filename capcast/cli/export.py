@@ -24,9 +24,9 @@ def export_samples_command(
     from capcast import api
 
     check_output_folder(output, "-o")
-    api.use_benchmark_data(data_dir)
-    written = api.export_samples(store, output, tasks=split_list(tasks), families=split_list(families),
-                                 checkpoints=split_list(checkpoints), registry=registry(), include_path=include_path)
-    for run in written:
-        err_console.print(f"{run.checkpoint} x {run.task}: {run.lines} samples -> {run.path}", markup=False, highlight=False, soft_wrap=True)
-    err_console.print(f"wrote {len(written)} file(s) under {output}", highlight=False)
+    with api.use_benchmark_data(data_dir):  # for this command only (in-process callers)
+        written = api.export_samples(store, output, tasks=split_list(tasks), families=split_list(families),
+                                     checkpoints=split_list(checkpoints), registry=registry(), include_path=include_path)
+        for run in written:
+            err_console.print(f"{run.checkpoint} x {run.task}: {run.lines} samples -> {run.path}", markup=False, highlight=False, soft_wrap=True)
+        err_console.print(f"wrote {len(written)} file(s) under {output}", highlight=False)

@@ -79,39 +79,38 @@ def sample_command(
     from capcast.evaluation.threads import request_threads
     from capcast.passuntil.runner import SamplerConfig
 
-    use_benchmark_data(data_dir, allow_unsafe_code=unsafe_no_sandbox)
+    with use_benchmark_data(data_dir, allow_unsafe_code=unsafe_no_sandbox):  # for this command only (in-process callers)
+        request_threads(threads)
 
-    request_threads(threads)
-
-    runner = make_executor(executor, workers=workers, retries=retries, ray_address=ray_address, cpus_per_job=cpus_per_job,
-                           gpus_per_job=gpus_per_job, slurm_partition=slurm_partition, slurm_time=slurm_time,
-                           slurm_parallelism=slurm_parallelism, slurm_folder=slurm_folder, slurm_cluster=slurm_cluster)
-    config = SamplerConfig(successes=successes, max_samples_per_instance=max_samples, total_budget=total_budget, first_batch=batch)
-    bar = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("solved {task.fields[solved]} / unsolved {task.fields[unsolved]}"),
-        TextColumn("samples {task.fields[spent]:,}"),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,  # the table below replaces it; an error leaves only its own line
-    )
-    jobs: dict[str, int] = {}
-
-    def progress(name: str, report) -> None:
-        total = report.solved + report.unresolved
-        if name not in jobs:
-            jobs[name] = bar.add_task(name, total=total, solved=0, unsolved=total, spent=0)
-        bar.update(jobs[name], completed=report.solved, solved=report.solved, unsolved=report.unresolved, spent=report.samples_spent)
-
-    with bar:
-        summaries = api.sample(
-            family, tasks.split(","), store, config, executor=runner, cache=cache, threads=threads, plugins_dir=state.plugins_dir,
-            seed=seed, batch_size=batch_size, device=device, backend=backend,
-            limit=limit, registry=registry(), on_progress=progress, force=force,
-            num_fewshot=num_fewshot, model_args=model_args, gen_kwargs=gen_kwargs, include_path=include_path,
-            log=lambda line: err_console.print(line, markup=False, highlight=False, soft_wrap=True),
+        runner = make_executor(executor, workers=workers, retries=retries, ray_address=ray_address, cpus_per_job=cpus_per_job,
+                               gpus_per_job=gpus_per_job, slurm_partition=slurm_partition, slurm_time=slurm_time,
+                               slurm_parallelism=slurm_parallelism, slurm_folder=slurm_folder, slurm_cluster=slurm_cluster)
+        config = SamplerConfig(successes=successes, max_samples_per_instance=max_samples, total_budget=total_budget, first_batch=batch)
+        bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("solved {task.fields[solved]} / unsolved {task.fields[unsolved]}"),
+            TextColumn("samples {task.fields[spent]:,}"),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,  # the table below replaces it; an error leaves only its own line
         )
+        jobs: dict[str, int] = {}
+
+        def progress(name: str, report) -> None:
+            total = report.solved + report.unresolved
+            if name not in jobs:
+                jobs[name] = bar.add_task(name, total=total, solved=0, unsolved=total, spent=0)
+            bar.update(jobs[name], completed=report.solved, solved=report.solved, unsolved=report.unresolved, spent=report.samples_spent)
+
+        with bar:
+            summaries = api.sample(
+                family, tasks.split(","), store, config, executor=runner, cache=cache, threads=threads, plugins_dir=state.plugins_dir,
+                seed=seed, batch_size=batch_size, device=device, backend=backend,
+                limit=limit, registry=registry(), on_progress=progress, force=force,
+                num_fewshot=num_fewshot, model_args=model_args, gen_kwargs=gen_kwargs, include_path=include_path,
+                log=lambda line: err_console.print(line, markup=False, highlight=False, soft_wrap=True),
+            )
     from rich.table import Table
 
     table = Table(title=f"PassUntil (r = {successes}, cap {max_samples:,} per instance)")

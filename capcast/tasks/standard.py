@@ -34,14 +34,19 @@ DATA_DIR_ENV = "CAPCAST_DATA_DIR"
 SPLIT_KEYS = ("training_split", "validation_split", "test_split", "fewshot_split")
 
 
-def set_data_dir(path: str | Path | None) -> None:
-    """Use local benchmark files under ``path`` (what ``--data-dir`` does); None keeps the current setting."""
-    if path is None:
-        return
+def checked_data_dir(path: str | Path) -> Path:
+    """``path`` as the absolute benchmark folder ``--data-dir`` names, or one line saying why not."""
     folder = Path(path).expanduser().resolve()
     if not folder.is_dir():
         raise CapcastError(f"--data-dir {path} is not a folder; point it at the benchmark folder (layout in docs/benchmarks.md)")
-    os.environ[DATA_DIR_ENV] = str(folder)
+    return folder
+
+
+def set_data_dir(path: str | Path | None) -> None:
+    """Use local benchmark files under ``path`` for the rest of the process; None keeps the current
+    setting (:func:`capcast.api.use_benchmark_data` scopes it to a ``with`` block)."""
+    if path is not None:
+        os.environ[DATA_DIR_ENV] = str(checked_data_dir(path))
 
 
 def data_dir() -> Path | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -118,11 +119,12 @@ def one_tiny_checkpoint(tmp_path_factory):
 
 @needs_data
 @pytest.mark.slow
-def test_every_standard_task_runs_offline_through_capcast_eval(one_tiny_checkpoint, tmp_path):
+def test_every_standard_task_runs_offline_through_capcast_eval(one_tiny_checkpoint, tmp_path, monkeypatch):
     from capcast.cli import main
     from capcast.evaluation.scores import scores_from_store
 
     tiny_family = one_tiny_checkpoint
+    monkeypatch.delenv(standard.DATA_DIR_ENV, raising=False)
 
     names = ["arc_easy", "arc_challenge", "hellaswag", "piqa", "sciq", "winogrande", "lambada_openai", "boolq", "mmlu_anatomy", "gsm8k", "humaneval"]
     store = tmp_path / "store"
@@ -130,6 +132,8 @@ def test_every_standard_task_runs_offline_through_capcast_eval(one_tiny_checkpoi
         main(["eval", str(tiny_family), "-t", ",".join(names), "--store", str(store), "--limit", "2", "--data-dir", str(DATA)])
     except SystemExit as exc:
         assert not exc.code
+    # --data-dir held for the command only: a later evaluation in this process does not find it
+    assert standard.DATA_DIR_ENV not in os.environ
     scores = scores_from_store(store)
     assert set(scores["task"]) == set(names)
     assert (scores.loc[scores["metric"] == "acc", "n_items"] == 2).all()
@@ -215,3 +219,19 @@ def test_every_issue_benchmark_is_registered_with_its_metadata():
     assert tasks["hellaswag"].loss_metric == "bpb_gold"
     assert tasks["gsm8k"].kind == "generate" and tasks["gsm8k"].checker is standard.gsm8k_answer
     assert getattr(tasks["humaneval"].checker, "requires_sandbox", False)
+
+
+def test_use_benchmark_data_holds_for_a_with_block_or_for_the_process(tmp_path, monkeypatch):
+    from capcast import api
+    from capcast.tasks import sandbox
+
+    monkeypatch.delenv(standard.DATA_DIR_ENV, raising=False)
+    monkeypatch.setenv(sandbox.UNSAFE_ENV, "0")
+    with api.use_benchmark_data(tmp_path, allow_unsafe_code=True):
+        assert standard.data_dir() == tmp_path.resolve() and os.environ[sandbox.UNSAFE_ENV] == "1"
+    assert standard.DATA_DIR_ENV not in os.environ and os.environ[sandbox.UNSAFE_ENV] == "0"  # what was there before
+    with pytest.raises(CapcastError, match="is not a folder"):
+        api.use_benchmark_data(tmp_path / "nowhere")
+    assert standard.DATA_DIR_ENV not in os.environ  # a refused folder sets nothing
+    api.use_benchmark_data(tmp_path)  # a plain call: the rest of the process (monkeypatch undoes it)
+    assert standard.data_dir() == tmp_path.resolve()
