@@ -47,6 +47,7 @@ from capcast.laws.signal import subset
 WEIGHTINGS = {
     "inverse-error": "weights by inverse mean fold error",
     "inverse-squared-error": "weights by inverse mean squared fold error (Bates and Granger 1969)",
+    "inverse-recent-error": "weights by inverse mean fold error, fold j of k counting j times (the latest folds extrapolate most like the target)",
     "equal": "equal weights (the folds check the intervals only)",
     "stacking": "stacking weights (Yao et al. 2018: those maximising the mixture's log predictive density of the fold outcomes)",
 }
@@ -265,6 +266,9 @@ def _weights(rule: str, report: dict[str, dict], names: list[str], errors: np.nd
     :func:`_fold_errors` gives them."""
     if rule == "inverse-error":
         return 1.0 / np.maximum(errors.mean(axis=1), ERROR_FLOOR)
+    if rule == "inverse-recent-error":
+        recency = np.arange(1, errors.shape[1] + 1, dtype=float)
+        return 1.0 / np.maximum(errors @ recency / recency.sum(), ERROR_FLOOR)
     if rule == "inverse-squared-error":
         return 1.0 / np.maximum(np.mean(errors**2, axis=1), ERROR_FLOOR**2)
     if rule == "equal":

@@ -184,3 +184,28 @@ def test_every_builtin_multiple_choice_task_records_equal_the_hf_backend(model_p
             if column in want:
                 assert got[column].tolist() == want[column].tolist(), (task.name, column)
     assert {"capcast_add_mc", "capcast_compare_mc", "ref_facts", "ref_carry", "wino_like"} <= set(compared)
+
+
+@pytest.mark.parametrize("backend", ["capcast-hf", "hf"])
+def test_a_continuation_longer_than_the_context_is_one_line_naming_the_task(model_path, tmp_path, offline_hf_env, backend):
+    """lm-eval scores a continuation whole and its hf backend asserts that it fits max_length: both
+    backends stop with one CapcastError line naming the task and the context length, not a bare
+    AssertionError (which the CLI would call a capcast bug)."""
+    import json
+
+    import capcast
+    from capcast.errors import CapcastError
+
+    data = tmp_path / "long.jsonl"
+    data.write_text("".join(json.dumps({"q": f"{i}?", "choices": [" " + "ab" * 20, " " + "cd" * 20], "label": i % 2}) + "\n"
+                            for i in range(3)))
+    config = {"dataset_path": "json", "dataset_kwargs": {"data_files": {"test": str(data)}}, "test_split": "test",
+              "output_type": "multiple_choice", "doc_to_text": "q", "doc_to_choice": "choices", "doc_to_target": "label",
+              "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True}]}
+    task = capcast.Task(name="long_answers", lm_eval_config=config, chance=0.5)
+    loaded = harness.load_model(str(model_path), device="cpu", batch_size=4, backend=backend, model_args={"max_length": 16})
+    prepared = harness.prepare_task(task, tmp_path / "prepared")
+    with pytest.raises(CapcastError) as stopped:
+        harness.run_task(loaded, prepared)
+    message = str(stopped.value)
+    assert message.startswith("task 'long_answers': ") and "context of 16 tokens" in message and "\n" not in message, message

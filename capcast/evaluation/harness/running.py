@@ -56,8 +56,31 @@ def _evaluate(loaded: LoadedModel, prepared: PreparedTask, *, limit=None, sample
         # but a missing data file is: name it in one line.
         if isinstance(exc, FileNotFoundError):
             raise CapcastError(f"task {prepared.task.name!r}: {exc}") from None
+        if isinstance(exc, AssertionError):
+            _explain_lm_eval_assertion(exc, loaded, prepared)
+        if isinstance(exc, CapcastError) and not str(exc).startswith("task "):  # raised by capcast's backend: name the task
+            raise CapcastError(f"task {prepared.task.name!r}: {exc}") from None
         raise
     return results, task_obj
+
+
+def _explain_lm_eval_assertion(exc: AssertionError, loaded: LoadedModel, prepared: PreparedTask) -> None:
+    """One line for a bare ``assert`` of lm-eval's own code (its ``hf`` backend checks that every
+    continuation fits the model's context): which check, where, and the model's context length.
+    Returns (the caller re-raises) when the assertion is not lm-eval's."""
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames or "lm_eval" not in frames[-1].filename.replace("\\", "/").split("/"):
+        return
+    frame = frames[-1]
+    check = (frame.line or "").strip()
+    where = f"{frame.filename.rsplit('lm_eval', 1)[-1].lstrip('/')}:{frame.lineno}"
+    context = getattr(loaded.lm, "max_length", None)
+    hint = (f": a continuation longer than the model's context of {context} tokens (lm-eval scores a continuation whole; "
+            "use a model with a longer context)") if "max_length" in check and context else ""
+    raise CapcastError(f"task {prepared.task.name!r}: lm-eval's own check `{check}` failed (lm_eval/{where}){hint}; "
+                       "nothing was stored for this run") from None
 
 
 def run_task(loaded: LoadedModel, prepared: PreparedTask, *, limit: int | None = None, seed: int = 1234) -> TaskRun:
