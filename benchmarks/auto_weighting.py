@@ -46,13 +46,14 @@ SEED = 101
 
 
 class _Registry:
-    """The capcast registry plus ``auto`` under every weighting, named ``auto:<rule>``."""
+    """The capcast registry plus ``auto`` under each variant (name -> AutoLaw keyword arguments),
+    named ``auto:<name>``."""
 
-    def __init__(self) -> None:
+    def __init__(self, variants: dict[str, dict]) -> None:
         self.base = load_registry()
         auto = self.base.law("auto")
-        self.extra = {f"auto:{rule}": LazyAutoLaw(auto.target, f"auto:{rule}", WEIGHTINGS[rule],
-                                                  kwargs={**auto.kwargs, "weighting": rule}) for rule in RULES}
+        self.extra = {f"auto:{name}": LazyAutoLaw(auto.target, f"auto:{name}", auto.description, kwargs={**auto.kwargs, **options})
+                      for name, options in variants.items()}
 
     def law(self, name: str):
         return self.extra[name] if name in self.extra else self.base.law(name)
@@ -61,24 +62,23 @@ class _Registry:
         return getattr(self.base, attribute)
 
 
-METHODS = tuple(f"auto:{rule}" for rule in RULES) + ("logacc-power",)
-
-
-def _split(split: str) -> tuple[str, list[dict]]:
+def _split(job: tuple[str, dict]) -> tuple[str, list[dict]]:
     warnings.simplefilter("ignore")
-    fa.REGISTRY = _Registry()  # the splits' backtests read the module's registry
+    split, variants = job
+    fa.REGISTRY = _Registry(variants)  # the splits' backtests read the module's registry
+    methods = tuple(f"auto:{name}" for name in variants) + ("logacc-power",)
     if split == "mini-ladder":
-        return split, fa.miniladder_rows(laws=METHODS)
+        return split, fa.miniladder_rows(laws=methods)
     sizes = fa.SIZES[: fa.SIZES.index(split) + 1]
-    return split, fa.pythia_rows(fa.read_pythia(deduped=True), "pythia", sizes, fa.PYTHIA_TARGETS, laws=METHODS)
+    return split, fa.pythia_rows(fa.read_pythia(deduped=True), "pythia", sizes, fa.PYTHIA_TARGETS, laws=methods)
 
 
-def _shape(job: tuple[str, float, str, int]) -> tuple[tuple, dict]:
+def _shape(job: tuple[str, float, str, int, dict]) -> tuple[tuple, dict]:
     warnings.simplefilter("ignore")
-    shape, lof, regime, draws = job
+    shape, lof, regime, draws, variants = job
     true_law = calibration.TRUE_LAW[shape]
-    figures = calibration.measure(shape, lof, regime, draws, laws=(true_law,) + tuple(f"auto:{r}" for r in RULES),
-                                  seed=SEED, registry=_Registry())
+    figures = calibration.measure(shape, lof, regime, draws, laws=(true_law,) + tuple(f"auto:{name}" for name in variants),
+                                  seed=SEED, registry=_Registry(variants))
     return (shape, lof, regime), figures
 
 
@@ -88,22 +88,18 @@ def _cell(score) -> str:
     return f"{score.mae:.2f} / {100 * score.coverage:.0f}% / {score.median_width:.1f} / {score.n}"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--draws", type=int, default=30, help="simulated families per condition")
-    parser.add_argument("--out", type=Path, default=HERE / "auto_weighting.txt")
-    args = parser.parse_args()
-    started = time.perf_counter()
-    conditions = [(shape, lof, regime, args.draws) for shape in SHAPES for lof, regime in
+def compare(variants: dict[str, dict], shapes: tuple[str, ...], draws: int, what: str) -> list[str]:
+    """The report's lines: each ``auto`` variant on the development splits and the simulated
+    ``shapes`` (``draws`` per condition); ``what`` heads the table's first column."""
+    conditions = [(shape, lof, regime, draws, variants) for shape in shapes for lof, regime in
                   [(c[1], c[2]) for c in calibration.CONDITIONS if c[0] == shape]]
     with multiprocessing.get_context("fork").Pool(2) as pool:
-        splits = dict(pool.map(_split, SPLITS))
-        shapes = dict(pool.map(_shape, conditions))
-    lines = [f"# python benchmarks/auto_weighting.py --draws {args.draws}: auto's weighting rules on the development data",
-             "# cells: MAE (pts) / 90% coverage / median width (pts) / answered; Pythia splits named by the largest fitting size",
-             "", "rule | " + " | ".join(SPLITS) + " | common set vs logacc-power (MAE auto vs logacc-power, forecasts)"]
-    for rule in RULES:
-        name = f"auto:{rule}"
+        splits = dict(pool.map(_split, [(s, variants) for s in SPLITS]))
+        measured = dict(pool.map(_shape, conditions))
+    lines = ["# cells: MAE (pts) / 90% coverage / median width (pts) / answered; Pythia splits named by the largest fitting size",
+             "", f"{what} | " + " | ".join(SPLITS) + " | common set vs logacc-power (MAE auto vs logacc-power, forecasts)"]
+    for variant in variants:
+        name = f"auto:{variant}"
         cells = [_cell(score_rows(r for r in splits[s] if r["method"] == name)) for s in SPLITS]
         common = []
         for s in SPLITS:
@@ -111,19 +107,30 @@ def main() -> None:
             a = score_rows(r for r in splits[s] if r["method"] == name and fa.forecast_key(r) in keys)
             b = score_rows(r for r in splits[s] if r["method"] == "logacc-power" and fa.forecast_key(r) in keys)
             common.append(f"{s} {a.mae:.2f} vs {b.mae:.2f} ({len(keys)})" if a.mae is not None else f"{s} -")
-        lines.append(f"{rule} | " + " | ".join(cells) + " | " + "; ".join(common))
-    lines += ["", f"# simulated families (benchmarks/calibration.py shapes, {args.draws} draws per condition, seed {SEED}): "
+        lines.append(f"{variant} | " + " | ".join(cells) + " | " + "; ".join(common))
+    lines += ["", f"# simulated families (benchmarks/calibration.py shapes, {draws} draws per condition, seed {SEED}): "
               "pooled coverage (answered draws), median over conditions of auto's median width / the true law's"]
-    lines.append("rule | " + " | ".join(SHAPES))
-    for rule in RULES:
-        name = f"auto:{rule}"
+    lines.append(f"{what} | " + " | ".join(shapes))
+    for variant in variants:
+        name = f"auto:{variant}"
         cells = []
-        for shape in SHAPES:
-            per = [f for (s, _, _), f in shapes.items() if s == shape]
+        for shape in shapes:
+            per = [f for (s, _, _), f in measured.items() if s == shape]
             coverage, n = calibration.pooled([f[name] for f in per])
             ratio = np.median([f[name]["median_width"] / f[calibration.TRUE_LAW[shape]]["median_width"] for f in per])
             cells.append(f"{100 * coverage:.1f}% ({n}), width {ratio:.2f}x")
-        lines.append(f"{rule} | " + " | ".join(cells))
+        lines.append(f"{variant} | " + " | ".join(cells))
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--draws", type=int, default=30, help="simulated families per condition")
+    parser.add_argument("--out", type=Path, default=HERE / "auto_weighting.txt")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    lines = [f"# python benchmarks/auto_weighting.py --draws {args.draws}: auto's weighting rules on the development data"]
+    lines += compare({rule: {"weighting": rule} for rule in RULES}, SHAPES, args.draws, "rule")
     lines.append(f"# {time.perf_counter() - started:.0f} s")
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

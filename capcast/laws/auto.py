@@ -39,7 +39,7 @@ from scipy.stats import t as _student
 
 from capcast.laws.base import Law, NotPredictable, Series, Target
 from capcast.laws.curve import CurveFit
-from capcast.laws.mixture import Member, MixtureFit
+from capcast.laws.mixture import WIDE_MEMBER_RULES, Member, MixtureFit
 from capcast.laws.signal import subset
 
 # auto's combination weights (``AutoLaw.weighting``): the default and the rules it was measured
@@ -110,10 +110,15 @@ class AutoLaw:
     combine: str = "weighted"  # "weighted": the mixture below; "select": one law, the rule above
     # how "weighted" sets the weights: one of WEIGHTINGS (benchmarks/auto_weighting.py compares them)
     weighting: str = "inverse-error"
+    # when members too wide to vote keep their votes: one of capcast.laws.mixture.WIDE_MEMBER_RULES
+    # (benchmarks/member_width.py compares them)
+    wide_members: str = "lone"
 
     def __post_init__(self) -> None:
         if self.weighting not in WEIGHTINGS:
             raise ValueError(f"weighting {self.weighting!r} is not one of {', '.join(WEIGHTINGS)}")
+        if self.wide_members not in WIDE_MEMBER_RULES:
+            raise ValueError(f"wide_members {self.wide_members!r} is not one of {', '.join(WIDE_MEMBER_RULES)}")
 
     def with_candidates(self, candidates: tuple[Law, ...]) -> "AutoLaw":
         return replace(self, candidates=tuple(candidates))
@@ -215,7 +220,7 @@ class AutoLaw:
         skipped = [f"{name} skipped ({e['reason']})" for name, e in report.items() if "fit" not in e]
         notes = ("auto weighted " + ", ".join(f"{m.name} {m.weight:.2f}" for m in members) + f": {why}" +
                  ("; " + "; ".join(skipped) if skipped else ""))
-        return MixtureFit(law="auto:weighted", members=members, notes=notes)
+        return MixtureFit(law="auto:weighted", members=members, notes=notes, wide_members=self.wide_members)
 
     @staticmethod
     def _checked(entry: dict, name: str, series: Series, notes: str, fallback: CurveFit | None) -> CurveFit:

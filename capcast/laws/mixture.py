@@ -35,6 +35,11 @@ NORMAL_90 = float(stats.norm.ppf(0.95))
 # other: a disagreement test there turned the demo's covering ref_facts forecast (its smooth task)
 # into a refusal, for one weakly identified member just outside the others' interval.
 MEMBER_MAX_WIDTH = 0.5
+# When the members too wide to vote keep their votes (``MixtureFit.wide_members``): "lone" (the
+# default, the rule above), and the variants measured against it in benchmarks/member_width.py:
+# "disagree" (wherever the wide members' median lies outside the narrow members' 90% interval,
+# however many narrow members are left) and "always" (no member-width rule).
+WIDE_MEMBER_RULES = ("lone", "disagree", "always")
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,11 @@ class MixtureFit:
     law: str
     members: tuple[Member, ...]
     notes: str = ""
+    wide_members: str = "lone"  # one of WIDE_MEMBER_RULES
+
+    def __post_init__(self) -> None:
+        if self.wide_members not in WIDE_MEMBER_RULES:
+            raise ValueError(f"wide_members {self.wide_members!r} is not one of {', '.join(WIDE_MEMBER_RULES)}")
 
     @property
     def params(self) -> dict[str, float]:
@@ -120,13 +130,16 @@ class MixtureFit:
         # block, keep their votes there if their mixture's median lies outside its 90% interval (they
         # disagree with it, which is evidence it may be wrong, not mere uncertainty). Two or more
         # narrow members check each other, and the wide ones do not vote.
+        if wide and self.wide_members == "always":
+            return voters(parts + wide), dropped
         if wide:
             why = "too wide to vote"
-            if len(parts) < 2:
+            if len(parts) < 2 or self.wide_members == "disagree":
                 point = _quantile(voters(wide), 0.5)
                 if not _quantile(voters(parts), 0.05) <= point <= _quantile(voters(parts), 0.95):
                     return voters(parts + wide), dropped
-                why += f"; the wide members' median {point:.3g} lies within the one other's interval"
+                others = "one other's" if len(parts) < 2 else "others'"
+                why += f"; the wide members' median {point:.3g} lies within the {others} interval"
             dropped += [f"{name}'s own 90% interval is {100 * width:.0f}% of the range ({why})" for name, _, _, width in wide]
         return voters(parts), dropped
 

@@ -199,3 +199,26 @@ def test_a_member_too_wide_to_mean_anything_does_not_vote_unless_all_are_or_it_d
     # every member too wide: the mixture of them all
     both = MixtureFit("auto:weighted", (Member("vague", vague, 0.5), Member("elsewhere", elsewhere, 0.5))).predict(BIG)
     assert both.upper - both.lower > MEMBER_MAX_WIDTH
+
+
+def test_the_measured_variants_of_the_member_width_rule() -> None:
+    """benchmarks/member_width.py's variants: "disagree" lets a disagreeing wide member vote however
+    many narrow members are left, "always" lets every wide member vote; an unknown rule is refused."""
+    sharp, second, vague, elsewhere = _LinkStub(1.0, 0.3), _LinkStub(1.1, 0.3), _LinkStub(1.1, 3.0), _LinkStub(-1.0, 3.0)
+
+    def mixture(members, rule):
+        return MixtureFit("auto:weighted", tuple(Member(n, f, w) for n, f, w in members), wide_members=rule).predict(BIG)
+
+    pair = mixture([("sharp", sharp, 0.5), ("second", second, 0.5)], "lone")
+    disagreeing = [("sharp", sharp, 0.4), ("second", second, 0.4), ("elsewhere", elsewhere, 0.2)]
+    assert mixture(disagreeing, "lone").lower == pytest.approx(pair.lower)
+    voted = mixture(disagreeing, "disagree")
+    assert voted.lower < pair.lower - 0.1 and voted.notes is None
+    agreeing = [("sharp", sharp, 0.4), ("second", second, 0.4), ("vague", vague, 0.2)]
+    kept_out = mixture(agreeing, "disagree")
+    assert kept_out.lower == pytest.approx(pair.lower) and "lies within the others' interval" in kept_out.notes
+    assert mixture(agreeing, "always").lower < pair.lower - 0.05
+    with pytest.raises(ValueError, match="wide_members"):
+        MixtureFit("auto:weighted", (Member("sharp", sharp, 1.0),), wide_members="sometimes")
+    with pytest.raises(ValueError, match="wide_members"):
+        AutoLaw(candidates=(SigmoidLaw(),), wide_members="sometimes")

@@ -1,0 +1,49 @@
+"""When members too wide to vote keep their votes in ``auto``'s mixture: the rules of
+``capcast.laws.mixture.WIDE_MEMBER_RULES`` on the development data only, each on the same
+forecasts; writes benchmarks/member_width.txt.
+
+    python benchmarks/member_width.py [--draws 30]
+
+The same splits and report as benchmarks/auto_weighting.py (Pythia fit up to 410m / 1b / 1.4b /
+2.8b, the mini-ladder; simulated families), on the shapes where the rule matters: "loss-exp"
+(where ``loss-error``, the only candidate that foresees the acceleration, is often the wide
+member), "loss", "law" and "saturating". Rules: "lone" (the default: wide members vote only where
+a single narrow member is left and their median lies outside its 90% interval), "disagree" (the
+same test however many narrow members are left) and "always" (no member-width rule).
+pythia-deduped and OpenLM (validation) are not read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import auto_weighting  # noqa: E402
+
+from capcast.laws.mixture import WIDE_MEMBER_RULES  # noqa: E402
+
+SHAPES = ("loss-exp", "loss", "law", "saturating")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--draws", type=int, default=30, help="simulated families per condition")
+    parser.add_argument("--out", type=Path, default=HERE / "member_width.txt")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    started = time.perf_counter()
+    lines = [f"# python benchmarks/member_width.py --draws {args.draws}: when auto's wide members vote, on the development data"]
+    lines += auto_weighting.compare({rule: {"wide_members": rule} for rule in WIDE_MEMBER_RULES}, SHAPES, args.draws, "wide members")
+    lines.append(f"# {time.perf_counter() - started:.0f} s")
+    args.out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
