@@ -5,7 +5,8 @@ These are data, not models: the tables build them, the laws (:mod:`capcast.laws`
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -69,3 +70,31 @@ class Series:
     @property
     def log_compute(self) -> np.ndarray:
         return np.log10(self.flops)
+
+    def fingerprint(self) -> bytes:
+        """A digest of everything a law can read: two series with equal fingerprints fit alike
+        (:class:`capcast.plugins.builtin.laws.LazyLaw` keeps recent fits by it)."""
+        digest = hashlib.blake2b(digest_size=16)
+
+        def add(value) -> None:
+            if value is None:
+                digest.update(b"\x00none")
+            elif isinstance(value, dict):
+                digest.update(b"\x00dict%d" % len(value))
+                for key in sorted(value):
+                    add(str(key))
+                    add(value[key])
+            elif isinstance(value, np.ndarray) and value.dtype != object:
+                digest.update(b"\x00array" + value.dtype.str.encode() + repr(value.shape).encode())
+                digest.update(np.ascontiguousarray(value).tobytes())
+            elif isinstance(value, (np.ndarray, list, tuple)):
+                digest.update(b"\x00items%d" % len(value))
+                for item in value:
+                    add(item)
+            else:
+                digest.update(b"\x00" + type(value).__name__.encode() + b":" + repr(value).encode())
+
+        for f in fields(self):
+            add(f.name)
+            add(getattr(self, f.name))
+        return digest.digest()

@@ -10,18 +10,30 @@ laws' own.
 from __future__ import annotations
 
 import importlib
+from collections import OrderedDict
 from typing import Any
 
 from capcast import hookimpl
 
 
+# Fits a law keeps, by its series' fingerprint: ``auto`` fits each candidate on the whole series
+# and on every fold, and a backtest or benchmark asks for the same candidates alone, and for ``auto``
+# under another rule, on the same series (benchmarks/forecast_accuracy.py fits each one up to four
+# times). A fit is a pure function of the law and the series, and nothing mutates one.
+RECENT_FITS = 32
+# a law's refusals are outcomes too (auto's folds score them): kept like fits, raised again
+REMEMBERED_REFUSALS = (ArithmeticError, ValueError)
+
+
 class LazyLaw:
-    """A law named by ``"module:Class"`` and its keyword arguments, built at its first use."""
+    """A law named by ``"module:Class"`` and its keyword arguments, built at its first use; its
+    last :data:`RECENT_FITS` fits (and refusals) are kept by series."""
 
     def __init__(self, target: str, name: str, description: str, auto_candidate: bool = False, kwargs: dict[str, Any] | None = None):
         self.target, self.name, self.description, self.auto_candidate = target, name, description, auto_candidate
         self.kwargs = dict(kwargs or {})
         self._law = None
+        self._fits: OrderedDict = OrderedDict()
 
     @property
     def law(self):
@@ -32,16 +44,36 @@ class LazyLaw:
         return self._law
 
     def fit(self, series):
-        return self.law.fit(series)
+        from numpy.linalg import LinAlgError
+
+        from capcast.laws.base import NotPredictable
+
+        key = series.fingerprint()
+        if key in self._fits:
+            self._fits.move_to_end(key)
+            fit, refusal = self._fits[key]
+            if refusal is not None:
+                raise refusal.with_traceback(None)
+            return fit
+        try:
+            fit, refusal = self.law.fit(series), None
+        except (NotPredictable, LinAlgError, *REMEMBERED_REFUSALS) as exc:
+            fit, refusal = None, exc
+        self._fits[key] = (fit, refusal)
+        if len(self._fits) > RECENT_FITS:
+            self._fits.popitem(last=False)
+        if refusal is not None:
+            raise refusal
+        return fit
 
     def __getattr__(self, attribute: str):
-        if attribute.startswith("__") or attribute in ("_law", "target", "kwargs"):
+        if attribute.startswith("__") or attribute in ("_law", "_fits", "target", "kwargs"):
             raise AttributeError(attribute)
         return getattr(self.law, attribute)
 
-    def __getstate__(self):  # processes get the reference, not the built law
+    def __getstate__(self):  # processes get the reference, not the built law nor its fits
         return {"target": self.target, "name": self.name, "description": self.description,
-                "auto_candidate": self.auto_candidate, "kwargs": self.kwargs, "_law": None}
+                "auto_candidate": self.auto_candidate, "kwargs": self.kwargs, "_law": None, "_fits": OrderedDict()}
 
     def __setstate__(self, state):
         self.__dict__.update(state)
