@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
-from capcast.errors import CapcastError
+from capcast.evaluation.harness.checks import ContinuationTooLong
 
 NAME = "capcast-hf"
 
@@ -90,9 +90,7 @@ class SharedContextHFLM(HFLM):
         groups: dict[tuple[int, ...], dict[tuple[int, ...], list[int]]] = defaultdict(lambda: defaultdict(list))
         for i, (_, context_enc, continuation_enc) in enumerate(requests):
             if len(continuation_enc) > self.max_length:  # lm-eval's HFLM asserts here; say it in one line
-                raise CapcastError(f"a continuation of {len(continuation_enc)} tokens does not fit the model's context of "
-                                   f"{self.max_length} tokens (lm-eval scores a continuation whole; use a model with a longer "
-                                   "context); nothing was stored for this run")
+                raise ContinuationTooLong(len(continuation_enc), self.max_length)
             assert len(context_enc) > 0 and len(continuation_enc) > 0
             inp = (context_enc + continuation_enc)[-(self.max_length + 1):][:-1]  # lm-eval's truncation
             split = len(inp) - len(continuation_enc)

@@ -37,7 +37,7 @@ import numpy as np
 from scipy.special import ndtri, stdtr
 from scipy.stats import t as _student
 
-from capcast.laws.base import Law, NotPredictable, Series, Target
+from capcast.laws.base import FIT_REFUSALS, Law, NotPredictable, Series, Target
 from capcast.laws.curve import CurveFit
 from capcast.laws.mixture import WIDE_MEMBER_RULES, Member, MixtureFit
 from capcast.laws.signal import subset
@@ -160,7 +160,7 @@ class AutoLaw:
                     for t, actual in fold.targets:
                         point, spread = _fold_forecast(fold_fit, t)
                         preds.append((point, actual, spread))
-                except (NotPredictable, ArithmeticError, ValueError, np.linalg.LinAlgError):
+                except FIT_REFUSALS:
                     errors.append(None)
                     continue
                 errors.append(preds if all(np.isfinite(p) for p, _, _ in preds) else None)

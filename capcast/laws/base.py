@@ -67,3 +67,9 @@ class Law(Protocol):
 
 class NotPredictable(Exception):
     """The data cannot support a forecast; the message says why (shown to the user)."""
+
+
+# What a law's fit raises when it refuses a series rather than breaks: NotPredictable, and the
+# numerical failures of its optimiser (numpy's LinAlgError is a ValueError). auto scores a fold
+# that raises one as a refusal; LazyLaw keeps them like fits.
+FIT_REFUSALS = (NotPredictable, ArithmeticError, ValueError)

@@ -42,13 +42,6 @@ def checked_data_dir(path: str | Path) -> Path:
     return folder
 
 
-def set_data_dir(path: str | Path | None) -> None:
-    """Use local benchmark files under ``path`` for the rest of the process; None keeps the current
-    setting (:func:`capcast.api.use_benchmark_data` scopes it to a ``with`` block)."""
-    if path is not None:
-        os.environ[DATA_DIR_ENV] = str(checked_data_dir(path))
-
-
 def data_dir() -> Path | None:
     value = os.environ.get(DATA_DIR_ENV)
     if not value:

@@ -153,7 +153,7 @@ def test_missing_files_name_the_file_the_task_and_the_source(tmp_path, monkeypat
 
 def test_bad_data_dir_bad_file_and_wrong_format_are_one_line_each(tmp_path, monkeypatch):
     with pytest.raises(CapcastError, match="is not a folder"):
-        standard.set_data_dir(tmp_path / "nowhere")
+        standard.checked_data_dir(tmp_path / "nowhere")
     arc = next(b for b in standard.benchmarks() if b.name == "arc_easy")
     (tmp_path / "arc").mkdir()
     bad = tmp_path / "arc" / "ARC-Easy-validation.jsonl"

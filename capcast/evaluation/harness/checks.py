@@ -10,6 +10,16 @@ from capcast.errors import CapcastError
 BACKENDS = ("hf", "vllm", "capcast-hf")
 # capcast-hf (capcast.evaluation.backend): lm-eval's hf backend that encodes each shared context once.
 SHARED_CONTEXT_BACKEND = "capcast-hf"
+# why a continuation must fit, and the mend: said the same on every backend
+CONTINUATION_HINT = "lm-eval scores a continuation whole; use a model with a longer context"
+
+
+class ContinuationTooLong(CapcastError):
+    """A request's continuation is longer than the model's context (capcast-hf raises it where
+    lm-eval's HFLM asserts); the harness names the task it came from."""
+
+    def __init__(self, tokens: int, context: int):
+        super().__init__(f"a continuation of {tokens} tokens does not fit the model's context of {context} tokens ({CONTINUATION_HINT})")
 
 
 def check_device(device: str | None) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import pyarrow as pa
 
 from capcast.errors import CapcastError
+from capcast.evaluation.harness.checks import CONTINUATION_HINT, ContinuationTooLong
 from capcast.evaluation.harness.filters import context_choices, metric_verdict, response_filter
 from capcast.evaluation.harness.model import LoadedModel
 from capcast.evaluation.harness.tasks import PreparedTask, _task_object
@@ -58,8 +59,8 @@ def _evaluate(loaded: LoadedModel, prepared: PreparedTask, *, limit=None, sample
             raise CapcastError(f"task {prepared.task.name!r}: {exc}") from None
         if isinstance(exc, AssertionError):
             _explain_lm_eval_assertion(exc, loaded, prepared)
-        if isinstance(exc, CapcastError) and not str(exc).startswith("task "):  # raised by capcast's backend: name the task
-            raise CapcastError(f"task {prepared.task.name!r}: {exc}") from None
+        if isinstance(exc, ContinuationTooLong):  # raised by capcast-hf, which does not know the task
+            raise CapcastError(f"task {prepared.task.name!r}: {exc}; nothing was stored for this run") from None
         raise
     return results, task_obj
 
@@ -77,8 +78,7 @@ def _explain_lm_eval_assertion(exc: AssertionError, loaded: LoadedModel, prepare
     check = (frame.line or "").strip()
     where = f"{frame.filename.rsplit('lm_eval', 1)[-1].lstrip('/')}:{frame.lineno}"
     context = getattr(loaded.lm, "max_length", None)
-    hint = (f": a continuation longer than the model's context of {context} tokens (lm-eval scores a continuation whole; "
-            "use a model with a longer context)") if "max_length" in check and context else ""
+    hint = f": a continuation longer than the model's context of {context} tokens ({CONTINUATION_HINT})" if "max_length" in check and context else ""
     raise CapcastError(f"task {prepared.task.name!r}: lm-eval's own check `{check}` failed (lm_eval/{where}){hint}; "
                        "nothing was stored for this run") from None
 

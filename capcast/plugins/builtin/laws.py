@@ -21,8 +21,6 @@ from capcast import hookimpl
 # under another rule, on the same series (benchmarks/forecast_accuracy.py fits each one up to four
 # times). A fit is a pure function of the law and the series, and nothing mutates one.
 RECENT_FITS = 32
-# a law's refusals are outcomes too (auto's folds score them): kept like fits, raised again
-REMEMBERED_REFUSALS = (ArithmeticError, ValueError)
 
 
 class LazyLaw:
@@ -44,9 +42,7 @@ class LazyLaw:
         return self._law
 
     def fit(self, series):
-        from numpy.linalg import LinAlgError
-
-        from capcast.laws.base import NotPredictable
+        from capcast.laws.base import FIT_REFUSALS  # a law's refusals are outcomes too: kept like fits, raised again
 
         key = series.fingerprint()
         if key in self._fits:
@@ -57,7 +53,7 @@ class LazyLaw:
             return fit
         try:
             fit, refusal = self.law.fit(series), None
-        except (NotPredictable, LinAlgError, *REMEMBERED_REFUSALS) as exc:
+        except FIT_REFUSALS as exc:
             fit, refusal = None, exc
         self._fits[key] = (fit, refusal)
         if len(self._fits) > RECENT_FITS:
