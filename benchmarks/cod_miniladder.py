@@ -145,7 +145,7 @@ def cod_insides(task: str, metric: str, scores: pd.DataFrame, instances: pd.Data
     paper_kept = 0
     for c in result.clusters:
         f = c.fit
-        kept, reason = keep_reason(f, Thresholds())
+        kept, reason = keep_reason(f, Thresholds(), result.checkpoints["flops"].to_numpy(float), result.config.compute_unit)
         paper_kept += kept
         print(f"- cluster {c.label}: {c.size} instances, {metric} {c.curve[0]:.3f} at the first fitting checkpoint, "
               f"{c.curve[-1]:.3f} at the last; a={f.a:.3g} b={f.b:.3g} c={f.c:.3g} g={f.g:.3g} rmse={f.rmse:.3g}; "

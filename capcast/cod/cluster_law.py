@@ -7,7 +7,8 @@ score at each fitting checkpoint; ``C`` is training compute in units of ``comput
 (default 1e18, the paper's "Compute (BB)" axis), so that the thresholds on ``a`` mean what they
 meant in the paper. A cluster is kept (extrapolatable) when ``a > 1``, ``b > 0.1`` and
 ``0 <= c < 1`` (:class:`Thresholds`, configurable): near-zero a or b is negligible growth, a large
-c a low ceiling.
+c a low ceiling. A law flat over the fitting compute (its growth term underflows there, so the
+fit is the constant g whatever a and b say: an optimiser left at a start point) is dropped too.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ import numpy as np
 from scipy.optimize import least_squares
 
 COMPUTE_UNIT = 1e18
+# A fitted law whose values over the fitting compute span less than this is flat there (numerically:
+# far below one instance of any benchmark), whatever its a and b: nothing was fitted to grow.
+FLAT_SPAN = 1e-6
 BOUNDS = (np.array([0.0, 0.0, -5.0, 0.0]), np.array([1e4, 3.0, 30.0, 0.999]))  # a, b, c, g
 
 
@@ -111,11 +115,20 @@ def fit_cluster(compute, y, unit: float = COMPUTE_UNIT, start: np.ndarray | None
     return ClusterFit(a, b, c, g, rmse, True)
 
 
-def keep_reason(fit: ClusterFit, thresholds: Thresholds = Thresholds()) -> tuple[bool, str]:
-    """(kept, why): the paper's filter in words."""
+def keep_reason(fit: ClusterFit, thresholds: Thresholds = Thresholds(), compute=None,
+                unit: float = COMPUTE_UNIT) -> tuple[bool, str]:
+    """(kept, why): the paper's filter in words. ``compute`` (the fitting checkpoints' FLOPs, where
+    known): a law flat over them (values spanning less than :data:`FLAT_SPAN`) is dropped as well:
+    on tiny computes ``exp(-a C^-b)`` underflows, and a start point's a and b then pass the filter
+    on a fit that is the constant g."""
     if not fit.ok:
         return False, "the law could not be fitted"
     failed = []
+    if compute is not None and len(compute):
+        values = fit.predict(compute, unit)
+        span = float(np.nanmax(values) - np.nanmin(values))
+        if not span >= FLAT_SPAN:
+            failed.append(f"flat over the fitting compute (the law spans {span:.2g}: exp(-a C^-b) underflows there)")
     if not fit.a > thresholds.a_min:
         failed.append(f"a = {fit.a:.3g} <= {thresholds.a_min:g} (growth negligible)")
     if not fit.b > thresholds.b_min:

@@ -243,7 +243,7 @@ def fit_cod(instances: pd.DataFrame, task: str, family: str | None = None, metri
     for label, size in grouping.sizes.items():
         curve = _nanmean(values[labels == label])
         fit = fit_cluster(compute, curve, config.compute_unit)
-        kept, reason = keep_reason(fit, config.thresholds)
+        kept, reason = keep_reason(fit, config.thresholds, compute, config.compute_unit)
         summaries.append(ClusterSummary(label, size, fit, kept, reason, [float(v) for v in curve]))
     kept_labels = [c.label for c in summaries if c.kept]
     in_subset = np.isin(labels, kept_labels)

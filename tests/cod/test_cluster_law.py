@@ -29,6 +29,19 @@ def test_the_filter_keeps_scalable_clusters_and_says_why_it_drops_the_others():
     assert keep_reason(ClusterFit(2.0, 0.3, 3.0, 0.0, 0.0, True), Thresholds(c_max=5.0))[0]
 
 
+def test_a_law_flat_over_the_fitting_compute_is_dropped_whatever_its_a_and_b():
+    # the mini-ladder's computes in the paper's unit: exp(-5 x^-0.3) underflows to 0 on all of them,
+    # so this fit is the constant g, though a = 5 and b = 0.3 pass the paper's thresholds
+    tiny = np.logspace(10.3, 13.2, 6)
+    stuck = ClusterFit(5.0, 0.3, 0.0, 0.144, 0.117, True)
+    assert keep_reason(stuck)[0]  # without the compute, the filter cannot tell
+    kept, reason = keep_reason(stuck, compute=tiny)
+    assert not kept and reason.startswith("flat over the fitting compute")
+    # the same law where it grows over the compute is kept, and so is a tiny rise
+    assert keep_reason(stuck, compute=COMPUTE) == (True, "kept: a > 1, b > 0.1, 0 <= c < 1")
+    assert keep_reason(ClusterFit(2.0, 0.3, 0.2, 0.0, 0.0, True), compute=np.array([1e18, 1.0001e18]))[0]
+
+
 def test_a_flat_low_cluster_is_fitted_and_dropped():
     flat = law(COMPUTE / 1e18, 2.0, 0.3, 3.0, 0.0)  # ceiling exp(-3) = 0.05
     fit = fit_cluster(COMPUTE, flat)
