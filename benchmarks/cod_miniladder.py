@@ -10,11 +10,10 @@ Tasks, evaluated with ``capcast eval``'s library into one store (resumable):
   ``ref_carry`` (160 items, at chance until m, emergent in l);
 * generative with repeats (pass-rate features): ``ref_add3`` (100 items, 16 samples at T=1, the demo's task) and
   ``cod_add2_t1`` (this benchmark's own task: the first 150 of ``ref_add2``'s items, 16 samples at T=1);
-* generative greedy (0/1 per instance, the 3-checkpoint smoothing gives thirds): ``ref_add2`` (150 items when
-  ``cod_miniladder.txt`` was made; 450 since issue 17, so a rerun differs there).
+* generative greedy (0/1 per instance, the 3-checkpoint smoothing gives thirds): ``ref_add2`` (450 items).
 
-The committed ``cod_miniladder.txt`` predates sizes sm1 and sm2 (issue 17); FIT_SIZES and the held-out l are
-unchanged, so its fits did not use them and stay valid, except for ``ref_add2``'s item count.
+The committed ``cod_miniladder.txt`` was re-run on the current code (2026-12-02); FIT_SIZES and the held-out l are
+those of the first run (sizes sm1-sm3, added later, are not fitted here).
 
 Sized for ~10 minutes on 2 shared cores: 16 repeats (not more) per sampled item, ``ref_sort`` and the other greedy
 tasks left out (each COD fit on the ladder's tiny compute takes ~10 s per cluster), and the no-thresholds ablation's
