@@ -118,13 +118,15 @@ def fit_cluster(compute, y, unit: float = COMPUTE_UNIT, start: np.ndarray | None
 def keep_reason(fit: ClusterFit, thresholds: Thresholds = Thresholds(), compute=None,
                 unit: float = COMPUTE_UNIT) -> tuple[bool, str]:
     """(kept, why): the paper's filter in words. ``compute`` (the fitting checkpoints' FLOPs, where
-    known): a law flat over them (values spanning less than :data:`FLAT_SPAN`) is dropped as well:
-    on tiny computes ``exp(-a C^-b)`` underflows, and a start point's a and b then pass the filter
-    on a fit that is the constant g."""
+    known): a law flat over them (values spanning less than :data:`FLAT_SPAN`) fails the growth
+    condition too, wherever a threshold on a or b is set: on tiny computes ``exp(-a C^-b)``
+    underflows, and a start point's a and b then pass the filter on a fit that is the constant g.
+    Without thresholds on growth (the paper's "no thresholds" ablation) every cluster is kept."""
     if not fit.ok:
         return False, "the law could not be fitted"
     failed = []
-    if compute is not None and len(compute):
+    growth_thresholds = np.isfinite(thresholds.a_min) or np.isfinite(thresholds.b_min)
+    if growth_thresholds and compute is not None and len(compute):
         values = fit.predict(compute, unit)
         span = float(np.nanmax(values) - np.nanmin(values))
         if not span >= FLAT_SPAN:

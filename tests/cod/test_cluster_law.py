@@ -40,6 +40,8 @@ def test_a_law_flat_over_the_fitting_compute_is_dropped_whatever_its_a_and_b():
     # the same law where it grows over the compute is kept, and so is a tiny rise
     assert keep_reason(stuck, compute=COMPUTE) == (True, "kept: a > 1, b > 0.1, 0 <= c < 1")
     assert keep_reason(ClusterFit(2.0, 0.3, 0.2, 0.0, 0.0, True), compute=np.array([1e18, 1.0001e18]))[0]
+    # the paper's "no thresholds" ablation keeps every cluster, flat ones too
+    assert keep_reason(stuck, Thresholds(-np.inf, -np.inf, -np.inf, np.inf), compute=tiny)[0]
 
 
 def test_a_flat_low_cluster_is_fitted_and_dropped():
