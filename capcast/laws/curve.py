@@ -20,17 +20,36 @@ approximation gives more (:meth:`CurveFit.scatter_dof`). See docs/forecasting.md
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
 from scipy import stats
-from scipy.special import expit, logit
+from scipy.optimize import brentq
+from scipy.special import expit, logit, stdtr, stdtrit
 
 from capcast.laws.base import NotPredictable, Prediction, Target
 
 Z_CLIP = 1e-4  # keep logit finite for scores at the floor or at 1
 MAX_DOF = 10**6  # a t on this many degrees of freedom is the normal
+
+# How a forecast's distribution accounts for the size scatter being estimated, not known
+# (docs/forecasting.md "Intervals"; benchmarks/scatter_interval.py measures the three):
+# * "satterthwaite" (the default): a t whose degrees of freedom count the estimated share of the
+#   variance (:meth:`CurveFit.scatter_dof`), never fewer than sizes - parameters;
+# * "confidence-distribution" (Nagashima, Noma and Furukawa 2019, for random-effects prediction
+#   intervals): the scatter drawn from its Q-profile confidence distribution (Viechtbauer 2007),
+#   the forecast the scale mixture of normals that follows (:meth:`CurveFit.confidence_distribution_t`);
+# * "posterior": the same mixture over the scatter's posterior under a half-normal prior on its sd
+#   of scale SCATTER_PRIOR_SD (0.1: the type-II maximum likelihood over Pythia's fits, computed
+#   by the benchmark).
+# Neither alternative kept more of the calibration cases within their bounds; they stay measurable.
+SCATTER_INTERVALS = ("satterthwaite", "confidence-distribution", "posterior")
+SCATTER_INTERVAL = "satterthwaite"
+SCATTER_PRIOR_SD = 0.1
+CD_POINTS = 64  # the confidence distribution's quantiles the mixture averages over
+SCATTER_MAX = 25.0  # link-space variance of a size's deviation (sd 5 in logit): the distribution's top
 
 
 def to_z(p, floor: float):
@@ -54,6 +73,58 @@ def numeric_jacobian(fn: Callable[[np.ndarray], float | np.ndarray], theta: np.n
         down[i] -= h
         columns.append((np.asarray(fn(up), dtype=float) - np.asarray(fn(down), dtype=float)) / (2 * h))
     return np.stack(columns, axis=-1) if columns else np.zeros(0)
+
+
+@dataclass(frozen=True)
+class ScatterEvidence:
+    """What the size scatter was estimated from: each size's mean residual (``deviations``, link
+    space), its item-noise variance (``noise``), the sizes' design (sizes x parameters, None: an
+    intercept) and the residual degrees of freedom (sizes - parameters).
+
+    :meth:`q` is the generalised Q statistic at a scatter ``tau2``; at the true scatter it is
+    chi-square on ``dof`` (for a model linear near the fit), so ``H(tau2) = P(chi2_dof > Q(tau2))``
+    is the scatter's confidence distribution (Q-profile, Viechtbauer 2007): a mass ``H(0)`` at 0
+    where the deviations are no larger than their item noise says, spread upwards otherwise.
+    """
+
+    deviations: np.ndarray
+    noise: np.ndarray
+    design: np.ndarray | None
+    dof: int
+
+    def q(self, tau2: float) -> float:
+        w = 1.0 / np.maximum(np.asarray(self.noise, dtype=float) + tau2, 1e-12)
+        r = np.asarray(self.deviations, dtype=float)
+        return float(r @ _residual_projection(w, self.design) @ r)
+
+    def restricted_loglik(self, tau2: float) -> float:
+        """The restricted (REML) log-likelihood of the scatter ``tau2``, up to a constant:
+        ``-(sum log(noise + tau2) + log |X'WX| + Q(tau2)) / 2``."""
+        w = 1.0 / np.maximum(np.asarray(self.noise, dtype=float) + tau2, 1e-12)
+        x = np.ones((len(w), 1)) if self.design is None else np.asarray(self.design, dtype=float)
+        sign, logdet = np.linalg.slogdet(x.T @ (w[:, None] * x))
+        return float(0.5 * np.sum(np.log(w)) - 0.5 * (logdet if sign > 0 else 0.0) - 0.5 * self.q(tau2))
+
+    @functools.cached_property
+    def posterior_quantiles(self) -> np.ndarray:
+        """The scatter at the same levels as :attr:`quantiles`, from its posterior: the restricted
+        likelihood times a half-normal prior of scale SCATTER_PRIOR_SD on its sd, on a grid of sds."""
+        tau = np.concatenate([[0.0], np.logspace(-4, np.log10(np.sqrt(SCATTER_MAX)), 160)])
+        loglik = np.array([self.restricted_loglik(t * t) for t in tau])
+        density = np.exp(loglik - loglik.max() - 0.5 * (tau / SCATTER_PRIOR_SD) ** 2)
+        mass = np.concatenate([[0.0], np.cumsum(0.5 * (density[1:] + density[:-1]) * np.diff(tau))])
+        levels = (np.arange(CD_POINTS) + 0.5) / CD_POINTS
+        return np.interp(levels, mass / mass[-1], tau) ** 2
+
+    @functools.cached_property
+    def quantiles(self) -> np.ndarray:
+        """The scatter at the confidence levels (j + 1/2) / CD_POINTS, j = 0 .. CD_POINTS - 1."""
+        grid = np.concatenate([[0.0], np.logspace(-6, np.log10(SCATTER_MAX), 121)])
+        confidence = np.maximum.accumulate(stats.chi2.sf([self.q(t) for t in grid], max(self.dof, 1)))
+        levels = (np.arange(CD_POINTS) + 0.5) / CD_POINTS
+        out = np.interp(levels, confidence, grid, left=0.0, right=SCATTER_MAX)
+        out[levels <= confidence[0]] = 0.0
+        return out
 
 
 @dataclass(frozen=True)
@@ -104,6 +175,8 @@ class CurveFit:
     # another estimated share of the variance, given the link gradient at the target: (its variance,
     # its degrees of freedom), e.g. a two-step law's step 1 (:func:`capcast.laws.two_step.chain`)
     estimated_var_fn: Callable[[np.ndarray, Target], tuple[float, float]] | None = field(default=None, repr=False)
+    # what ``resid_var`` was estimated from, for the rules other than Satterthwaite's (SCATTER_INTERVAL)
+    scatter_evidence: ScatterEvidence | None = field(default=None, repr=False)
 
     def _to_z(self, p):
         return np.asarray(p, dtype=float) if self.link == "identity" else to_z(p, self.floor)
@@ -162,6 +235,42 @@ class CurveFit:
             denominator += part**2 / max(float(part_dof), 1.0)
         return max(float(self.dof), var**2 / denominator)
 
+    def confidence_distribution_t(self, target: Target, var: float, grad: np.ndarray | None = None) -> tuple[float, float]:
+        """(variance, degrees of freedom) of the t that matches, at its 5% and 95% quantiles (the
+        90% interval), the forecast's distribution when the scatter is drawn from its confidence
+        distribution (:class:`ScatterEvidence`): a mixture of normals whose variance is ``var``
+        with the estimate ``resid_var`` replaced by each drawn scatter (its share is linear in the
+        scatter: the new size's deviation plus ``g' C1 g`` of the parameter covariance); with
+        ``estimated_var_fn`` (a two-step law's step 1), each a t on that share's Satterthwaite
+        degrees of freedom. The variance stays ``var`` where the matched t needs no more than
+        MAX_DOF or 1 degree of freedom; beyond, it is scaled to the mixture's quantile."""
+        grad = self._z_gradient(target) if grad is None else grad
+        per_scatter = 1.0 + max(float(grad @ self.cov_per_scatter @ grad), 0.0)
+        known = max(var - self.resid_var * per_scatter, 1e-12)
+        draws = self.scatter_evidence.posterior_quantiles if SCATTER_INTERVAL == "posterior" else self.scatter_evidence.quantiles
+        variances = known + draws * per_scatter
+        dofs = np.full(len(variances), float(MAX_DOF))
+        if self.estimated_var_fn is not None:
+            part, part_dof = self.estimated_var_fn(grad, target)
+            if part > 0:
+                dofs = np.clip(variances**2 / (part**2 / max(float(part_dof), 1.0)), float(part_dof), MAX_DOF)
+        sds = np.sqrt(variances)
+
+        def tail(x: float) -> float:
+            return float(np.mean(stdtr(dofs, x / sds))) - 0.95
+
+        upper = float(np.max(stdtrit(dofs, 0.95) * sds))
+        lower = float(np.min(stdtrit(dofs, 0.95) * sds))
+        quantile = lower if upper - lower < 1e-12 * max(upper, 1.0) else brentq(tail, lower, upper, xtol=1e-10 * upper)
+        sd = float(np.sqrt(var))
+        normal, widest = float(stdtrit(MAX_DOF, 0.95)), float(stdtrit(1.0, 0.95))
+        if quantile <= normal * sd:
+            return (quantile / normal) ** 2, float(MAX_DOF)
+        if quantile >= widest * sd:
+            return (quantile / widest) ** 2, 1.0
+        dof = brentq(lambda log_dof: float(stdtrit(np.exp(log_dof), 0.95)) * sd - quantile, 0.0, np.log(MAX_DOF), xtol=1e-6)
+        return var, float(np.exp(dof))
+
     def target_noise_var(self, target: Target, mean: float | None = None) -> float:
         """The target's own item-sampling variance (link space) when its item count is known."""
         if self.target_items is None:
@@ -202,7 +311,10 @@ class CurveFit:
         # the link gradient once: the parameter variance and the degrees of freedom both need it
         grad = self._z_gradient(target) if np.asarray(self.cov).size else None
         var = self.z_sd(target, mean, grad) ** 2
-        dof = self.scatter_dof(target, var, grad)
+        if SCATTER_INTERVAL != "satterthwaite" and self.scatter_evidence is not None and self.cov_per_scatter is not None:
+            var, dof = self.confidence_distribution_t(target, var, grad)
+        else:
+            dof = self.scatter_dof(target, var, grad)
         if self.variance_check_ratio > 1:
             var, dof = self.variance_check_ratio * var, self.variance_check_dof
         return mean, z, float(np.sqrt(var)), float(np.clip(dof, 1.0, MAX_DOF))
@@ -284,12 +396,12 @@ def with_size_uncertainty(fit: CurveFit, series, n_params: int, n_items: np.ndar
     targets = [Target(params=float(n), tokens=float(d), flops=float(c)) for n, d, c in zip(series.params, series.tokens, series.flops)]
     fitted = np.array([fit.mean(t) for t in targets])
     jac = link_jacobian(fit, targets)
-    scatter, noise = size_scatter(fit, series.value, fitted, params, n_items, dof, jac)
+    scatter, noise, evidence = size_scatter(fit, series.value, fitted, params, n_items, dof, jac)
     # the sandwich is linear in the scatter: its known part and its part per unit of scatter
     cov_known, cov_per_scatter = size_sandwich_parts(jac, noise, params, weights)
     return replace(fit, cov=cov_known + scatter * cov_per_scatter, resid_var=scatter, dof=dof, target_items=float(np.median(n_items)),
                    resid_var_var=dersimonian_laird_var(size_mean_noise(noise, params), scatter, size_design(jac, params)),
-                   cov_per_scatter=cov_per_scatter)
+                   cov_per_scatter=cov_per_scatter, scatter_evidence=evidence)
 
 
 def link_jacobian(fit: CurveFit, targets: list[Target]) -> np.ndarray:
@@ -309,7 +421,7 @@ def link_jacobian(fit: CurveFit, targets: list[Target]) -> np.ndarray:
 
 
 def size_scatter(fit: CurveFit, value: np.ndarray, fitted: np.ndarray, params: np.ndarray, n_items: np.ndarray,
-                 dof: int, jac: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+                 dof: int, jac: np.ndarray | None = None) -> tuple[float, np.ndarray, ScatterEvidence]:
     """(the variance of a size's deviation from the law in the fit's link space, each checkpoint's
     item noise there).
 
@@ -333,7 +445,8 @@ def size_scatter(fit: CurveFit, value: np.ndarray, fitted: np.ndarray, params: n
                                      empirical_z(fitted[m].mean(), n_items[m].sum(), fit.floor))
                                for m in (params == s for s in sizes)])
     design = None if jac is None else size_design(jac, params)
-    return dersimonian_laird(size_means, size_mean_noise(noise, params), dof, design), noise
+    evidence = ScatterEvidence(size_means, size_mean_noise(noise, params), design, dof)
+    return dersimonian_laird(size_means, evidence.noise, dof, design), noise, evidence
 
 
 def size_mean_noise(noise: np.ndarray, params: np.ndarray) -> np.ndarray:

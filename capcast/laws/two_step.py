@@ -192,10 +192,11 @@ def chain(law: str, one: StepOne, theta2: np.ndarray, cov2: np.ndarray, names2: 
     # scatter, its covariance and the t's degrees of freedom from the fit's own link space.
     losses = np.asarray(one.loss, dtype=float)
     jac2 = numeric_jacobian(lambda th: to_z(score_fn(th, losses), floor), np.asarray(theta2, float))
-    scatter, noise = size_scatter(fit, one.series.value, np.asarray(fitted, dtype=float), params, n_items, dof, jac2)
+    scatter, noise, evidence = size_scatter(fit, one.series.value, np.asarray(fitted, dtype=float), params, n_items, dof, jac2)
     known2, per_scatter2 = size_sandwich_parts(jac2, noise, params, weights)
     cov2 = known2 + scatter * per_scatter2
     require_identified(cov2)
     return replace(fit, cov=block_diag(step1.cov, cov2), resid_var=scatter,
                    resid_var_var=dersimonian_laird_var(size_mean_noise(noise, params), scatter, size_design(jac2, params)),
-                   cov_per_scatter=block_diag(np.zeros((k1, k1)), per_scatter2), estimated_var_fn=step1_estimated)
+                   cov_per_scatter=block_diag(np.zeros((k1, k1)), per_scatter2), estimated_var_fn=step1_estimated,
+                   scatter_evidence=evidence)
