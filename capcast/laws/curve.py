@@ -108,7 +108,8 @@ class ScatterEvidence:
     @functools.cached_property
     def posterior_quantiles(self) -> np.ndarray:
         """The scatter at the same levels as :attr:`quantiles`, from its posterior: the restricted
-        likelihood times a half-normal prior of scale SCATTER_PRIOR_SD on its sd, on a grid of sds."""
+        likelihood times a half-normal prior of scale SCATTER_PRIOR_SD on its sd, on a grid of sds
+        (kept, like :attr:`quantiles`: the scale at the first use is the one that holds)."""
         tau = np.concatenate([[0.0], np.logspace(-4, np.log10(np.sqrt(SCATTER_MAX)), 160)])
         loglik = np.array([self.restricted_loglik(t * t) for t in tau])
         density = np.exp(loglik - loglik.max() - 0.5 * (tau / SCATTER_PRIOR_SD) ** 2)
@@ -423,7 +424,7 @@ def link_jacobian(fit: CurveFit, targets: list[Target]) -> np.ndarray:
 def size_scatter(fit: CurveFit, value: np.ndarray, fitted: np.ndarray, params: np.ndarray, n_items: np.ndarray,
                  dof: int, jac: np.ndarray | None = None) -> tuple[float, np.ndarray, ScatterEvidence]:
     """(the variance of a size's deviation from the law in the fit's link space, each checkpoint's
-    item noise there).
+    item noise there, what the variance was estimated from: :class:`ScatterEvidence`).
 
     Each size's mean residual (empirical logit) carries the size's deviation plus item noise whose
     variance differs hugely between sizes (near the chance floor the logit of a guessing score is
