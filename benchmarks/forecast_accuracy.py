@@ -213,7 +213,23 @@ def head_to_head(rows: list[dict], a: str, b: str) -> str:
         return f"{a} vs {b}: no forecast both answered."
     verdict = "beats" if sa.mae < sb.mae else "does not beat"
     return (f"{a} vs {b} on the {len(both)} forecasts both answered: MAE {sa.mae:.2f} vs {sb.mae:.2f}, coverage "
-            f"{100 * sa.coverage:.0f}% vs {100 * sb.coverage:.0f}%: {a} {verdict} {b}.")
+            f"{100 * sa.coverage:.0f}% vs {100 * sb.coverage:.0f}%: {a} {verdict} {b}. {paired_difference(rows, a, b, both)}")
+
+
+def paired_difference(rows: list[dict], a: str, b: str, both: set[tuple]) -> str:
+    """The mean paired difference of absolute errors (points, ``a`` - ``b``) and its standard error
+    over fits: a fit is one (family, task, metric), and its targets (6.9b and 12b; a size's runs)
+    share it, so they are not independent evidence of which method is better."""
+    error = {(r["method"], forecast_key(r)): abs(r["forecast"] - r["actual"]) * 100 for r in rows
+             if r["method"] in (a, b) and forecast_key(r) in both}
+    per_fit = collections.defaultdict(list)
+    for key in both:
+        per_fit[(key[0], key[2], key[3])].append(error[(a, key)] - error[(b, key)])
+    means = np.array([np.mean(v) for v in per_fit.values()])
+    if len(means) < 2:
+        return f"Paired difference {means.mean():+.2f} pts over 1 fit (no standard error)."
+    return (f"Paired difference {means.mean():+.2f} pts, standard error {means.std(ddof=1) / np.sqrt(len(means)):.2f} "
+            f"over {len(means)} fits (the mean over a fit's targets, which share it).")
 
 
 def refusal_tally(rows: list[dict], law: str = "auto") -> str:
@@ -301,7 +317,7 @@ def targets(results: dict) -> list[str]:
             lines.append(f"- {title}: no forecast both auto and logacc-power answered: not compared")
         else:
             lines.append(line(f"{title}: auto {a.mae:.2f} vs logacc-power {b.mae:.2f} MAE on the {len(common)} forecasts both answered",
-                              a.mae < b.mae))
+                              a.mae < b.mae) + f" ({paired_difference(rows, 'auto', 'logacc-power', common).lower().rstrip('.')})")
     return lines
 
 
