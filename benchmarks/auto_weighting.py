@@ -103,7 +103,7 @@ def compare(variants: dict[str, dict], shapes: tuple[str, ...], draws: int, what
         cells = [_cell(score_rows(r for r in splits[s] if r["method"] == name)) for s in SPLITS]
         common = []
         for s in SPLITS:
-            keys = fa.common_set(splits[s], (name, "logacc-power"))
+            keys = fa.common_forecasts(splits[s], (name, "logacc-power"))
             a = score_rows(r for r in splits[s] if r["method"] == name and fa.forecast_key(r) in keys)
             b = score_rows(r for r in splits[s] if r["method"] == "logacc-power" and fa.forecast_key(r) in keys)
             common.append(f"{s} {a.mae:.2f} vs {b.mae:.2f} ({len(keys)})" if a.mae is not None else f"{s} -")

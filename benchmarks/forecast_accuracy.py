@@ -41,7 +41,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from readers import read_openlm, read_pythia  # noqa: E402
 
-from capcast.forecasting.backtest import backtest_scores, score_rows  # noqa: E402
+from capcast.forecasting.backtest import (backtest_scores, common_forecasts, forecast_key,  # noqa: E402
+                                         paired_difference, score_rows)
 from capcast.plugins.builtin.laws import LazyAutoLaw  # noqa: E402
 from capcast.plugins.registry import load_registry  # noqa: E402
 from capcast.tables.readers.openlm import GADRE_17  # noqa: E402
@@ -147,17 +148,6 @@ def naive_mae(frame: pd.DataFrame, law_name: str) -> float:
     return float(np.mean(errors))
 
 
-def forecast_key(r: dict) -> tuple:
-    """Which forecast a backtest row is, whatever the method: (family, model, task, metric)."""
-    return (r["family"], r["model"], r["task"], r["metric"])
-
-
-def common_set(rows: list[dict], laws) -> set[tuple]:
-    """The forecasts (:func:`forecast_key`) every one of ``laws`` answered with a number."""
-    answered = [{forecast_key(r) for r in rows if r["method"] == law and r["status"] == "ok"} for law in laws]
-    return set.intersection(*answered) if answered else set()
-
-
 def _fmt(value, spec: str) -> str:
     return "-" if value is None else spec.format(value)
 
@@ -186,7 +176,7 @@ def tables(rows: list[dict], methods=METHODS) -> str:
     out += [f"| {m} | " + " | ".join(cells([r for r in rows if r["method"] == m])) + " |" for m in methods]
     for title, laws in (("every method above", methods), ("the laws on the score alone (no loss needed)",
                                                          [m for m in SCORE_ONLY if m in methods])):
-        common = common_set(rows, laws)
+        common = common_forecasts(rows, laws)
         out += ["", f"Common set: the {len(common)} forecasts {title} answered:", "", HEAD]
         out += [f"| {m} | " + " | ".join(cells([r for r in rows if r["method"] == m and forecast_key(r) in common])) + " |"
                 for m in laws]
@@ -206,30 +196,23 @@ def persistence_line(rows: list[dict]) -> str:
 
 
 def head_to_head(rows: list[dict], a: str, b: str) -> str:
-    both = common_set(rows, (a, b))
+    both = common_forecasts(rows, (a, b))
     sa = score_rows(r for r in rows if r["method"] == a and forecast_key(r) in both)
     sb = score_rows(r for r in rows if r["method"] == b and forecast_key(r) in both)
     if not both:
         return f"{a} vs {b}: no forecast both answered."
     verdict = "beats" if sa.mae < sb.mae else "does not beat"
     return (f"{a} vs {b} on the {len(both)} forecasts both answered: MAE {sa.mae:.2f} vs {sb.mae:.2f}, coverage "
-            f"{100 * sa.coverage:.0f}% vs {100 * sb.coverage:.0f}%: {a} {verdict} {b}. {paired_difference(rows, a, b, both)}")
+            f"{100 * sa.coverage:.0f}% vs {100 * sb.coverage:.0f}%: {a} {verdict} {b}. {paired_text(rows, a, b, both)}")
 
 
-def paired_difference(rows: list[dict], a: str, b: str, both: set[tuple]) -> str:
-    """The mean paired difference of absolute errors (points, ``a`` - ``b``) and its standard error
-    over fits: a fit is one (family, task, metric), and its targets (6.9b and 12b; a size's runs)
-    share it, so they are not independent evidence of which method is better."""
-    error = {(r["method"], forecast_key(r)): abs(r["forecast"] - r["actual"]) * 100 for r in rows
-             if r["method"] in (a, b) and forecast_key(r) in both}
-    per_fit = collections.defaultdict(list)
-    for key in both:
-        per_fit[(key[0], key[2], key[3])].append(error[(a, key)] - error[(b, key)])
-    means = np.array([np.mean(v) for v in per_fit.values()])
-    if len(means) < 2:
-        return f"Paired difference {means.mean():+.2f} pts over 1 fit (no standard error)."
-    return (f"Paired difference {means.mean():+.2f} pts, standard error {means.std(ddof=1) / np.sqrt(len(means)):.2f} "
-            f"over {len(means)} fits (the mean over a fit's targets, which share it).")
+def paired_text(rows: list[dict], a: str, b: str, keys: set[tuple]) -> str:
+    """:func:`capcast.forecasting.backtest.paired_difference` of ``a`` against ``b`` on ``keys``, as a sentence."""
+    diff = paired_difference(rows, a, b, keys)
+    if diff is None:
+        return "No paired difference."
+    se = "no standard error" if diff.standard_error is None else f"standard error {diff.standard_error:.2f}"
+    return f"Paired difference {diff.mean:+.2f} pts, {se} over {diff.fits} fits (the mean over a fit's targets, which share it)."
 
 
 def refusal_tally(rows: list[dict], law: str = "auto") -> str:
@@ -310,14 +293,14 @@ def targets(results: dict) -> list[str]:
     for title, keys in (("Pythia", [("pythia", ("pythia", "1.4b"))]), ("mini-ladder", [("miniladder", None)]),
                         ("pythia-deduped", [("pythia", ("pythia-deduped", "1.4b"))]), ("OpenLM", [("openlm", s) for s in OPENLM_SETS])):
         rows = [r for k in keys for r in results[k][0]]
-        common = common_set(rows, ("auto", "logacc-power"))
+        common = common_forecasts(rows, ("auto", "logacc-power"))
         a = score_rows(r for r in rows if r["method"] == "auto" and forecast_key(r) in common)
         b = score_rows(r for r in rows if r["method"] == "logacc-power" and forecast_key(r) in common)
         if a.mae is None:
             lines.append(f"- {title}: no forecast both auto and logacc-power answered: not compared")
         else:
             lines.append(line(f"{title}: auto {a.mae:.2f} vs logacc-power {b.mae:.2f} MAE on the {len(common)} forecasts both answered",
-                              a.mae < b.mae) + f" ({paired_difference(rows, 'auto', 'logacc-power', common).lower().rstrip('.')})")
+                              a.mae < b.mae) + f" ({paired_text(rows, 'auto', 'logacc-power', common).lower().rstrip('.')})")
     return lines
 
 

@@ -185,7 +185,27 @@ def _render_backtest(report, fmt: str, holdout_largest: int, interval: float, ou
     for col in ("method", "MAE (pts)", "max error", "coverage", "median width", "forecasts", "not predictable", "failed"):
         table.add_column(col, justify="left" if col == "method" else "right")
     for name, s in report.methods.items():
-        table.add_row(name, "" if s.mae is None else f"{s.mae:.2f}", "" if s.max_error is None else f"{s.max_error:.2f}",
-                      "" if s.coverage is None else f"{100 * s.coverage:.0f}%",
-                      "" if s.median_width is None else f"{s.median_width:.1f}", str(s.n), str(s.unpredictable), str(s.failed))
-    (wide_console(150, out) if to_file else console).print(table)
+        table.add_row(name, *_score_cells(s), str(s.n), str(s.unpredictable), str(s.failed))
+    shown = wide_console(150, out) if to_file else console
+    shown.print(table)
+    if len(report.methods) < 2:
+        return
+    # Methods compared on the same forecasts: on its own answered set, a method that abstains on
+    # the hard forecasts looks better than it is.
+    keys, common = report.common_set()
+    first = next(iter(report.methods))
+    versus = report.against_first()
+    table = Table(title=f"common set: the {len(keys)} forecasts every method answered")
+    for col in ("method", "MAE (pts)", "max error", "coverage", "median width", f"vs {first} (pts, ± s.e. over fits)"):
+        table.add_column(col, justify="left" if col == "method" else "right")
+    for name, s in common.items():
+        diff = versus.get(name)
+        table.add_row(name, *_score_cells(s), "" if diff is None else
+                      f"{diff.mean:+.2f}" + ("" if diff.standard_error is None else f" ± {diff.standard_error:.2f}") + f" ({diff.fits} fits)")
+    shown.print(table)
+
+
+def _score_cells(s) -> tuple[str, str, str, str]:
+    """MAE, max error, coverage and median width of a :class:`capcast.forecasting.backtest.MethodScore`."""
+    return ("" if s.mae is None else f"{s.mae:.2f}", "" if s.max_error is None else f"{s.max_error:.2f}",
+            "" if s.coverage is None else f"{100 * s.coverage:.0f}%", "" if s.median_width is None else f"{s.median_width:.1f}")

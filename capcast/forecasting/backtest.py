@@ -64,13 +64,90 @@ class MethodScore:
         return {**self.__dict__, "answered": self.answered}
 
 
+def forecast_key(row: dict) -> tuple:
+    """Which forecast a backtest row is, whatever the method: (family, model, task, metric, step)."""
+    return (row["family"], row["model"], row["task"], row["metric"], row.get("step"))
+
+
+def common_forecasts(rows: Iterable[dict], methods: Iterable[str]) -> set[tuple]:
+    """The forecasts (:func:`forecast_key`) every one of ``methods`` answered with a number: the
+    common set, where methods are compared on the same forecasts (one that abstains on the hard
+    ones would look better than it is on its own)."""
+    rows = list(rows)
+    answered = [{forecast_key(r) for r in rows if r["method"] == m and r["status"] == STATUS_OK and r["actual"] is not None}
+                for m in methods]
+    return set.intersection(*answered) if answered else set()
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """``method`` less ``baseline`` in absolute error (points) on the forecasts both answered:
+    the mean over fits of each fit's mean difference, and its standard error over fits. A fit is
+    one (family, task, metric): its targets (the held-out sizes, their runs and checkpoints) share
+    it, so they are not independent evidence of which method is better."""
+
+    method: str
+    baseline: str
+    mean: float
+    standard_error: float | None  # None with a single fit
+    fits: int
+    forecasts: int
+
+    def describe(self) -> str:
+        se = "no standard error" if self.standard_error is None else f"standard error {self.standard_error:.2f}"
+        return (f"{self.method} - {self.baseline}: {self.mean:+.2f} pts in absolute error ({se} over {self.fits} fit(s), "
+                f"{self.forecasts} forecasts)")
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def paired_difference(rows: Iterable[dict], method: str, baseline: str, keys: set[tuple] | None = None) -> PairedDifference | None:
+    """:class:`PairedDifference` of ``method`` against ``baseline`` on ``keys`` (default: the
+    forecasts both answered); None where there is none."""
+    rows = list(rows)
+    keys = common_forecasts(rows, (method, baseline)) if keys is None else keys
+    error = {(r["method"], forecast_key(r)): abs(r["forecast"] - r["actual"]) * 100 for r in rows
+             if r["method"] in (method, baseline) and forecast_key(r) in keys and r["status"] == STATUS_OK}
+    per_fit: dict[tuple, list[float]] = {}
+    for key in keys:
+        if (method, key) in error and (baseline, key) in error:
+            per_fit.setdefault((key[0], key[2], key[3]), []).append(error[(method, key)] - error[(baseline, key)])
+    if not per_fit:
+        return None
+    means = np.array([np.mean(v) for v in per_fit.values()])
+    se = float(np.std(means, ddof=1) / np.sqrt(len(means))) if len(means) > 1 else None
+    return PairedDifference(method, baseline, float(means.mean()), se, len(means), sum(len(v) for v in per_fit.values()))
+
+
 @dataclass(frozen=True)
 class BacktestReport:
     methods: dict[str, MethodScore]
     rows: list[dict] = field(default_factory=list)
 
+    def common_set(self) -> tuple[set[tuple], dict[str, MethodScore]]:
+        """(the forecasts every method answered, each method's scores on them)."""
+        keys = common_forecasts(self.rows, self.methods)
+        return keys, {m: score_rows(r for r in self.rows if r["method"] == m and forecast_key(r) in keys) for m in self.methods}
+
+    def against_first(self) -> dict[str, PairedDifference]:
+        """Every other method's :class:`PairedDifference` against the first, on the common set."""
+        names = list(self.methods)
+        keys, _ = self.common_set()
+        out = {}
+        for m in names[1:]:
+            diff = paired_difference(self.rows, m, names[0], keys)
+            if diff is not None:
+                out[m] = diff
+        return out
+
     def to_dict(self) -> dict:
-        return {"methods": {k: v.to_dict() for k, v in self.methods.items()}, "rows": self.rows}
+        out = {"methods": {k: v.to_dict() for k, v in self.methods.items()}, "rows": self.rows}
+        if len(self.methods) > 1:
+            keys, common = self.common_set()
+            out["common_set"] = {"forecasts": len(keys), "methods": {k: v.to_dict() for k, v in common.items()},
+                                 "against_first": {k: v.to_dict() for k, v in self.against_first().items()}}
+        return out
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.rows, columns=list(ROW_FIELDS))
