@@ -260,6 +260,11 @@ def gadre_table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+def final_checkpoints(frame: pd.DataFrame) -> pd.DataFrame:
+    """Each run's final checkpoint only: the shape of most public results (OpenLM's among them)."""
+    return frame[frame.groupby(["family", "model"])["step"].transform("max") == frame["step"]]
+
+
 def _job(job: tuple) -> tuple[tuple, list[dict], float]:
     started = time.perf_counter()
     kind, arg = job
@@ -268,6 +273,9 @@ def _job(job: tuple) -> tuple[tuple, list[dict], float]:
         rows = backtest_scores(frame[frame["family"] == arg], holdout_largest=1, methods=METHODS, metric="acc", registry=REGISTRY).rows
     elif kind == "miniladder":
         rows = miniladder_rows()
+    elif kind == "pythia-final":
+        family, cutoff = arg
+        rows = pythia_rows(final_checkpoints(read_pythia(deduped=True)), family, SIZES[: SIZES.index(cutoff) + 1], PYTHIA_TARGETS)
     else:
         family, cutoff = arg
         rows = pythia_rows(read_pythia(deduped=True), family, SIZES[: SIZES.index(cutoff) + 1], PYTHIA_TARGETS)
@@ -307,7 +315,7 @@ def targets(results: dict) -> list[str]:
 def main(out: Path) -> None:
     started = time.perf_counter()
     jobs = [("pythia", ("pythia", c)) for c in ("1.4b", "410m", "1b", "2.8b")] + [("pythia", ("pythia-deduped", "1.4b"))]
-    jobs += [("openlm", s) for s in OPENLM_SETS] + [("miniladder", None)]
+    jobs += [("openlm", s) for s in OPENLM_SETS] + [("miniladder", None), ("pythia-final", ("pythia", "1.4b"))]
     assert PYTHIA_FIT == SIZES[:5]
     with multiprocessing.get_context("fork").Pool(2) as pool:
         results = {job: (rows, secs) for job, rows, secs in pool.imap_unordered(_job, jobs)}
@@ -347,8 +355,11 @@ def main(out: Path) -> None:
             s = score_rows(mine)
             row_cells.append("-" if s.mae is None else f"{s.mae:.2f} / {100 * s.coverage:.0f}% / {s.n}/{len(mine)}")
         parts.append(f"| {cutoff} | {np.log10(11_327_027_200 / PARAMS[cutoff]):.2f} | " + " | ".join(row_cells) + " |")
+    final = results[("pythia-final", ("pythia", "1.4b"))][0]
+    parts += ["", "## Pythia, final checkpoints only (development): as above, one checkpoint per run (as most public "
+              "results, OpenLM's among them, come)", "", tables(final), "", refusal_tally(final), ""]
     deduped = results[("pythia", ("pythia-deduped", "1.4b"))][0]
-    parts += ["", "## pythia-deduped (validation): same protocol, independent training runs", "", tables(deduped), "",
+    parts += ["## pythia-deduped (validation): same protocol, independent training runs", "", tables(deduped), "",
               refusal_tally(deduped), ""]
     openlm = [r for s in OPENLM_SETS for r in results[("openlm", s)][0]]
     parts += ["## OpenLM (validation; Gadre et al. 2024): per training set fit runs up to 1.4B, forecast the 6.9B run, "

@@ -172,7 +172,7 @@ class AutoLaw:
         report = self.evaluate(series)
         usable = [name for name, e in report.items() if "fit" in e]
         if not usable:
-            raise NotPredictable("; ".join(f"{name}: {e['reason']}" for name, e in report.items()))
+            raise NotPredictable("no candidate law fits: " + "; ".join(f"{name}: {e['reason']}" for name, e in report.items()))
         errors = _fold_errors(report, usable)  # (candidates x folds) in score units, refusals as failures
         if self.combine == "weighted" and len(usable) > 1:
             return self._weighted(report, usable, errors, series)
