@@ -39,7 +39,7 @@ from scipy.stats import t as _student
 
 from capcast.laws.base import FIT_REFUSALS, Law, NotPredictable, Series, Target
 from capcast.laws.curve import CurveFit
-from capcast.laws.mixture import WIDE_MEMBER_RULES, Member, MixtureFit
+from capcast.laws.mixture import MEMBER_MAX_WIDTH, WIDE_MEMBER_RULES, Member, MixtureFit
 from capcast.laws.signal import subset
 
 # auto's combination weights (``AutoLaw.weighting``): the default and the rules it was measured
@@ -55,6 +55,11 @@ WEIGHTINGS = {
 # The smallest mean fold error a weight is computed from (score units): below half a point the
 # folds' own item noise decides, so no candidate takes over on a lucky fold. Chosen on Pythia.
 ERROR_FLOOR = 0.005
+# Where every candidate's mean fold error is beyond half the widest 90% interval a forecast may
+# have (the width rule's 50% of a score's range), the folds show that no law forecasts the task
+# one size ahead, whatever the full fit's own interval says: "not predictable yet". Not a new
+# constant: half of the width rule's (capcast.laws.mixture.MEMBER_MAX_WIDTH).
+FOLD_ERROR_LIMIT = MEMBER_MAX_WIDTH / 2
 
 
 @dataclass(frozen=True)
@@ -174,6 +179,12 @@ class AutoLaw:
         if not usable:
             raise NotPredictable("no candidate law fits: " + "; ".join(f"{name}: {e['reason']}" for name, e in report.items()))
         errors = _fold_errors(report, usable)  # (candidates x folds) in score units, refusals as failures
+        if errors.shape[1] and float(errors.mean(axis=1).min()) > FOLD_ERROR_LIMIT:
+            means = errors.mean(axis=1)
+            raise NotPredictable(
+                f"the folds show no law forecasting this task one size ahead: the best mean fold error is "
+                f"{100 * means.min():.0f} pts ({usable[int(np.argmin(means))]}, over {errors.shape[1]} fold(s)), more than "
+                f"half the widest interval a forecast may have ({100 * FOLD_ERROR_LIMIT:.0f} pts)")
         if self.combine == "weighted" and len(usable) > 1:
             return self._weighted(report, usable, errors, series)
         default = usable[0]

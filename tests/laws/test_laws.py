@@ -253,3 +253,46 @@ def test_auto_falls_back_to_the_next_law_when_its_choice_refuses_the_target() ->
     assert row.status == STATUS_OK and row.law == "auto:sigmoid"
     assert "auto:loss-error refuses this target" in row.reason and "auto fell back to sigmoid" in row.reason
 
+
+
+def test_auto_refuses_a_task_its_folds_show_no_law_forecasts() -> None:
+    """Where every candidate's mean fold error is beyond half the widest interval a forecast may
+    have (FOLD_ERROR_LIMIT), auto says "not predictable yet" with the figure, however narrow the
+    full fit's own interval; a candidate whose folds are good keeps it answering."""
+    from dataclasses import dataclass, field
+
+    from capcast.laws.auto import FOLD_ERROR_LIMIT, forward_chaining_folds
+    from capcast.laws.base import Prediction
+
+    @dataclass(frozen=True)
+    class ConstantFit:  # a sure, constant forecast: its folds err by the scores' distance to it
+        value: float
+        law: str = "constant"
+        notes: str = ""
+        fallback: object = None
+        params: dict = field(default_factory=dict)
+        cov: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+
+        def mean(self, target):
+            return self.value
+
+        def predict(self, target, level=0.9):
+            return Prediction(mean=self.value, lower=self.value - 0.01, upper=self.value + 0.01, level=level)
+
+    @dataclass(frozen=True)
+    class ConstantLaw:
+        value: float
+        name: str = "constant"
+
+        def fit(self, series):
+            return ConstantFit(self.value)
+
+    series, _ = sigmoid_case(np.random.default_rng(2))
+    folds = forward_chaining_folds(series)
+    far = 0.0  # the fold targets score 0.3-0.8: a constant 0 errs by more than FOLD_ERROR_LIMIT on average
+    assert np.mean([np.mean([actual - far for _, actual in f.targets]) for f in folds]) > FOLD_ERROR_LIMIT
+    with pytest.raises(NotPredictable, match=r"the folds show no law forecasting this task one size ahead: the best mean "
+                                             rf"fold error is \d+ pts \(constant, over {len(folds)} fold\(s\)\)"):
+        AutoLaw(candidates=(ConstantLaw(far),)).fit(series)
+    fit = AutoLaw(candidates=(ConstantLaw(far), SigmoidLaw())).fit(series)  # sigmoid's folds are good: it answers
+    assert fit.predict(BIG).mean > 0.5
