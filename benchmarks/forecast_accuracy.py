@@ -79,10 +79,6 @@ CONSTANTS = [
      "Pythia (development) and simulated families"),
     ("width rule: a 90% interval wider than 50% of the metric's range is 'not predictable yet'",
      "Pythia (development): lambada intervals of 40-47 points covered"),
-    ("auto: 'not predictable yet' where every candidate's error on the last fold exceeds half the width rule's limit "
-     "(25 pts; capcast.laws.auto.FOLD_ERROR_LIMIT)",
-     "no new constant (half the width rule's); made for Pythia's MMLU with final checkpoints only (development, the table "
-     "below); the last fold, not every fold's mean, for the demo's ref_copy (the mini-ladder, development)"),
     ("logacc-power: Q' > 0.05 rule, Huber delta 1e-3, grid starts", "Krajewski et al. (the paper)"),
     ("logacc-power / saturating-power: every checkpoint after the first 10% of a run; g fixed at chance",
      "Pythia (development)"),

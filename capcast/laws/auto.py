@@ -9,9 +9,6 @@ Candidates come in the registry's order: the built-ins ``sigmoid``, ``ladder``, 
 ``logacc-power``, ``saturating-power``, ``ladder-schedule``, then plugins that declare
 ``auto_candidate = True``.
 
-Where every candidate errs on the last fold by more than :data:`FOLD_ERROR_LIMIT`, the task is
-not predictable yet: no law forecasts it one size ahead.
-
 Combination (the default, ``combine="weighted"``). Every candidate that fits the whole series is
 a member of a mixture (:mod:`capcast.laws.mixture`), weighted by the inverse of its mean fold error
 (floored at :data:`ERROR_FLOOR`; equal weights without folds). The forecast is the mixture of the
@@ -42,7 +39,7 @@ from scipy.stats import t as _student
 
 from capcast.laws.base import FIT_REFUSALS, Law, NotPredictable, Series, Target
 from capcast.laws.curve import CurveFit
-from capcast.laws.mixture import MEMBER_MAX_WIDTH, WIDE_MEMBER_RULES, Member, MixtureFit
+from capcast.laws.mixture import WIDE_MEMBER_RULES, Member, MixtureFit
 from capcast.laws.signal import subset
 
 # auto's combination weights (``AutoLaw.weighting``): the default and the rules it was measured
@@ -58,13 +55,6 @@ WEIGHTINGS = {
 # The smallest mean fold error a weight is computed from (score units): below half a point the
 # folds' own item noise decides, so no candidate takes over on a lucky fold. Chosen on Pythia.
 ERROR_FLOOR = 0.005
-# Where every candidate's error on the last fold (the largest fitting size, forecast from the sizes
-# below it: the fold most like the target's forecast) is beyond half the widest 90% interval a
-# forecast may have (the width rule's 50% of a score's range), no law forecasts the task one size
-# ahead, whatever the full fit's own interval says: "not predictable yet". Earlier folds do not
-# count here: a skill that switched on inside the fitting range fails them and is then fitted.
-# Not a new constant: half of the width rule's (capcast.laws.mixture.MEMBER_MAX_WIDTH).
-FOLD_ERROR_LIMIT = MEMBER_MAX_WIDTH / 2
 
 
 @dataclass(frozen=True)
@@ -184,12 +174,6 @@ class AutoLaw:
         if not usable:
             raise NotPredictable("no candidate law fits: " + "; ".join(f"{name}: {e['reason']}" for name, e in report.items()))
         errors = _fold_errors(report, usable)  # (candidates x folds) in score units, refusals as failures
-        if errors.shape[1] and float(errors[:, -1].min()) > FOLD_ERROR_LIMIT:
-            last = errors[:, -1]
-            raise NotPredictable(
-                f"the folds show no law forecasting this task one size ahead: on the last fold (the largest fitting "
-                f"size, from the sizes below it) the best error is {100 * last.min():.0f} pts ({usable[int(np.argmin(last))]}), "
-                f"more than half the widest interval a forecast may have ({100 * FOLD_ERROR_LIMIT:.0f} pts)")
         if self.combine == "weighted" and len(usable) > 1:
             return self._weighted(report, usable, errors, series)
         default = usable[0]
