@@ -30,7 +30,7 @@ demo: install
 
 # Two pytest-xdist workers, one test file each at a time (a file's fixtures built once): the suite's
 # processes wait on imports and subprocesses much of the time, so two fill a 2-core machine (on this
-# project's 2-core machines 494-866 s from a fresh clone; three workers took longer, 897 s). More cores:
+# project's 2-core machines 381-866 s from a fresh clone; three workers took longer, 897 s). More cores:
 # TEST_WORKERS=N.
 TEST_WORKERS ?= 2
 
