@@ -203,16 +203,13 @@ def head_to_head(rows: list[dict], a: str, b: str) -> str:
         return f"{a} vs {b}: no forecast both answered."
     verdict = "beats" if sa.mae < sb.mae else "does not beat"
     return (f"{a} vs {b} on the {len(both)} forecasts both answered: MAE {sa.mae:.2f} vs {sb.mae:.2f}, coverage "
-            f"{100 * sa.coverage:.0f}% vs {100 * sb.coverage:.0f}%: {a} {verdict} {b}. {paired_text(rows, a, b, both)}")
+            f"{100 * sa.coverage:.0f}% vs {100 * sb.coverage:.0f}%: {a} {verdict} {b}; {paired_text(rows, a, b, both)}.")
 
 
 def paired_text(rows: list[dict], a: str, b: str, keys: set[tuple]) -> str:
-    """:func:`capcast.forecasting.backtest.paired_difference` of ``a`` against ``b`` on ``keys``, as a sentence."""
+    """:func:`capcast.forecasting.backtest.paired_difference` of ``a`` against ``b`` on ``keys``, described."""
     diff = paired_difference(rows, a, b, keys)
-    if diff is None:
-        return "No paired difference."
-    se = "no standard error" if diff.standard_error is None else f"standard error {diff.standard_error:.2f}"
-    return f"Paired difference {diff.mean:+.2f} pts, {se} over {diff.fits} fits (the mean over a fit's targets, which share it)."
+    return "no paired difference" if diff is None else f"paired difference {diff.describe()}"
 
 
 def refusal_tally(rows: list[dict], law: str = "auto") -> str:
@@ -308,7 +305,7 @@ def targets(results: dict) -> list[str]:
             lines.append(f"- {title}: no forecast both auto and logacc-power answered: not compared")
         else:
             lines.append(line(f"{title}: auto {a.mae:.2f} vs logacc-power {b.mae:.2f} MAE on the {len(common)} forecasts both answered",
-                              a.mae < b.mae) + f" ({paired_text(rows, 'auto', 'logacc-power', common).lower().rstrip('.')})")
+                              a.mae < b.mae) + f" ({paired_text(rows, 'auto', 'logacc-power', common)})")
     return lines
 
 

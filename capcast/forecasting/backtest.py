@@ -94,9 +94,10 @@ class PairedDifference:
     forecasts: int
 
     def describe(self) -> str:
+        """One line, e.g. "auto - logacc-power: -0.80 pts in absolute error (standard error 0.41 over 5 fits, 9 forecasts)"."""
         se = "no standard error" if self.standard_error is None else f"standard error {self.standard_error:.2f}"
-        return (f"{self.method} - {self.baseline}: {self.mean:+.2f} pts in absolute error ({se} over {self.fits} fit(s), "
-                f"{self.forecasts} forecasts)")
+        return (f"{self.method} - {self.baseline}: {self.mean:+.2f} pts in absolute error ({se} over {self.fits} "
+                f"fit{'s' if self.fits != 1 else ''}, {self.forecasts} forecasts)")
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)

@@ -54,6 +54,8 @@ def test_the_paired_difference_averages_within_fits_then_over_fits(report):
     assert len(keys) > diff.fits > 1  # several targets per fit: counting them as independent would shrink the error
     assert diff.mean == pytest.approx(means.mean())
     assert diff.standard_error == pytest.approx(means.std(ddof=1) / np.sqrt(len(means)))
+    assert diff.describe() == (f"sigmoid - auto: {means.mean():+.2f} pts in absolute error (standard error "
+                               f"{diff.standard_error:.2f} over {len(by_fit)} fits, {len(keys)} forecasts)")
     # one fit: a mean and no standard error
     one = {k for k in keys if k[0] == sorted(keys)[0][0]}
     single = paired_difference(report.rows, "sigmoid", "auto", one)
