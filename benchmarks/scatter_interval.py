@@ -42,6 +42,7 @@ from readers import read_pythia  # noqa: E402
 
 import capcast.laws.curve as curve  # noqa: E402
 from capcast.forecasting.backtest import score_rows  # noqa: E402
+from capcast.laws.base import FIT_REFUSALS  # noqa: E402
 from capcast.tables.readers.pythia import BACKTEST_TASKS  # noqa: E402
 from capcast.tables.scores import build_series, read_scores  # noqa: E402
 
@@ -50,7 +51,6 @@ SHAPES = {"loss-exp": (60, ("loss-error", "auto")), "loss": (50, ("ladder", "aut
           "law": (50, ("sigmoid", "logit-linear", "logacc-power", "auto")), "saturating": (60, ("saturating-power", "auto"))}
 CONDITIONS = [(0.0, "mid"), (0.0, "high"), (0.15, "mid"), (0.15, "high")]
 SEED = 101
-PYTHIA_SIZES = ["70m", "160m", "410m", "1b", "1.4b", "2.8b"]
 SCATTER_LAWS = ("sigmoid", "logacc-power", "saturating-power", "ladder", "loss-error")
 SPLITS = ("1.4b", "1b", "mini-ladder")
 ORACLE_SD = 0.15
@@ -62,13 +62,13 @@ def pythia_scatter_evidence() -> list:
     registry = fa.REGISTRY
     out = []
     for cutoff in ("410m", "1b", "1.4b", "2.8b"):
-        rows = table[table["model"].isin([f"pythia-{s}" for s in PYTHIA_SIZES[: PYTHIA_SIZES.index(cutoff) + 1]])]
+        rows = table[table["model"].isin([f"pythia-{s}" for s in fa.SIZES[: fa.SIZES.index(cutoff) + 1]])]
         for task, metric in BACKTEST_TASKS.items():
             series = build_series(rows, task, metric)
             for law in SCATTER_LAWS:
                 try:
                     fit = registry.law(law).fit(series)
-                except Exception:  # noqa: BLE001 - a law that refuses a task measures no scatter there
+                except FIT_REFUSALS:  # a law that refuses a task measures no scatter there
                     continue
                 if getattr(fit, "scatter_evidence", None) is not None:
                     out.append(fit.scatter_evidence)
@@ -104,7 +104,7 @@ def _split(job):
     if split == "mini-ladder":
         return job, fa.miniladder_rows(laws)
     frame = read_pythia(deduped=True)
-    return job, fa.pythia_rows(frame, "pythia", PYTHIA_SIZES[: PYTHIA_SIZES.index(split) + 1], fa.PYTHIA_TARGETS, laws)
+    return job, fa.pythia_rows(frame, "pythia", fa.SIZES[: fa.SIZES.index(split) + 1], fa.PYTHIA_TARGETS, laws)
 
 
 def main() -> None:

@@ -134,7 +134,7 @@ class BacktestReport:
     def against_first(self) -> dict[str, PairedDifference]:
         """Every other method's :class:`PairedDifference` against the first, on the common set."""
         names = list(self.methods)
-        keys, _ = self.common_set()
+        keys = common_forecasts(self.rows, names)
         out = {}
         for m in names[1:]:
             diff = paired_difference(self.rows, m, names[0], keys)

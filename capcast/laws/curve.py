@@ -49,6 +49,7 @@ SCATTER_INTERVALS = ("satterthwaite", "confidence-distribution", "posterior")
 SCATTER_INTERVAL = "satterthwaite"
 SCATTER_PRIOR_SD = 0.1
 CD_POINTS = 64  # the confidence distribution's quantiles the mixture averages over
+CD_LEVELS = (np.arange(CD_POINTS) + 0.5) / CD_POINTS  # their levels: (j + 1/2) / CD_POINTS
 SCATTER_MAX = 25.0  # link-space variance of a size's deviation (sd 5 in logit): the distribution's top
 
 
@@ -92,15 +93,17 @@ class ScatterEvidence:
     design: np.ndarray | None
     dof: int
 
+    def _weights(self, tau2: float) -> np.ndarray:
+        return 1.0 / np.maximum(np.asarray(self.noise, dtype=float) + tau2, 1e-12)
+
     def q(self, tau2: float) -> float:
-        w = 1.0 / np.maximum(np.asarray(self.noise, dtype=float) + tau2, 1e-12)
         r = np.asarray(self.deviations, dtype=float)
-        return float(r @ _residual_projection(w, self.design) @ r)
+        return float(r @ _residual_projection(self._weights(tau2), self.design) @ r)
 
     def restricted_loglik(self, tau2: float) -> float:
         """The restricted (REML) log-likelihood of the scatter ``tau2``, up to a constant:
         ``-(sum log(noise + tau2) + log |X'WX| + Q(tau2)) / 2``."""
-        w = 1.0 / np.maximum(np.asarray(self.noise, dtype=float) + tau2, 1e-12)
+        w = self._weights(tau2)
         x = np.ones((len(w), 1)) if self.design is None else np.asarray(self.design, dtype=float)
         sign, logdet = np.linalg.slogdet(x.T @ (w[:, None] * x))
         return float(0.5 * np.sum(np.log(w)) - 0.5 * (logdet if sign > 0 else 0.0) - 0.5 * self.q(tau2))
@@ -114,17 +117,15 @@ class ScatterEvidence:
         loglik = np.array([self.restricted_loglik(t * t) for t in tau])
         density = np.exp(loglik - loglik.max() - 0.5 * (tau / SCATTER_PRIOR_SD) ** 2)
         mass = np.concatenate([[0.0], np.cumsum(0.5 * (density[1:] + density[:-1]) * np.diff(tau))])
-        levels = (np.arange(CD_POINTS) + 0.5) / CD_POINTS
-        return np.interp(levels, mass / mass[-1], tau) ** 2
+        return np.interp(CD_LEVELS, mass / mass[-1], tau) ** 2
 
     @functools.cached_property
     def quantiles(self) -> np.ndarray:
-        """The scatter at the confidence levels (j + 1/2) / CD_POINTS, j = 0 .. CD_POINTS - 1."""
+        """The scatter at the confidence levels CD_LEVELS."""
         grid = np.concatenate([[0.0], np.logspace(-6, np.log10(SCATTER_MAX), 121)])
         confidence = np.maximum.accumulate(stats.chi2.sf([self.q(t) for t in grid], max(self.dof, 1)))
-        levels = (np.arange(CD_POINTS) + 0.5) / CD_POINTS
-        out = np.interp(levels, confidence, grid, left=0.0, right=SCATTER_MAX)
-        out[levels <= confidence[0]] = 0.0
+        out = np.interp(CD_LEVELS, confidence, grid, left=0.0, right=SCATTER_MAX)
+        out[CD_LEVELS <= confidence[0]] = 0.0
         return out
 
 
