@@ -46,11 +46,8 @@ from capcast.laws.base import FIT_REFUSALS  # noqa: E402
 from capcast.tables.readers.pythia import BACKTEST_TASKS  # noqa: E402
 from capcast.tables.scores import build_series, read_scores  # noqa: E402
 
-# the calibration test's matrix: shape -> (draws per condition, laws; the true law first)
-SHAPES = {"loss-exp": (60, ("loss-error", "auto")), "loss": (50, ("ladder", "auto")), "schedule": (50, ("ladder-schedule",)),
-          "law": (50, ("sigmoid", "logit-linear", "logacc-power", "auto")), "saturating": (60, ("saturating-power", "auto"))}
-CONDITIONS = [(0.0, "mid"), (0.0, "high"), (0.15, "mid"), (0.15, "high")]
-SEED = 101
+# the calibration test's matrix
+SHAPES, CONDITIONS, SEED = calibration.BOUNDED_SHAPES, calibration.BOUNDED_CONDITIONS, calibration.BOUNDED_SEED
 SCATTER_LAWS = ("sigmoid", "logacc-power", "saturating-power", "ladder", "loss-error")
 SPLITS = ("1.4b", "1b", "mini-ladder")
 ORACLE_SD = 0.15
