@@ -195,10 +195,14 @@ def persistence_line(rows: list[dict]) -> str:
                f"median width {s.median_width:.1f}") + "; the other laws refuse these.")
 
 
-def head_to_head(rows: list[dict], a: str, b: str) -> str:
+def on_common_set(rows: list[dict], a: str, b: str):
+    """(the forecasts both ``a`` and ``b`` answered, ``a``'s score on them, ``b``'s)."""
     both = common_forecasts(rows, (a, b))
-    sa = score_rows(r for r in rows if r["method"] == a and forecast_key(r) in both)
-    sb = score_rows(r for r in rows if r["method"] == b and forecast_key(r) in both)
+    return (both, *(score_rows(r for r in rows if r["method"] == m and forecast_key(r) in both) for m in (a, b)))
+
+
+def head_to_head(rows: list[dict], a: str, b: str) -> str:
+    both, sa, sb = on_common_set(rows, a, b)
     if not both:
         return f"{a} vs {b}: no forecast both answered."
     verdict = "beats" if sa.mae < sb.mae else "does not beat"
@@ -298,9 +302,7 @@ def targets(results: dict) -> list[str]:
     for title, keys in (("Pythia", [("pythia", ("pythia", "1.4b"))]), ("mini-ladder", [("miniladder", None)]),
                         ("pythia-deduped", [("pythia", ("pythia-deduped", "1.4b"))]), ("OpenLM", [("openlm", s) for s in OPENLM_SETS])):
         rows = [r for k in keys for r in results[k][0]]
-        common = common_forecasts(rows, ("auto", "logacc-power"))
-        a = score_rows(r for r in rows if r["method"] == "auto" and forecast_key(r) in common)
-        b = score_rows(r for r in rows if r["method"] == "logacc-power" and forecast_key(r) in common)
+        common, a, b = on_common_set(rows, "auto", "logacc-power")
         if a.mae is None:
             lines.append(f"- {title}: no forecast both auto and logacc-power answered: not compared")
         else:
