@@ -107,11 +107,19 @@ def compare(variants: dict[str, dict], shapes: tuple[str, ...], draws: int, what
         cells = [_cell(score_rows(r for r in splits[s] if r["method"] == name)) for s in SPLITS]
         common = []
         for s in SPLITS:
-            keys = fa.common_forecasts(splits[s], (name, "logacc-power"))
-            a = score_rows(r for r in splits[s] if r["method"] == name and fa.forecast_key(r) in keys)
-            b = score_rows(r for r in splits[s] if r["method"] == "logacc-power" and fa.forecast_key(r) in keys)
+            keys, a, b = fa.on_common_set(splits[s], name, "logacc-power")
             common.append(f"{s} {a.mae:.2f} vs {b.mae:.2f} ({len(keys)})" if a.mae is not None else f"{s} -")
         lines.append(f"{variant} | " + " | ".join(cells) + " | " + "; ".join(common))
+    # Each variant against the first on the forecasts both answered, every split pooled: a fit is
+    # (split, family, task, metric). The splits share tasks and nest their data (Pythia up to 410m
+    # is inside Pythia up to 1b), so the fits are not independent and the standard error is too small.
+    first = f"auto:{next(iter(variants))}"
+    pooled_rows = [{**r, "family": f"{s}:{r['family']}"} for s in SPLITS for r in splits[s]]
+    lines += ["", f"# {what} against {next(iter(variants))}, every split pooled (paired absolute error on the forecasts both "
+              "answered; the splits share tasks and nest their data, so the standard error is too small)"]
+    for variant in list(variants)[1:]:
+        diff = fa.paired_difference(pooled_rows, f"auto:{variant}", first)
+        lines.append(f"{variant}: " + ("no forecast both answered" if diff is None else diff.describe()))
     lines += ["", f"# simulated families (benchmarks/calibration.py shapes, {draws} draws per condition, seed {SEED}): "
               "pooled coverage (answered draws), median over conditions of auto's median width / the true law's"]
     lines.append(f"{what} | " + " | ".join(shapes))
