@@ -71,7 +71,7 @@ CONSTANTS = [
     ("auto: combine every usable candidate, weights 1 / mean fold error (floor 0.5 pts; capcast.laws.auto.ERROR_FLOOR)",
      "Pythia (development): the `auto` (weighted) and `auto-select` rows below; against inverse squared error, equal "
      "weights and stacking on Pythia, the mini-ladder and simulated families in benchmarks/auto_weighting.txt"),
-    ("auto: forward-chaining folds, every size from the third up; a refused fold scores the fold's worst error",
+    ("auto: forward-chaining folds, every size from the third up; a refused fold (or one whose interval is too wide to mean anything) scores the fold's worst error",
      "simulated families (benchmarks/calibration.py)"),
     ("interval construction (size scatter, size sandwich, t on sizes - params dof) and the folds' variance check",
      "simulated families (benchmarks/calibration.py)"),

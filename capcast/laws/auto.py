@@ -3,8 +3,9 @@ fitting family.
 
 Folds. Sizes sorted by parameters; fold ``j`` (for every size from the third up) fits the sizes
 below size ``j`` and forecasts the final checkpoint of each of size ``j``'s runs. Every candidate
-is scored on the same folds; a candidate that refuses a fold (not predictable, or its fit fails)
-is scored as a failure: that fold's worst answered error. Folds no candidate answers are dropped.
+is scored on the same folds; a candidate that refuses a fold (not predictable, its fit fails, or
+its fold forecast's interval is too wide to mean anything, as a forecast row's would be) is scored
+as a failure: that fold's worst answered error. Folds no candidate answers are dropped.
 Candidates come in the registry's order: the built-ins ``sigmoid``, ``ladder``, ``loss-error``,
 ``logacc-power``, ``saturating-power``, ``ladder-schedule``, then plugins that declare
 ``auto_candidate = True``.
@@ -39,7 +40,7 @@ from scipy.stats import t as _student
 
 from capcast.laws.base import FIT_REFUSALS, Law, NotPredictable, Series, Target
 from capcast.laws.curve import CurveFit
-from capcast.laws.mixture import WIDE_MEMBER_RULES, Member, MixtureFit
+from capcast.laws.mixture import MEMBER_MAX_WIDTH, WIDE_MEMBER_RULES, Member, MixtureFit
 from capcast.laws.signal import subset
 
 # auto's combination weights (``AutoLaw.weighting``): the default and the rules it was measured
@@ -85,18 +86,28 @@ def forward_chaining_folds(series: Series, first: int = 3) -> list[Fold]:
 def _fold_forecast(fit, target: Target) -> tuple[float, tuple[float, float] | None]:
     """A fold fit's point forecast at a fold target, and the link-space scale and t degrees of
     freedom it claims there (None where it has no interval: a small fold may give a point only).
-    A target the fit's guard refuses raises NotPredictable, as the full fit's forecast would: a
-    fold is scored on the forecast a user would get (loss-error's exponential, unguarded, forecast
-    scores of 100 and more)."""
+    A fold is scored on the forecast a user would get, so NotPredictable is raised where a user
+    would get none: a target the fit's guard refuses (loss-error's exponential, unguarded,
+    forecast scores of 100 and more), and a forecast whose 90% interval is too wide to mean
+    anything (wider than :data:`capcast.laws.mixture.MEMBER_MAX_WIDTH` of the score range, the
+    forecast rows' width rule). Such a fold fit has not told the size apart from most other
+    scores, so its point is luck: scored as an error, a flat point from a fold fitted on sizes
+    at chance (an interval of 0.25-1.0) won a law most of the weight."""
     guard = getattr(fit, "guard", None)
     if guard is not None:
         guard(fit.theta, target)
     if not getattr(fit, "no_interval", "") and hasattr(fit, "predictive"):
         try:
             mean, _, sd, dof = fit.predictive(target)
-            return float(mean), ((float(sd), float(dof)) if sd > 0 else None)
         except NotPredictable:  # a covariance that is not finite: the point still serves the fold
             pass
+        else:
+            if sd > 0:
+                pred = fit.predict(target, level=0.9)
+                if float(pred.upper - pred.lower) > MEMBER_MAX_WIDTH:
+                    raise NotPredictable(f"the fold forecast's 90% interval spans {pred.upper - pred.lower:.0%} of the range")
+                return float(mean), (float(sd), float(dof))
+            return float(mean), None
     mean = getattr(fit, "mean", None)
     return (float(mean(target)) if callable(mean) else float(fit.predict(target).mean)), None
 

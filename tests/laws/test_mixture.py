@@ -222,3 +222,36 @@ def test_the_measured_variants_of_the_member_width_rule() -> None:
         MixtureFit("auto:weighted", (Member("sharp", sharp, 1.0),), wide_members="sometimes")
     with pytest.raises(ValueError, match="wide_members"):
         AutoLaw(candidates=(SigmoidLaw(),), wide_members="sometimes")
+
+
+def test_a_fold_forecast_too_wide_to_mean_anything_is_scored_as_a_refusal() -> None:
+    """A fold is scored on what a user would get: a fold fit whose 90% interval spans more than
+    MEMBER_MAX_WIDTH of the range (a forecast row would say "too wide to mean anything") refuses
+    that fold, whatever its point, and takes the fold's worst answered error."""
+    from capcast.laws.auto import forward_chaining_folds
+    from capcast.laws.mixture import MEMBER_MAX_WIDTH
+    from capcast.laws.saturating_power import SaturatingPowerLaw
+    from tests.laws.test_laws import CHANCE, SIZES, make_series
+
+    def at_chance_then_rising(n, d, c):  # the smaller sizes at chance: a sigmoid there is unidentified
+        return CHANCE + (1 - CHANCE) / (1 + np.exp(-(3.0 * (np.log10(c) - np.log10(120 * SIZES[-1] ** 2)) + 0.5)))
+
+    series = make_series(at_chance_then_rising, np.random.default_rng(0))
+    auto = AutoLaw(candidates=(SigmoidLaw(), SaturatingPowerLaw()))
+    report = auto.evaluate(series)
+    fold = forward_chaining_folds(series)[1]  # fit the 3 smallest sizes, forecast the 4th
+    (target, actual), = fold.targets
+    wide = SigmoidLaw().fit(fold.train).predict(target, level=0.9)
+    assert wide.upper - wide.lower > MEMBER_MAX_WIDTH
+    assert report["sigmoid"]["fold_predictions"][1] is None
+    # saturating-power answers that fold with a point only (3 sizes cannot give its 3 parameters a scatter)
+    (point, scored_actual, spread), = report["saturating-power"]["fold_predictions"][1]
+    assert spread is None and scored_actual == actual
+    errors = _fold_errors(report, ["sigmoid", "saturating-power"])
+    assert errors[0, 1] == pytest.approx(abs(point - actual))  # the refusal takes the fold's worst answered error
+    # the largest fold's sigmoid forecast is narrow enough, and scored on its own error
+    (last_point, _, last_spread), = report["sigmoid"]["fold_predictions"][2]
+    largest = forward_chaining_folds(series)[2]
+    last = SigmoidLaw().fit(largest.train).predict(largest.targets[0][0], level=0.9)
+    assert last.upper - last.lower <= MEMBER_MAX_WIDTH and last_spread is not None
+    assert last_point == pytest.approx(last.mean)
