@@ -34,7 +34,7 @@ NORMAL_90 = float(stats.norm.ppf(0.95))
 # mini-ladder's emergent ref_add2 at size l). Where two or more narrow members remain they check each
 # other: a disagreement test there turned the demo's covering ref_facts forecast (its smooth task)
 # into a refusal, for one weakly identified member just outside the others' interval.
-MEMBER_MAX_WIDTH = 0.5
+MEMBER_MAX_WIDTH = 0.5  # auto's folds use it too: a fold forecast this wide is a refusal (capcast.laws.auto._fold_forecast)
 # When the members too wide to vote keep their votes (``MixtureFit.wide_members``): "lone" (the
 # default, the rule above), and the variants measured against it in benchmarks/member_width.py:
 # "disagree" (wherever the wide members' median lies outside the narrow members' 90% interval,
