@@ -192,7 +192,7 @@ class AutoLaw:
             means = errors.mean(axis=1)
             best = usable[int(np.argmin(means))]
             why = "fold error " + ", ".join(f"{name} {100 * m:.1f} pts" for name, m in zip(usable, means))
-            why += f" over {errors.shape[1]} forward-chaining fold(s)"
+            why += f" over {errors.shape[1]} forward-chaining fold(s)" + _refused_folds(report, usable)
             chosen = default
             if best != default and errors.shape[1] >= 2:
                 diff = errors[usable.index(default)] - errors[usable.index(best)]
@@ -221,7 +221,7 @@ class AutoLaw:
             means = errors.mean(axis=1)
             weights = _weights(self.weighting, report, usable, errors)
             why = (f"{WEIGHTINGS[self.weighting]} over {errors.shape[1]} forward-chaining fold(s) (mean fold error " +
-                   ", ".join(f"{name} {100 * m:.1f} pts" for name, m in zip(usable, means)) + ")")
+                   ", ".join(f"{name} {100 * m:.1f} pts" for name, m in zip(usable, means)) + _refused_folds(report, usable) + ")")
         else:
             means, weights = [None] * len(usable), np.ones(len(usable))
             why = "equal weights: too few sizes for folds (a fold needs 2 smaller sizes)"
@@ -260,19 +260,33 @@ class AutoLaw:
                        variance_check_dof=own + len(ratios))
 
 
+def _answered_folds(report: dict[str, dict], names: list[str]) -> list[int]:
+    """The folds at least one of ``names`` answered (the columns of :func:`_fold_errors`)."""
+    n_folds = len(next(iter(report.values()))["folds"])
+    return [f for f in range(n_folds) if any(report[name]["fold_predictions"][f] is not None for name in names)]
+
+
+def _refused_folds(report: dict[str, dict], names: list[str]) -> str:
+    """"; sigmoid refused 1 of 3 folds (...)": which candidates' fold errors are the folds' worst
+    answered errors, so that a weight read from the notes is not taken for the law's own error."""
+    folds = _answered_folds(report, names)
+    refused = {name: sum(report[name]["fold_predictions"][f] is None for f in folds) for name in names}
+    parts = [f"{name} {n} of {len(folds)}" for name, n in refused.items() if n]
+    if not parts:
+        return ""
+    return ("; folds refused (not predictable, or an interval too wide to mean anything; each scored as the fold's "
+            "worst answered error): " + ", ".join(parts))
+
+
 def _fold_errors(report: dict[str, dict], names: list[str]) -> np.ndarray:
     """Absolute fold errors, candidates x answered folds; a refusal scores the fold's worst error."""
-    n_folds = len(next(iter(report.values()))["folds"])
     columns = []
-    for f in range(n_folds):
+    for f in _answered_folds(report, names):
         per = {}
         for name in names:
             preds = report[name]["fold_predictions"][f]
             per[name] = None if preds is None else float(np.mean([abs(p - a) for p, a, _ in preds]))
-        answered = [v for v in per.values() if v is not None]
-        if not answered:
-            continue
-        worst = max(answered)
+        worst = max(v for v in per.values() if v is not None)
         columns.append([worst if per[name] is None else per[name] for name in names])
     return np.array(columns, dtype=float).T if columns else np.zeros((len(names), 0))
 

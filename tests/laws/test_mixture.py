@@ -255,3 +255,9 @@ def test_a_fold_forecast_too_wide_to_mean_anything_is_scored_as_a_refusal() -> N
     last = SigmoidLaw().fit(largest.train).predict(largest.targets[0][0], level=0.9)
     assert last.upper - last.lower <= MEMBER_MAX_WIDTH and last_spread is not None
     assert last_point == pytest.approx(last.mean)
+    # the row's notes say which candidate's fold error is a refusal's
+    notes = auto.fit(series).notes
+    refused = sum(p is None for p in report["sigmoid"]["fold_predictions"])
+    assert refused == 1 and "saturating-power 0 of" not in notes
+    assert "folds refused (not predictable, or an interval too wide to mean anything" in notes
+    assert f"sigmoid {refused} of {len(forward_chaining_folds(series))}" in notes
