@@ -53,6 +53,14 @@ WEIGHTINGS = {
     "stacking": "stacking weights (Yao et al. 2018: those maximising the mixture's log predictive density of the fold outcomes)",
 }
 
+# Which fold forecasts count as refusals (``AutoLaw.fold_refusals``): the default and the rules it
+# was measured against (benchmarks/fold_rules.py; docs/forecasting.md).
+FOLD_REFUSAL_RULES = {
+    "too-wide": "a fold the fit's guard refuses, or whose 90% interval spans more than MEMBER_MAX_WIDTH of the range",
+    "guarded": "only a fold the fit's guard refuses (the rule until stop 30)",
+    "point-only": "as too-wide, and a fold forecast with no interval (a fold fit on too few sizes for one)",
+}
+
 # The smallest mean fold error a weight is computed from (score units): below half a point the
 # folds' own item noise decides, so no candidate takes over on a lucky fold. Chosen on Pythia.
 ERROR_FLOOR = 0.005
@@ -83,7 +91,7 @@ def forward_chaining_folds(series: Series, first: int = 3) -> list[Fold]:
     return folds
 
 
-def _fold_forecast(fit, target: Target) -> tuple[float, tuple[float, float] | None]:
+def _fold_forecast(fit, target: Target, refusals: str = "too-wide") -> tuple[float, tuple[float, float] | None]:
     """A fold fit's point forecast at a fold target, and the link-space scale and t degrees of
     freedom it claims there (None where it has no interval: a small fold may give a point only).
     A fold is scored on the forecast a user would get, so NotPredictable is raised where a user
@@ -92,7 +100,8 @@ def _fold_forecast(fit, target: Target) -> tuple[float, tuple[float, float] | No
     anything (wider than :data:`capcast.laws.mixture.MEMBER_MAX_WIDTH` of the score range, the
     forecast rows' width rule). Such a fold fit has not told the size apart from most other
     scores, so its point is luck: scored as an error, a flat point from a fold fitted on sizes
-    at chance (an interval of 0.25-1.0) won a law most of the weight."""
+    at chance (an interval of 0.25-1.0) won a law most of the weight. ``refusals`` names the rule
+    (:data:`FOLD_REFUSAL_RULES`)."""
     guard = getattr(fit, "guard", None)
     if guard is not None:
         guard(fit.theta, target)
@@ -103,11 +112,15 @@ def _fold_forecast(fit, target: Target) -> tuple[float, tuple[float, float] | No
             pass
         else:
             if sd > 0:
-                pred = fit.predict(target, level=0.9)
-                if float(pred.upper - pred.lower) > MEMBER_MAX_WIDTH:
-                    raise NotPredictable(f"the fold forecast's 90% interval spans {pred.upper - pred.lower:.0%} of the range")
+                if refusals != "guarded":
+                    pred = fit.predict(target, level=0.9)
+                    if float(pred.upper - pred.lower) > MEMBER_MAX_WIDTH:
+                        raise NotPredictable(f"the fold forecast's 90% interval spans {pred.upper - pred.lower:.0%} of the range")
                 return float(mean), (float(sd), float(dof))
-            return float(mean), None
+            if refusals != "point-only":
+                return float(mean), None
+    if refusals == "point-only":
+        raise NotPredictable("the fold fit gives a point without an interval")
     mean = getattr(fit, "mean", None)
     return (float(mean(target)) if callable(mean) else float(fit.predict(target).mean)), None
 
@@ -124,10 +137,14 @@ class AutoLaw:
     # when members too wide to vote keep their votes: one of capcast.laws.mixture.WIDE_MEMBER_RULES
     # (benchmarks/member_width.py compares them)
     wide_members: str = "lone"
+    # which fold forecasts are refusals: one of FOLD_REFUSAL_RULES (benchmarks/fold_rules.py compares them)
+    fold_refusals: str = "too-wide"
 
     def __post_init__(self) -> None:
         if self.weighting not in WEIGHTINGS:
             raise ValueError(f"weighting {self.weighting!r} is not one of {', '.join(WEIGHTINGS)}")
+        if self.fold_refusals not in FOLD_REFUSAL_RULES:
+            raise ValueError(f"fold_refusals {self.fold_refusals!r} is not one of {', '.join(FOLD_REFUSAL_RULES)}")
         if self.wide_members not in WIDE_MEMBER_RULES:
             raise ValueError(f"wide_members {self.wide_members!r} is not one of {', '.join(WIDE_MEMBER_RULES)}")
 
@@ -148,7 +165,7 @@ class AutoLaw:
         if not float(series.chance) > 0:  # a pass rate at 0: the floor hides any trend below it
             raise NotPredictable(f"{why}; at a floor of 0 greedy decoding cannot show a trend: measure the pass rates "
                                  "with PassUntil (capcast sample)")
-        entry = AutoLaw(candidates=(FlatLaw(),)).evaluate(series)["flat"]
+        entry = AutoLaw(candidates=(FlatLaw(),), fold_refusals=self.fold_refusals).evaluate(series)["flat"]
         if "fit" not in entry:
             raise NotPredictable(f"{why}; persistence: {entry['reason']}")
         return self._checked(entry, "flat", series, f"no trend to extrapolate ({why}): {entry['fit'].notes}", None)
@@ -169,7 +186,7 @@ class AutoLaw:
                     fold_fit = law.fit(fold.train)
                     preds = []
                     for t, actual in fold.targets:
-                        point, spread = _fold_forecast(fold_fit, t)
+                        point, spread = _fold_forecast(fold_fit, t, self.fold_refusals)
                         preds.append((point, actual, spread))
                 except FIT_REFUSALS:
                     errors.append(None)

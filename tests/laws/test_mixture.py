@@ -261,3 +261,33 @@ def test_a_fold_forecast_too_wide_to_mean_anything_is_scored_as_a_refusal() -> N
     assert refused == 1 and "saturating-power 0 of" not in notes
     assert "folds refused (not predictable, or an interval too wide to mean anything" in notes
     assert f"sigmoid {refused} of {len(forward_chaining_folds(series))}" in notes
+
+
+def test_the_measured_fold_refusal_rules() -> None:
+    """"guarded" scores a too-wide fold forecast on its own error (the rule before stop 30);
+    "point-only" also refuses a fold forecast without an interval; another name is refused."""
+    from capcast.laws.auto import FOLD_REFUSAL_RULES, forward_chaining_folds
+    from capcast.laws.saturating_power import SaturatingPowerLaw
+    from tests.laws.test_laws import CHANCE, SIZES, make_series
+
+    assert AutoLaw(candidates=(SigmoidLaw(),)).fold_refusals == "too-wide" and set(FOLD_REFUSAL_RULES) == {"too-wide", "guarded", "point-only"}
+
+    def at_chance_then_rising(n, d, c):
+        return CHANCE + (1 - CHANCE) / (1 + np.exp(-(3.0 * (np.log10(c) - np.log10(120 * SIZES[-1] ** 2)) + 0.5)))
+
+    series = make_series(at_chance_then_rising, np.random.default_rng(0))
+    candidates = (SigmoidLaw(), SaturatingPowerLaw())
+    guarded = AutoLaw(candidates=candidates, fold_refusals="guarded").evaluate(series)
+    (point, actual, spread), = guarded["sigmoid"]["fold_predictions"][1]  # too wide, scored all the same
+    fold = forward_chaining_folds(series)[1]
+    assert spread is not None and point == pytest.approx(SigmoidLaw().fit(fold.train).predict(fold.targets[0][0]).mean)
+    point_only = AutoLaw(candidates=candidates, fold_refusals="point-only").evaluate(series)
+    default = AutoLaw(candidates=candidates).evaluate(series)
+    for name in ("sigmoid", "saturating-power"):
+        for f, preds in enumerate(default[name]["fold_predictions"]):
+            without_interval = preds is not None and any(s is None for _, _, s in preds)
+            # point-only refuses exactly the default's point-only folds, and keeps the rest as they are
+            assert (point_only[name]["fold_predictions"][f] is None) == (preds is None or without_interval)
+    assert any(s is None for preds in default["saturating-power"]["fold_predictions"] if preds for _, _, s in preds)
+    with pytest.raises(ValueError, match="fold_refusals"):
+        AutoLaw(candidates=candidates, fold_refusals="sometimes")
