@@ -135,17 +135,24 @@ def compare(variants: dict[str, dict], shapes: tuple[str, ...], draws: int, what
     return lines
 
 
-def main() -> None:
+def report(script: str, title: str, draws: int, lines_for) -> None:
+    """A rule benchmark's command line: ``--draws`` (default ``draws``) and ``--out`` (default
+    benchmarks/<script>.txt); writes and prints a heading, ``lines_for(draws)`` and the time taken."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("--draws", type=int, default=30, help="simulated families per condition")
-    parser.add_argument("--out", type=Path, default=HERE / "auto_weighting.txt")
+    parser.add_argument("--draws", type=int, default=draws, help="simulated families per condition")
+    parser.add_argument("--out", type=Path, default=HERE / f"{script}.txt")
     args = parser.parse_args()
+    warnings.simplefilter("ignore")
     started = time.perf_counter()
-    lines = [f"# python benchmarks/auto_weighting.py --draws {args.draws}: auto's weighting rules on the development data"]
-    lines += compare({rule: {"weighting": rule} for rule in RULES}, SHAPES, args.draws, "rule")
+    lines = [f"# python benchmarks/{script}.py --draws {args.draws}: {title}"] + lines_for(args.draws)
     lines.append(f"# {time.perf_counter() - started:.0f} s")
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def main() -> None:
+    report("auto_weighting", "auto's weighting rules on the development data", 30,
+           lambda draws: compare({rule: {"weighting": rule} for rule in RULES}, SHAPES, draws, "rule"))
 
 
 if __name__ == "__main__":

@@ -20,10 +20,8 @@ predictable yet" too). A refused fold takes the fold's worst answered error.
 
 from __future__ import annotations
 
-import argparse
 import multiprocessing
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -68,20 +66,9 @@ def validation_lines(variants: dict[str, dict]) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--draws", type=int, default=25, help="simulated families per condition")
-    parser.add_argument("--out", type=Path, default=HERE / "fold_rules.txt")
-    args = parser.parse_args()
-    warnings.simplefilter("ignore")
-    started = time.perf_counter()
     variants = {rule: {"fold_refusals": rule} for rule in FOLD_REFUSAL_RULES}
-    lines = [f"# python benchmarks/fold_rules.py --draws {args.draws}: which of auto's fold forecasts are refusals"]
-    lines += auto_weighting.compare(variants, SHAPES, args.draws, "rule")
-    lines += validation_lines(variants)
-    lines.append(f"# {time.perf_counter() - started:.0f} s")
-    args.out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-
+    auto_weighting.report("fold_rules", "which of auto's fold forecasts are refusals", 25,
+                          lambda draws: auto_weighting.compare(variants, SHAPES, draws, "rule") + validation_lines(variants))
 
 if __name__ == "__main__":
     main()

@@ -15,10 +15,7 @@ pythia-deduped and OpenLM (validation) are not read.
 
 from __future__ import annotations
 
-import argparse
 import sys
-import time
-import warnings
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -32,18 +29,9 @@ SHAPES = ("loss-exp", "loss", "law", "saturating")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--draws", type=int, default=30, help="simulated families per condition")
-    parser.add_argument("--out", type=Path, default=HERE / "member_width.txt")
-    args = parser.parse_args()
-    warnings.simplefilter("ignore")
-    started = time.perf_counter()
-    lines = [f"# python benchmarks/member_width.py --draws {args.draws}: when auto's wide members vote, on the development data"]
-    lines += auto_weighting.compare({rule: {"wide_members": rule} for rule in WIDE_MEMBER_RULES}, SHAPES, args.draws, "wide members")
-    lines.append(f"# {time.perf_counter() - started:.0f} s")
-    args.out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-
+    auto_weighting.report("member_width", "when auto's wide members vote, on the development data", 30,
+                          lambda draws: auto_weighting.compare({rule: {"wide_members": rule} for rule in WIDE_MEMBER_RULES},
+                                                               SHAPES, draws, "wide members"))
 
 if __name__ == "__main__":
     main()
