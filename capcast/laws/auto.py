@@ -284,7 +284,7 @@ def _answered_folds(report: dict[str, dict], names: list[str]) -> list[int]:
 
 
 def _refused_folds(report: dict[str, dict], names: list[str]) -> str:
-    """"; sigmoid refused 1 of 3 folds (...)": which candidates' fold errors are the folds' worst
+    """"; folds refused (...): sigmoid 1 of 3": which candidates' fold errors are the folds' worst
     answered errors, so that a weight read from the notes is not taken for the law's own error."""
     folds = _answered_folds(report, names)
     refused = {name: sum(report[name]["fold_predictions"][f] is None for f in folds) for name in names}
