@@ -402,7 +402,7 @@ def with_size_uncertainty(fit: CurveFit, series, n_params: int, n_items: np.ndar
     # the sandwich is linear in the scatter: its known part and its part per unit of scatter
     cov_known, cov_per_scatter = size_sandwich_parts(jac, noise, params, weights)
     return replace(fit, cov=cov_known + scatter * cov_per_scatter, resid_var=scatter, dof=dof, target_items=float(np.median(n_items)),
-                   resid_var_var=dersimonian_laird_var(size_mean_noise(noise, params), scatter, size_design(jac, params)),
+                   resid_var_var=dersimonian_laird_var(evidence.noise, scatter, evidence.design),
                    cov_per_scatter=cov_per_scatter, scatter_evidence=evidence)
 
 

@@ -27,7 +27,7 @@ import pandas as pd
 from scipy.linalg import block_diag
 
 from capcast.laws.base import NotPredictable, Series, Target
-from capcast.laws.curve import (CurveFit, dersimonian_laird_var, numeric_jacobian, size_design, size_mean_noise,
+from capcast.laws.curve import (CurveFit, dersimonian_laird_var, numeric_jacobian,
                                size_sandwich_parts, size_scatter, to_z)
 from capcast.laws.loss_law import LossFit, fit_loss_law, pick_loss
 from capcast.laws.signal import drop_early_checkpoints, require_score_series, score_floor, subset
@@ -197,6 +197,6 @@ def chain(law: str, one: StepOne, theta2: np.ndarray, cov2: np.ndarray, names2: 
     cov2 = known2 + scatter * per_scatter2
     require_identified(cov2)
     return replace(fit, cov=block_diag(step1.cov, cov2), resid_var=scatter,
-                   resid_var_var=dersimonian_laird_var(size_mean_noise(noise, params), scatter, size_design(jac2, params)),
+                   resid_var_var=dersimonian_laird_var(evidence.noise, scatter, evidence.design),
                    cov_per_scatter=block_diag(np.zeros((k1, k1)), per_scatter2), estimated_var_fn=step1_estimated,
                    scatter_evidence=evidence)
