@@ -72,9 +72,7 @@ def _split(job: tuple[str, dict]) -> tuple[str, list[dict]]:
     if split == "mini-ladder":
         return split, fa.miniladder_rows(laws=methods)
     cutoff, _, final = split.partition("-")
-    frame = fa.read_pythia(deduped=True)
-    sizes = fa.SIZES[: fa.SIZES.index(cutoff) + 1]
-    return split, fa.pythia_rows(fa.final_checkpoints(frame) if final else frame, "pythia", sizes, fa.PYTHIA_TARGETS, laws=methods)
+    return split, fa.pythia_split_rows("pythia", cutoff, methods, final_only=bool(final))
 
 
 def _shape(job: tuple[str, float, str, int, dict]) -> tuple[tuple, dict]:

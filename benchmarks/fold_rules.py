@@ -31,7 +31,7 @@ sys.path.insert(0, str(HERE))
 import auto_weighting  # noqa: E402
 import forecast_accuracy as fa  # noqa: E402
 
-from capcast.forecasting.backtest import backtest_scores, score_rows  # noqa: E402
+from capcast.forecasting.backtest import score_rows  # noqa: E402
 from capcast.laws.auto import FOLD_REFUSAL_RULES  # noqa: E402
 
 SHAPES = ("law", "saturating", "loss-exp")
@@ -44,11 +44,8 @@ def _validation(job: tuple[tuple[str, str | None], dict]) -> tuple[tuple, list[d
     fa.REGISTRY = auto_weighting._Registry(variants)
     methods = tuple(f"auto:{name}" for name in variants)
     if kind == "openlm":
-        frame = fa.read_openlm()
-        return (kind, arg), backtest_scores(frame[frame["family"] == arg], holdout_largest=1, methods=methods, metric="acc",
-                                            registry=fa.REGISTRY).rows
-    sizes = fa.SIZES[: fa.SIZES.index("1.4b") + 1]
-    return (kind, arg), fa.pythia_rows(fa.read_pythia(deduped=True), "pythia-deduped", sizes, fa.PYTHIA_TARGETS, laws=methods)
+        return (kind, arg), fa.openlm_rows(arg, methods)
+    return (kind, arg), fa.pythia_split_rows("pythia-deduped", "1.4b", methods)
 
 
 def validation_lines(variants: dict[str, dict]) -> list[str]:
@@ -69,6 +66,7 @@ def main() -> None:
     variants = {rule: {"fold_refusals": rule} for rule in FOLD_REFUSAL_RULES}
     auto_weighting.report("fold_rules", "which of auto's fold forecasts are refusals", 25,
                           lambda draws: auto_weighting.compare(variants, SHAPES, draws, "rule") + validation_lines(variants))
+
 
 if __name__ == "__main__":
     main()

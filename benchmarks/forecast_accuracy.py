@@ -266,20 +266,28 @@ def final_checkpoints(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame.groupby(["family", "model"])["step"].transform("max") == frame["step"]]
 
 
+def pythia_split_rows(family: str, cutoff: str, laws=METHODS, final_only: bool = False) -> list[dict]:
+    """A Pythia family fitted on 70m up to ``cutoff`` (each run's final checkpoint only with
+    ``final_only``), forecasting PYTHIA_TARGETS."""
+    frame = read_pythia(deduped=True)
+    return pythia_rows(final_checkpoints(frame) if final_only else frame, family, SIZES[: SIZES.index(cutoff) + 1], PYTHIA_TARGETS, laws)
+
+
+def openlm_rows(training_set: str, laws=METHODS) -> list[dict]:
+    """One OpenLM training set: fit the runs up to 1.4B, forecast the 6.9B run."""
+    frame = read_openlm()
+    return backtest_scores(frame[frame["family"] == training_set], holdout_largest=1, methods=laws, metric="acc", registry=REGISTRY).rows
+
+
 def _job(job: tuple) -> tuple[tuple, list[dict], float]:
     started = time.perf_counter()
     kind, arg = job
     if kind == "openlm":
-        frame = read_openlm()
-        rows = backtest_scores(frame[frame["family"] == arg], holdout_largest=1, methods=METHODS, metric="acc", registry=REGISTRY).rows
+        rows = openlm_rows(arg)
     elif kind == "miniladder":
         rows = miniladder_rows()
-    elif kind == "pythia-final":
-        family, cutoff = arg
-        rows = pythia_rows(final_checkpoints(read_pythia(deduped=True)), family, SIZES[: SIZES.index(cutoff) + 1], PYTHIA_TARGETS)
     else:
-        family, cutoff = arg
-        rows = pythia_rows(read_pythia(deduped=True), family, SIZES[: SIZES.index(cutoff) + 1], PYTHIA_TARGETS)
+        rows = pythia_split_rows(*arg, final_only=kind == "pythia-final")
     return job, rows, time.perf_counter() - started
 
 

@@ -100,8 +100,7 @@ def _split(job):
     laws = ("auto", "sigmoid")
     if split == "mini-ladder":
         return job, fa.miniladder_rows(laws)
-    frame = read_pythia(deduped=True)
-    return job, fa.pythia_rows(frame, "pythia", fa.SIZES[: fa.SIZES.index(split) + 1], fa.PYTHIA_TARGETS, laws)
+    return job, fa.pythia_split_rows("pythia", split, laws)
 
 
 def main() -> None:
