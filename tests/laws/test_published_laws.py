@@ -88,6 +88,22 @@ def test_saturating_power_drops_c_when_there_is_no_ceiling_below_one():
     assert set(fit.params) == {"log_a", "b"} and fit.params["b"] == pytest.approx(0.25, abs=0.01)
 
 
+# Pythia's MMLU accuracy (final checkpoints, 70m to 1.4b, 300B tokens each; ../shared/data): 1.9% of the
+# way from chance at best, yet "significant" on 14,000 items
+PYTHIA_PARAMS = np.array([70e6, 160e6, 410e6, 1.0e9, 1.4e9])
+PYTHIA_MMLU = np.array([0.252861, 0.243998, 0.255212, 0.259003, 0.268737])
+
+
+def test_saturating_power_refuses_until_a_checkpoint_is_five_percent_of_the_way_from_chance():
+    tokens = np.full(5, 3e11)
+    with pytest.raises(NotPredictable, match="5% of the way from chance to 1"):
+        SaturatingPowerLaw().fit(series_of(PYTHIA_PARAMS, tokens, PYTHIA_MMLU, 14_042))
+    # the same sizes with the largest 6% of the way up: the shape above chance is seen, the law answers
+    lifted = np.append(PYTHIA_MMLU[:-1], CHANCE + 0.06 * (1 - CHANCE))
+    fit = SaturatingPowerLaw().fit(series_of(PYTHIA_PARAMS, tokens, lifted, 14_042))
+    assert fit.mean(Target(params=1.2e10, tokens=3e11)) > lifted[-1]
+
+
 @pytest.mark.parametrize("law", [LogAccPowerLaw(), SaturatingPowerLaw()], ids=lambda law: law.name)
 def test_check_law_passes(law):
     check_law(law)
