@@ -224,6 +224,15 @@ def test_the_measured_variants_of_the_member_width_rule() -> None:
         AutoLaw(candidates=(SigmoidLaw(),), wide_members="sometimes")
 
 
+def rising_from_chance(n, d, c):
+    """A sigmoid in log compute whose smallest fitting size is 1.6% of the way from chance and whose
+    largest is 90%: a sigmoid fitted on the 4 smallest sizes spans 61% of the range at the 5th,
+    on the 3 smallest 32% at the 4th; saturating-power gives a point only on the 2 smallest."""
+    from tests.laws.test_laws import CHANCE, SIZES
+
+    return CHANCE + (1 - CHANCE) / (1 + np.exp(-(2.0 * (np.log10(c) - np.log10(120 * SIZES[-1] ** 2)) + 2.25)))
+
+
 def test_a_fold_forecast_too_wide_to_mean_anything_is_scored_as_a_refusal() -> None:
     """A fold is scored on what a user would get: a fold fit whose 90% interval spans more than
     MEMBER_MAX_WIDTH of the range (a forecast row would say "too wide to mean anything") refuses
@@ -231,30 +240,27 @@ def test_a_fold_forecast_too_wide_to_mean_anything_is_scored_as_a_refusal() -> N
     from capcast.laws.auto import forward_chaining_folds
     from capcast.laws.mixture import MEMBER_MAX_WIDTH
     from capcast.laws.saturating_power import SaturatingPowerLaw
-    from tests.laws.test_laws import CHANCE, SIZES, make_series
+    from tests.laws.test_laws import make_series
 
-    def at_chance_then_rising(n, d, c):  # the smaller sizes at chance: a sigmoid there is unidentified
-        return CHANCE + (1 - CHANCE) / (1 + np.exp(-(3.0 * (np.log10(c) - np.log10(120 * SIZES[-1] ** 2)) + 0.5)))
-
-    series = make_series(at_chance_then_rising, np.random.default_rng(0))
+    series = make_series(rising_from_chance, np.random.default_rng(0))
     auto = AutoLaw(candidates=(SigmoidLaw(), SaturatingPowerLaw()))
     report = auto.evaluate(series)
-    fold = forward_chaining_folds(series)[1]  # fit the 3 smallest sizes, forecast the 4th
+    fold = forward_chaining_folds(series)[2]  # fit the 4 smallest sizes, forecast the 5th
     (target, actual), = fold.targets
     wide = SigmoidLaw().fit(fold.train).predict(target, level=0.9)
     assert wide.upper - wide.lower > MEMBER_MAX_WIDTH
-    assert report["sigmoid"]["fold_predictions"][1] is None
-    # saturating-power answers that fold with a point only (3 sizes cannot give its 3 parameters a scatter)
-    (point, scored_actual, spread), = report["saturating-power"]["fold_predictions"][1]
-    assert spread is None and scored_actual == actual
+    assert report["sigmoid"]["fold_predictions"][2] is None
+    # saturating-power answers that fold, with an interval narrow enough
+    (point, scored_actual, spread), = report["saturating-power"]["fold_predictions"][2]
+    assert spread is not None and scored_actual == actual
     errors = _fold_errors(report, ["sigmoid", "saturating-power"])
-    assert errors[0, 1] == pytest.approx(abs(point - actual))  # the refusal takes the fold's worst answered error
-    # the largest fold's sigmoid forecast is narrow enough, and scored on its own error
-    (last_point, _, last_spread), = report["sigmoid"]["fold_predictions"][2]
-    largest = forward_chaining_folds(series)[2]
-    last = SigmoidLaw().fit(largest.train).predict(largest.targets[0][0], level=0.9)
-    assert last.upper - last.lower <= MEMBER_MAX_WIDTH and last_spread is not None
-    assert last_point == pytest.approx(last.mean)
+    assert errors[0, 2] == pytest.approx(abs(point - actual))  # the refusal takes the fold's worst answered error
+    # the fold before it: sigmoid's forecast is narrow enough, and scored on its own error
+    (narrow_point, _, narrow_spread), = report["sigmoid"]["fold_predictions"][1]
+    smaller = forward_chaining_folds(series)[1]
+    narrow = SigmoidLaw().fit(smaller.train).predict(smaller.targets[0][0], level=0.9)
+    assert narrow.upper - narrow.lower <= MEMBER_MAX_WIDTH and narrow_spread is not None
+    assert narrow_point == pytest.approx(narrow.mean)
     # the row's notes say which candidate's fold error is a refusal's
     notes = auto.fit(series).notes
     refused = sum(p is None for p in report["sigmoid"]["fold_predictions"])
@@ -268,18 +274,14 @@ def test_the_measured_fold_refusal_rules() -> None:
     "point-only" also refuses a fold forecast without an interval; another name is refused."""
     from capcast.laws.auto import FOLD_REFUSAL_RULES, forward_chaining_folds
     from capcast.laws.saturating_power import SaturatingPowerLaw
-    from tests.laws.test_laws import CHANCE, SIZES, make_series
+    from tests.laws.test_laws import make_series
 
     assert AutoLaw(candidates=(SigmoidLaw(),)).fold_refusals == "too-wide" and set(FOLD_REFUSAL_RULES) == {"too-wide", "guarded", "point-only"}
-
-    def at_chance_then_rising(n, d, c):
-        return CHANCE + (1 - CHANCE) / (1 + np.exp(-(3.0 * (np.log10(c) - np.log10(120 * SIZES[-1] ** 2)) + 0.5)))
-
-    series = make_series(at_chance_then_rising, np.random.default_rng(0))
+    series = make_series(rising_from_chance, np.random.default_rng(0))
     candidates = (SigmoidLaw(), SaturatingPowerLaw())
     guarded = AutoLaw(candidates=candidates, fold_refusals="guarded").evaluate(series)
-    (point, actual, spread), = guarded["sigmoid"]["fold_predictions"][1]  # too wide, scored all the same
-    fold = forward_chaining_folds(series)[1]
+    (point, actual, spread), = guarded["sigmoid"]["fold_predictions"][2]  # too wide, scored all the same
+    fold = forward_chaining_folds(series)[2]
     assert spread is not None and point == pytest.approx(SigmoidLaw().fit(fold.train).predict(fold.targets[0][0]).mean)
     point_only = AutoLaw(candidates=candidates, fold_refusals="point-only").evaluate(series)
     default = AutoLaw(candidates=candidates).evaluate(series)
