@@ -21,7 +21,7 @@ Not predictable while no fitting checkpoint is more than 5% of the way from chan
 (``Q' > 0.05``, :data:`capcast.laws.logacc_power.MIN_ABOVE_CHANCE`, Krajewski et al.'s rule for the
 same form without c): below that the fit's shape comes from ``-log Q'`` where it is noise. On a big
 benchmark (MMLU's 14,000 items) the signal test finds a rise of a point or two above chance
-significant, and the law then extrapolated a takeoff that sizes at 25.1-26.9% for a
+significant, and the law then extrapolated a takeoff that sizes at 24.4-26.9% for a
 25% chance do not show: Pythia's 12b forecast 36.7% (actual 26.8%) when fitted on final
 checkpoints. Chosen on the development data (Pythia, the mini-ladder; benchmarks/forecast_accuracy.md).
 
