@@ -210,7 +210,7 @@ class SaturatingPowerLaw:
         floor = score_floor(series)
         rise = float(np.max(series.value) - floor) / (1.0 - floor)
         if not rise > MIN_ABOVE_CHANCE:
-            raise NotPredictable(f"no fitting checkpoint is {MIN_ABOVE_CHANCE:.0%} of the way from chance to 1 (the best is "
+            raise NotPredictable(f"no fitting checkpoint is more than {MIN_ABOVE_CHANCE:.0%} of the way from chance to 1 (the best is "
                                  f"{max(rise, 0.0):.1%}): the curve's shape above chance is not seen yet")
         n = binomial_weights(series)
         c0 = float(np.exp(np.mean(np.log(series.flops))))
