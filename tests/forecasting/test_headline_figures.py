@@ -1,4 +1,5 @@
-"""The headline figures of benchmarks/forecast_accuracy.md, pinned: a change that moves them must
+"""The headline figures of benchmarks/forecast_accuracy.md (Pythia; Pythia on final checkpoints;
+pythia-deduped), pinned: a change that moves them must
 re-run the benchmark and update the report (and this test) on purpose. Skips where
 ``../shared/data`` is absent."""
 
@@ -42,3 +43,20 @@ def test_pythia_auto_headline_is_what_the_report_says() -> None:
     assert score.mae == pytest.approx(1.27, abs=0.05)
     assert score.coverage >= 0.85
     assert score.median_width == pytest.approx(10.6, abs=0.3)
+
+
+@pytest.mark.parametrize("family, final_only, mae, answered, width", [
+    # benchmarks/forecast_accuracy.md's "Pythia, final checkpoints only" (development): 2.56 at 12 of 18, width 14.0
+    ("pythia", True, 2.56, 12, 14.0),
+    # its pythia-deduped table (validation, never tuned on): 1.41 at 16 of 18, width 10.8
+    ("pythia-deduped", False, 1.41, 16, 10.8),
+], ids=["pythia-final-checkpoints", "pythia-deduped"])
+def test_the_other_pythia_headlines_are_what_the_report_says(family, final_only, mae, answered, width) -> None:
+    from capcast.forecasting.backtest import score_rows
+
+    bench = _benchmark()
+    score = score_rows(bench.pythia_split_rows(family, "1.4b", laws=("auto",), final_only=final_only))
+    assert score.n == answered and score.n + score.unpredictable == 18 and score.failed == 0
+    assert score.mae == pytest.approx(mae, abs=0.05)
+    assert score.coverage >= 0.85
+    assert score.median_width == pytest.approx(width, abs=0.3)
