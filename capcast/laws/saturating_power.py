@@ -42,7 +42,7 @@ from scipy.optimize import least_squares, leastsq
 
 from capcast.laws.base import NotPredictable, Series, Target
 from capcast.laws.curve import CurveFit, with_size_uncertainty
-from capcast.laws.logacc_power import MIN_ABOVE_CHANCE, fitting_points
+from capcast.laws.logacc_power import MIN_ABOVE_CHANCE, fitting_points, normalised
 from capcast.laws.sigmoid import binomial_weights
 from capcast.laws.signal import score_floor
 
@@ -208,11 +208,11 @@ class SaturatingPowerLaw:
         if len(np.unique(np.round(np.log10(series.flops), 6))) < 3:
             raise NotPredictable("fewer than 3 distinct compute values to fit a saturating power law")
         floor = score_floor(series)
-        rise = float(np.max(series.value) - floor) / (1.0 - floor)
+        n = binomial_weights(series)
+        rise = float(np.max(normalised(series.value, floor, n)))  # Q', as logacc-power reads it
         if not rise > MIN_ABOVE_CHANCE:
             raise NotPredictable(f"no fitting checkpoint is more than {MIN_ABOVE_CHANCE:.0%} of the way from chance to 1 (the best is "
                                  f"{max(rise, 0.0):.1%}): the curve's shape above chance is not seen yet")
-        n = binomial_weights(series)
         c0 = float(np.exp(np.mean(np.log(series.flops))))
         theta = fit_saturating(series.flops, series.value, n, c0, floor, with_c=True)
         if theta[2] < C_AT_ZERO:  # no ceiling below 1 in sight: drop c so the fit stays identified

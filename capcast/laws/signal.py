@@ -102,8 +102,9 @@ def check_signal(series: Series, z: float = SIGNAL_Z, to_metric: Callable[[float
     Signal means both: the final checkpoint of a largest-size run sits more than ``z`` binomial
     standard errors above chance (when the item count is known), and scores rise with compute
     (positive Spearman correlation over the final checkpoints, or, with fewer than 4 of them, over
-    every checkpoint after the first 10% of each run: :func:`rises_with_compute`). ``series`` is a score, higher better in [0, 1]; ``to_metric`` (an
-    oriented value -> the metric's own units) words the reasons in the metric's units.
+    every checkpoint after the first 10% of each run: :func:`rises_with_compute`). ``series`` is a
+    score, higher better in [0, 1]; ``to_metric`` (an oriented value -> the metric's own units)
+    words the reasons in the metric's units.
     """
     series = require_score_series(series)
     chance = float(series.chance) if np.isfinite(series.chance) else 0.0
@@ -138,14 +139,11 @@ def rises_with_compute(series: Series) -> tuple[bool, float, float]:
     10% of each run, the points the laws fit), significant at p <= 0.2 when there are at least 4
     points."""
     final = final_checkpoints(series)
-    if final.sum() < 4:
-        series = drop_early_checkpoints(series)
-        final = np.ones(len(series), dtype=bool)
-    use = final
-    if np.ptp(series.value[use]) == 0:  # every score the same (e.g. all 0): no rank correlation to take
+    series = subset(series, final) if final.sum() >= 4 else drop_early_checkpoints(series)
+    if np.ptp(series.value) == 0:  # every score the same (e.g. all 0): no rank correlation to take
         return False, float("nan"), 1.0
-    rho, pvalue = stats.spearmanr(np.log10(series.flops[use]), series.value[use])
-    rising = bool(rho > 0) and not (use.sum() >= 4 and pvalue > 0.2)
+    rho, pvalue = stats.spearmanr(np.log10(series.flops), series.value)
+    rising = bool(rho > 0) and not (len(series) >= 4 and pvalue > 0.2)
     return rising, float(rho), float(pvalue)
 
 
