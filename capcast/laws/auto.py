@@ -243,7 +243,8 @@ class AutoLaw:
             means, weights = [None] * len(usable), np.ones(len(usable))
             why = "equal weights: too few sizes for folds (a fold needs 2 smaller sizes)"
         weights = weights / weights.sum()
-        members = tuple(Member(name, self._checked(report[name], name, series, "", None), float(w), m)
+        answered = _answered_counts(report, usable) if errors.shape[1] else {name: None for name in usable}
+        members = tuple(Member(name, self._checked(report[name], name, series, "", None), float(w), m, answered[name])
                         for name, w, m in zip(usable, weights, means))
         skipped = [f"{name} skipped ({e['reason']})" for name, e in report.items() if "fit" not in e]
         notes = ("auto weighted " + ", ".join(f"{m.name} {m.weight:.2f}" for m in members) + f": {why}" +
@@ -283,11 +284,17 @@ def _answered_folds(report: dict[str, dict], names: list[str]) -> list[int]:
     return [f for f in range(n_folds) if any(report[name]["fold_predictions"][f] is not None for name in names)]
 
 
+def _answered_counts(report: dict[str, dict], names: list[str]) -> dict[str, int]:
+    """Per candidate, the folds of :func:`_answered_folds` it answered."""
+    folds = _answered_folds(report, names)
+    return {name: sum(report[name]["fold_predictions"][f] is not None for f in folds) for name in names}
+
+
 def _refused_folds(report: dict[str, dict], names: list[str]) -> str:
     """"; folds refused (...): sigmoid 1 of 3": which candidates' fold errors are the folds' worst
     answered errors, so that a weight read from the notes is not taken for the law's own error."""
     folds = _answered_folds(report, names)
-    refused = {name: sum(report[name]["fold_predictions"][f] is None for f in folds) for name in names}
+    refused = {name: len(folds) - n for name, n in _answered_counts(report, names).items()}
     parts = [f"{name} {n} of {len(folds)}" for name, n in refused.items() if n]
     if not parts:
         return ""

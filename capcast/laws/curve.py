@@ -9,6 +9,9 @@ four parts, all in z:
 * the scatter a new size brings (``resid_var``: the variance of a size's deviation from the law,
   measured on size-mean residuals in the empirical logit, which stays finite at 0 and 1, as a
   random-effects (DerSimonian-Laird) variance that weighs each size by its item noise);
+* the scatter a new run brings within its size (``run_var``: where a size has several runs, at
+  other seeds or token counts, the variance of a run's deviation from its size's, measured the
+  same way on run-mean residuals; :func:`run_scatter`);
 * the target's own item noise (``target_items``);
 * ``extra_var`` / ``extra_var_fn``: anything a law adds (e.g. step-1 loss uncertainty).
 
@@ -20,6 +23,7 @@ approximation gives more (:meth:`CurveFit.scatter_dof`). See docs/forecasting.md
 
 from __future__ import annotations
 
+import collections
 import functools
 from dataclasses import dataclass, field, replace
 from typing import Callable
@@ -174,6 +178,13 @@ class CurveFit:
     # without (0 / None), the t uses ``dof``
     resid_var_var: float = 0.0
     cov_per_scatter: np.ndarray | None = field(default=None, repr=False)
+    # the scatter of a run within its size (:func:`run_scatter`; a target is a new run as well as a
+    # new size; 0 where no size has two runs) and d cov / d run_var. The t's degrees of freedom
+    # count it as known: measured on runs - sizes degrees of freedom (more than the size scatter's),
+    # and counting its sampling variance as well widened the intervals of families with no run
+    # scatter (logit-linear 96.0% -> 97.5% on 3 runs a size, benchmarks/calibration.py "runs" at 0)
+    run_var: float = 0.0
+    cov_per_run_scatter: np.ndarray | None = field(default=None, repr=False)
     # another estimated share of the variance, given the link gradient at the target: (its variance,
     # its degrees of freedom), e.g. a two-step law's step 1 (:func:`capcast.laws.two_step.chain`)
     estimated_var_fn: Callable[[np.ndarray, Target], tuple[float, float]] | None = field(default=None, repr=False)
@@ -283,7 +294,7 @@ class CurveFit:
     def z_sd(self, target: Target, mean: float | None = None, grad: np.ndarray | None = None) -> float:
         """The forecast's link-space sd at ``target`` (the fit's own; ``mean`` and ``grad``: the
         forecast and the link gradient there, where the caller has them)."""
-        var = self.parameter_var(target, grad) + self.resid_var + self.extra_var + self.target_noise_var(target, mean)
+        var = self.parameter_var(target, grad) + self.resid_var + self.run_var + self.extra_var + self.target_noise_var(target, mean)
         if self.extra_var_fn is not None:
             var += float(self.extra_var_fn(self.theta, target))
         return float(np.sqrt(var))
@@ -383,6 +394,8 @@ def with_size_uncertainty(fit: CurveFit, series, n_params: int, n_items: np.ndar
       ``B = (J'WJ)^-1`` (``W``: the estimator's weights per checkpoint, default 1/noise, as a
       binomial likelihood weighs them) and the meat ``M = J'W (noise + scatter in same-size blocks) W J``,
       so a size's checkpoints count as one size's evidence, not as independent points;
+    * where a size has several runs, the scatter of a run within its size (:func:`run_scatter`),
+      which a target (a new run) brings too, and its blocks in the meat;
     * the target's own item noise (``target_items``) added at prediction;
     * ``sizes - n_params`` degrees of freedom for the t quantile where the scatter dominates, more
       where the known item noise does (``resid_var_var``, :meth:`CurveFit.scatter_dof`).
@@ -398,12 +411,16 @@ def with_size_uncertainty(fit: CurveFit, series, n_params: int, n_items: np.ndar
     targets = [Target(params=float(n), tokens=float(d), flops=float(c)) for n, d, c in zip(series.params, series.tokens, series.flops)]
     fitted = np.array([fit.mean(t) for t in targets])
     jac = link_jacobian(fit, targets)
-    scatter, noise, evidence = size_scatter(fit, series.value, fitted, params, n_items, dof, jac)
-    # the sandwich is linear in the scatter: its known part and its part per unit of scatter
+    runs = run_scatter(fit, series.value, fitted, params, series.runs, n_items)
+    scatter, noise, evidence = size_scatter(fit, series.value, fitted, params, n_items, dof, jac, runs)
+    # the sandwich is linear in the scatters: its known part and its parts per unit of each
     cov_known, cov_per_scatter = size_sandwich_parts(jac, noise, params, weights)
-    return replace(fit, cov=cov_known + scatter * cov_per_scatter, resid_var=scatter, dof=dof, target_items=float(np.median(n_items)),
+    cov_per_run = group_sandwich_part(jac, noise, series.runs, weights)
+    return replace(fit, cov=cov_known + scatter * cov_per_scatter + runs.var * cov_per_run, resid_var=scatter, dof=dof,
+                   target_items=float(np.median(n_items)),
                    resid_var_var=dersimonian_laird_var(evidence.noise, scatter, evidence.design),
-                   cov_per_scatter=cov_per_scatter, scatter_evidence=evidence)
+                   cov_per_scatter=cov_per_scatter, scatter_evidence=evidence,
+                   **runs.fields(cov_per_run))
 
 
 def link_jacobian(fit: CurveFit, targets: list[Target]) -> np.ndarray:
@@ -423,7 +440,7 @@ def link_jacobian(fit: CurveFit, targets: list[Target]) -> np.ndarray:
 
 
 def size_scatter(fit: CurveFit, value: np.ndarray, fitted: np.ndarray, params: np.ndarray, n_items: np.ndarray,
-                 dof: int, jac: np.ndarray | None = None) -> tuple[float, np.ndarray, ScatterEvidence]:
+                 dof: int, jac: np.ndarray | None = None, runs: "RunScatter | None" = None) -> tuple[float, np.ndarray, ScatterEvidence]:
     """(the variance of a size's deviation from the law in the fit's link space, each checkpoint's
     item noise there, what the variance was estimated from: :class:`ScatterEvidence`).
 
@@ -433,7 +450,8 @@ def size_scatter(fit: CurveFit, value: np.ndarray, fitted: np.ndarray, params: n
     over sizes, ``max(0, (Q - dof) / tr P)`` with ``w`` = 1 / item noise of the size's mean and
     ``Q = sum w m^2``: noisy sizes weigh little instead of masking the scatter of the precise ones.
     ``jac`` (checkpoints x parameters, link space): the law's design, so that ``tr P`` nets out the
-    share of the scatter the fit absorbed (:func:`dersimonian_laird`); without, an intercept's."""
+    share of the scatter the fit absorbed (:func:`dersimonian_laird`); without, an intercept's.
+    ``runs`` (:func:`run_scatter`): a size's mean carries its runs' deviations too, as noise."""
     sizes = np.unique(params)
     value, fitted, n_items = (np.asarray(a, dtype=float) for a in (value, fitted, n_items))
     noise = link_noise_var(fit, fitted, n_items)
@@ -447,8 +465,73 @@ def size_scatter(fit: CurveFit, value: np.ndarray, fitted: np.ndarray, params: n
                                      empirical_z(fitted[m].mean(), n_items[m].sum(), fit.floor))
                                for m in (params == s for s in sizes)])
     design = None if jac is None else size_design(jac, params)
-    evidence = ScatterEvidence(size_means, size_mean_noise(noise, params), design, dof)
+    mean_noise = size_mean_noise(noise, params) + (0.0 if runs is None else runs.var * runs.size_mean_share)
+    evidence = ScatterEvidence(size_means, mean_noise, design, dof)
     return dersimonian_laird(size_means, evidence.noise, dof, design), noise, evidence
+
+
+# The runs the run scatter is measured on: those whose fitted score is this far into the range
+# above the floor (q = (score - floor) / (1 - floor)). Nearer the floor or 1 a run's empirical logit
+# is far from normal at its item noise (at q = 0.05 on 400 items the noise is 60% of q), and the
+# estimate read those tails as scatter on families that have none.
+RUN_SCATTER_RANGE = (0.05, 0.95)
+
+
+@dataclass(frozen=True)
+class RunScatter:
+    """The scatter of a run within its size (:func:`run_scatter`): its estimate ``var`` (link
+    space) and per size (``np.unique(params)`` order) the share of it a size's mean carries,
+    ``sum_r (checkpoints of r / checkpoints of the size)^2``."""
+
+    var: float
+    size_mean_share: np.ndarray
+
+    def fields(self, cov_per_run: np.ndarray) -> dict:
+        """The :class:`CurveFit` fields it sets (none where nothing was measured)."""
+        return {"run_var": self.var, "cov_per_run_scatter": cov_per_run} if self.var > 0 else {}
+
+
+def run_scatter(fit: CurveFit, value: np.ndarray, fitted: np.ndarray, params: np.ndarray, runs: np.ndarray,
+                n_items: np.ndarray) -> RunScatter:
+    """The variance of a run's deviation from its size's, where sizes have several runs (other
+    seeds, or other token counts as in OpenLM's grid): the DerSimonian-Laird estimate over the
+    run-mean residuals (empirical logit of the run's mean score, as for sizes) with one intercept
+    per size as the design, so that only differences between runs of one size count, on runs -
+    sizes degrees of freedom. A size's scatter (:func:`size_scatter`) cannot see it: a size's mean
+    averages its runs. A target is a new run at a new size, so its deviation carries both. 0 (and
+    nothing estimated) where no size has two runs, as in a family of one run per size."""
+    sizes = np.unique(params)
+    runs = np.asarray(runs, dtype=object)
+    value, fitted, n_items = (np.asarray(a, dtype=float) for a in (value, fitted, n_items))
+    keys = list(dict.fromkeys(zip(params.tolist(), runs.tolist())))
+    members = {key: (params == key[0]) & (runs == key[1]) for key in keys}
+    share = np.zeros(len(sizes))
+    for (size, _), m in members.items():
+        share[np.searchsorted(sizes, size)] += (m.sum() / np.sum(params == size)) ** 2
+
+    def in_range(m) -> bool:
+        q = 0.5 if fit.link == "identity" else (float(fitted[m].mean()) - fit.floor) / (1 - fit.floor)
+        return RUN_SCATTER_RANGE[0] <= q <= RUN_SCATTER_RANGE[1]
+
+    kept = [key for key in keys if in_range(members[key])]
+    per_size = collections.Counter(size for size, _ in kept)
+    kept = [key for key in kept if per_size[key[0]] >= 2]  # a size's runs differ only where it has two
+    groups = sorted({size for size, _ in kept})
+    dof = len(kept) - len(groups)
+    if dof < 1:
+        return RunScatter(0.0, share)
+    noise = link_noise_var(fit, fitted, n_items)
+    deviations, run_noise, design = [], [], np.zeros((len(kept), len(groups)))
+    for i, key in enumerate(kept):
+        m = members[key]
+        if fit.link == "identity":
+            deviations.append(float((value - fitted)[m].mean()))
+        else:
+            deviations.append(float(empirical_z(value[m].mean(), n_items[m].sum(), fit.floor) -
+                                    empirical_z(fitted[m].mean(), n_items[m].sum(), fit.floor)))
+        run_noise.append(float(noise[m].mean() / m.sum()))
+        design[i, groups.index(key[0])] = 1.0
+    return RunScatter(dersimonian_laird(np.array(deviations), np.array(run_noise), dof, design), share)
 
 
 def size_mean_noise(noise: np.ndarray, params: np.ndarray) -> np.ndarray:
@@ -517,6 +600,20 @@ def size_sandwich_parts(jac: np.ndarray, noise: np.ndarray, params: np.ndarray,
         g = (w[params == s, None] * jac[params == s]).sum(axis=0)
         meat_size += np.outer(g, g)
     return bread @ meat_noise @ bread, bread @ meat_size @ bread
+
+
+def group_sandwich_part(jac: np.ndarray, noise: np.ndarray, groups: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """``B M_group B`` per unit of a variance shared within ``groups`` (e.g. runs): the parameter
+    covariance's part from checkpoints that share a deviation, with :func:`size_sandwich_parts`'
+    bread and weights."""
+    w = 1.0 / noise if weights is None else np.asarray(weights, dtype=float)
+    bread = np.linalg.pinv(jac.T @ (w[:, None] * jac))
+    groups = np.asarray(groups, dtype=object)
+    meat = np.zeros((jac.shape[1], jac.shape[1]))
+    for g in dict.fromkeys(groups.tolist()):
+        v = (w[groups == g, None] * jac[groups == g]).sum(axis=0)
+        meat += np.outer(v, v)
+    return bread @ meat @ bread
 
 
 def link_noise_var(fit: CurveFit, score: np.ndarray, n_items: np.ndarray) -> np.ndarray:

@@ -50,6 +50,7 @@ class Member:
     fit: object
     weight: float
     fold_error: float | None = None  # mean absolute fold error (score units); None without folds
+    folds_answered: int | None = None  # the folds it answered (the rest scored as refusals); None without folds
 
 
 class _Distribution:
@@ -111,6 +112,11 @@ class MixtureFit:
         covariance is claimed for them (zeros); each member's ``fit.cov`` has its own."""
         return np.zeros((len(self.members), len(self.members)))
 
+    @property
+    def _unchecked(self) -> set[str]:
+        """The members that answered none of their folds (there were folds)."""
+        return {m.name for m in self.members if m.folds_answered == 0}
+
     def _answering(self, target: Target) -> tuple[list[tuple[float, _Distribution]], list[str]]:
         parts, dropped, wide = [], [], []
         for m in self.members:
@@ -134,6 +140,11 @@ class MixtureFit:
             return voters(parts + wide), dropped
         if wide:
             why = "too wide to vote"
+            if len(parts) < 2 and parts[0][0] in self._unchecked:
+                # a lone member that answered none of the folds has nothing to vouch for its
+                # extrapolation of this task (its weight is the other members' worst fold error):
+                # it does not answer alone, the wide members keep their votes
+                return voters(parts + wide), dropped
             if len(parts) < 2 or self.wide_members == "disagree":
                 point = _quantile(voters(wide), 0.5)
                 if not _quantile(voters(parts), 0.05) <= point <= _quantile(voters(parts), 0.95):

@@ -61,7 +61,8 @@ def simulate_family(
     rng: np.random.Generator, *, n_sizes: int = 5, seeds: int = 1, checkpoints_per_run: int = 3, n_items: int = 400,
     lack_of_fit_sd: float = 0.0, regime: str = "mid", chance: float = 0.25, item_sd: float = 1.0, item_run_sd: float = 0.4,
     target_decades: float = 0.8, family: str = "sim", task: str = "task", shape: str = "law",
-    loss_metric: str | None = None, schedules: bool = False,
+    loss_metric: str | None = None, schedules: bool = False, run_lack_of_fit_sd: float = 0.0,
+    tokens_per_param: tuple[float, ...] = (20.0,),
 ) -> SimulatedFamily:
     """One synthetic family: ``n_sizes`` sizes x ``seeds`` runs x ``checkpoints_per_run``
     checkpoints (at 1/4, 1/2 and all of each run's tokens for 3), and a target ``target_decades``
@@ -130,16 +131,19 @@ def simulate_family(
         size_effect = rng.normal(0.0, lack_of_fit_sd) if lack_of_fit_sd > 0 else 0.0
         for seed in range(seeds):
             item_run = rng.normal(0.0, item_run_sd, n_items)
+            run_effect = size_effect + (rng.normal(0.0, run_lack_of_fit_sd) if run_lack_of_fit_sd > 0 else 0.0)
             run = f"s{size_index}-r{seed}"
             for step, fraction in enumerate(fractions):
-                tokens = 20 * n * fraction
-                _, observed = score(n, tokens, size_effect, item_run)
+                tokens = tokens_per_param[seed % len(tokens_per_param)] * n * fraction
+                _, observed = score(n, tokens, run_effect, item_run)
                 rows.append({"family": family, "run": run, "model": f"{run}-step{step}", "params": n, "tokens": tokens,
                              "step": _step_of(fraction) if schedules else step, "task": task, "metric": "acc", "value": observed, "n_items": n_items, "chance": chance})
                 if loss_metric is not None:
                     rows.append({**rows[-1], "metric": loss_metric, "value": float(loss_of(n, tokens)), "n_items": np.nan,
                                  "chance": np.nan})
     size_effect = rng.normal(0.0, lack_of_fit_sd) if lack_of_fit_sd > 0 else 0.0
+    if run_lack_of_fit_sd > 0:
+        size_effect += rng.normal(0.0, run_lack_of_fit_sd)
     true_score, actual = score(target_params, target_tokens, size_effect, rng.normal(0.0, item_run_sd, n_items))
     rows.append({"family": family, "run": "target", "model": "target", "params": target_params, "tokens": target_tokens,
                  "step": SIM_SCHEDULE["total_steps"] if schedules else len(fractions) - 1, "task": task, "metric": "acc", "value": actual, "n_items": n_items, "chance": chance})
