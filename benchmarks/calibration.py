@@ -14,7 +14,9 @@ family: a task loss per checkpoint, the score's logit linear in it; ladder's for
 fitting sizes as no other law does: reported, a hard case), and "schedule" (the losses of cosine
 runs follow the learning-rate-annealing law, intermediate checkpoints above the annealed curve; the
 score's logit linear in the loss: ``ladder-schedule``'s form, measured with the runs' schedules
-passed as a family spec would).
+passed as a family spec would), and "runs" (OpenLM's grid: 3 runs a size, at 10, 20 and 40 tokens
+per parameter, each run deviating from its size's curve by sd 0.3 in logit besides the size's own
+lack of fit; the curve a sigmoid in compute).
 Each law's interval is bounded on the shape whose true law it is (sigmoid's on "law",
 saturating-power's on "saturating", ladder's on "loss", loss-error's on "loss-exp", ladder-schedule's
 on "schedule"); on the others it is misspecified, and its
@@ -50,10 +52,13 @@ SCHEDULE_LAWS = ("ladder-schedule", "ladder")
 # (A scores table alone carries no schedules, which come from a family spec: on the other shapes
 # ladder-schedule answers "no schedule".)
 TWO_STEP_LAWS = ("ladder", "loss-error", "auto")
-SHAPES = ("law", "items", "saturating", "loss", "loss-exp", "schedule")
+SHAPES = ("law", "items", "saturating", "loss", "loss-exp", "schedule", "runs")
+# shape "runs": each run's deviation from its size's curve (logit sd), the runs' tokens per parameter
+RUN_LACK_OF_FIT_SD = 0.3
+RUN_TOKENS_PER_PARAM = (10.0, 20.0, 40.0)
 # the law each shape's curve follows (for "items", the nearest: a sigmoid); auto's width is compared with it
 TRUE_LAW = {"law": "sigmoid", "items": "sigmoid", "saturating": "saturating-power", "loss": "ladder", "loss-exp": "loss-error",
-            "schedule": "ladder-schedule"}
+            "schedule": "ladder-schedule", "runs": "sigmoid"}
 TWO_STEP_SHAPES = ("loss", "loss-exp")
 CONDITIONS = [(shape, lof, regime) for shape in SHAPES for lof in (0.0, 0.15) for regime in ("mid", "high")]
 
@@ -68,7 +73,8 @@ BOUNDED_SHAPES = {"loss-exp": (60, ("loss-error", "auto")),
                   "loss": (50, ("ladder", "auto")),
                   "schedule": (50, ("ladder-schedule",)),
                   "law": (50, ("sigmoid", "logit-linear", "logacc-power", "auto")),
-                  "saturating": (60, ("saturating-power", "auto"))}
+                  "saturating": (60, ("saturating-power", "auto")),
+                  "runs": (50, ("sigmoid", "logit-linear", "logacc-power", "auto"))}
 BOUNDED_CONDITIONS = [(lof, regime) for lof in (0.0, 0.15) for regime in ("mid", "high")]
 BOUNDED_SEED = 101
 
@@ -86,6 +92,9 @@ def draw_family(rng, shape: str, lof: float, regime: str):
         return simulate_family(rng, lack_of_fit_sd=lof, regime=regime, n_sizes=int(rng.integers(4, 7)),
                                seeds=int(rng.integers(1, 3)), loss_metric="bpb_gold",
                                shape="exponential" if shape == "loss-exp" else "law")
+    if shape == "runs":
+        return simulate_family(rng, lack_of_fit_sd=lof, regime=regime, n_sizes=int(rng.integers(4, 7)), seeds=len(RUN_TOKENS_PER_PARAM),
+                               tokens_per_param=RUN_TOKENS_PER_PARAM, run_lack_of_fit_sd=RUN_LACK_OF_FIT_SD)
     return simulate_family(rng, lack_of_fit_sd=lof, regime=regime, n_sizes=int(rng.integers(4, 7)),
                            seeds=int(rng.integers(1, 3)), shape=shape)
 

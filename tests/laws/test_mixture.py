@@ -201,6 +201,31 @@ def test_a_member_too_wide_to_mean_anything_does_not_vote_unless_all_are_or_it_d
     assert both.upper - both.lower > MEMBER_MAX_WIDTH
 
 
+def test_a_lone_narrow_member_that_answered_no_fold_does_not_answer_alone() -> None:
+    """Its weight is the other members' worst fold error, not evidence of its own: beside it the
+    wide members keep their votes (the mini-ladder's emergent ref_add2 at size l: saturating-power,
+    which refused both folds, would otherwise have forecast 15.5% for a model that scored 99.6%)."""
+    sharp, vague = _LinkStub(1.0, 0.3), _LinkStub(1.1, 3.0)
+
+    def mixture(answered):
+        return MixtureFit("auto:weighted", (Member("sharp", sharp, 0.5, 0.01, answered),
+                                            Member("vague", vague, 0.5, 0.01, 2))).predict(BIG)
+
+    alone = MixtureFit("auto:weighted", (Member("sharp", sharp, 1.0),)).predict(BIG)
+    checked = mixture(answered=1)  # it answered a fold: it answers alone, as before
+    assert (checked.lower, checked.upper) == pytest.approx((alone.lower, alone.upper))
+    unchecked = mixture(answered=0)
+    assert unchecked.upper - unchecked.lower > 2 * (alone.upper - alone.lower) and unchecked.notes is None
+
+
+def test_auto_tells_the_mixture_how_many_folds_each_member_answered() -> None:
+    series, _ = ladder_case(np.random.default_rng(4))
+    auto = AutoLaw(candidates=(SigmoidLaw(), LadderLaw(), LossErrorLaw()))
+    fit, report = auto.fit(series), auto.evaluate(series)
+    for m in fit.members:
+        assert m.folds_answered == sum(p is not None for p in report[m.name]["fold_predictions"])
+
+
 def test_the_measured_variants_of_the_member_width_rule() -> None:
     """benchmarks/member_width.py's variants: "disagree" lets a disagreeing wide member vote however
     many narrow members are left, "always" lets every wide member vote; an unknown rule is refused."""
