@@ -353,7 +353,8 @@ class CurveFit:
 
     def summary(self) -> str:
         sds = np.sqrt(np.clip(np.diag(np.nan_to_num(self.cov, nan=0.0)), 0, None)) if self.cov.size else []
-        lines = [f"law {self.law}: {self.n_points} checkpoints, floor {self.floor:.3f}, residual sd (logit) {np.sqrt(self.resid_var):.3f}"]
+        runs = f", run-within-size sd {np.sqrt(self.run_var):.3f}" if self.run_var > 0 else ""
+        lines = [f"law {self.law}: {self.n_points} checkpoints, floor {self.floor:.3f}, residual sd (logit) {np.sqrt(self.resid_var):.3f}{runs}"]
         for name, value, sd in zip(self.names, self.theta, sds):
             lines.append(f"  {name:>10} = {value: .5g}  (sd {sd:.3g})")
         if self.notes:

@@ -64,6 +64,7 @@ def test_a_target_brings_its_runs_scatter_too():
     wide, narrow = fit.predict(family.target), without.predict(family.target)
     assert wide.mean == pytest.approx(narrow.mean)
     assert wide.upper - wide.lower > 1.2 * (narrow.upper - narrow.lower)
+    assert f"run-within-size sd {np.sqrt(fit.run_var):.3f}" in fit.summary()
     # one run a size: nothing to measure, nothing added
     single = SigmoidLaw().fit(_series(simulate_family(np.random.default_rng(3), n_sizes=6, seeds=1)))
     assert single.run_var == 0.0 and single.cov_per_run_scatter is None
