@@ -143,7 +143,8 @@ class MixtureFit:
             if len(parts) < 2 and parts[0][0] in self._unchecked:
                 # a lone member that answered none of the folds has nothing to vouch for its
                 # extrapolation of this task (its weight is the other members' worst fold error):
-                # it does not answer alone, the wide members keep their votes
+                # it does not answer alone, the wide members keep their votes (docs/forecasting.md:
+                # a guard; the development tables read the same without it)
                 return voters(parts + wide), dropped
             if len(parts) < 2 or self.wide_members == "disagree":
                 point = _quantile(voters(wide), 0.5)

@@ -203,8 +203,9 @@ def test_a_member_too_wide_to_mean_anything_does_not_vote_unless_all_are_or_it_d
 
 def test_a_lone_narrow_member_that_answered_no_fold_does_not_answer_alone() -> None:
     """Its weight is the other members' worst fold error, not evidence of its own: beside it the
-    wide members keep their votes (the mini-ladder's emergent ref_add2 at size l: saturating-power,
-    which refused both folds, would otherwise have forecast 15.5% for a model that scored 99.6%)."""
+    wide members keep their votes (with an intermediate version of the run scatter, the mini-ladder's
+    emergent ref_add2 at size l: saturating-power, which refused both folds, forecast 15.5% for a
+    model that scored 99.6%)."""
     sharp, vague = _LinkStub(1.0, 0.3), _LinkStub(1.1, 3.0)
 
     def mixture(answered):
