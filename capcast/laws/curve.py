@@ -414,8 +414,7 @@ def with_size_uncertainty(fit: CurveFit, series, n_params: int, n_items: np.ndar
     runs = run_scatter(fit, series.value, fitted, params, series.runs, n_items)
     scatter, noise, evidence = size_scatter(fit, series.value, fitted, params, n_items, dof, jac, runs)
     # the sandwich is linear in the scatters: its known part and its parts per unit of each
-    cov_known, cov_per_scatter = size_sandwich_parts(jac, noise, params, weights)
-    cov_per_run = group_sandwich_part(jac, noise, series.runs, weights)
+    cov_known, cov_per_scatter, cov_per_run = size_sandwich_parts(jac, noise, params, series.runs, weights)
     return replace(fit, cov=cov_known + scatter * cov_per_scatter + runs.var * cov_per_run, resid_var=scatter, dof=dof,
                    target_items=float(np.median(n_items)),
                    resid_var_var=dersimonian_laird_var(evidence.noise, scatter, evidence.design),
@@ -587,39 +586,32 @@ def size_design(jac: np.ndarray, params: np.ndarray) -> np.ndarray:
     return np.array([jac[params == s].mean(axis=0) for s in np.unique(params)])
 
 
-def size_sandwich_parts(jac: np.ndarray, noise: np.ndarray, params: np.ndarray,
-                        weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The parameter covariance ``B M B`` that counts a size's checkpoints as one size's evidence,
-    as its two terms: ``B M_noise B`` (the item noise) and ``B M_size B`` (the same-size blocks, per
-    unit of scatter), so that the covariance is ``known + scatter * per_scatter``. ``jac``
-    (checkpoints x parameters) of the link-space curve, the working bread ``B = (J'WJ)^-1``
-    (``W`` = ``weights``, default 1/noise) and the meat ``M = J'W (noise + scatter in same-size
-    blocks) W J``. A singular information matrix raises NotPredictable."""
+def size_sandwich_parts(jac: np.ndarray, noise: np.ndarray, params: np.ndarray, runs: np.ndarray,
+                        weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The parameter covariance ``B M B`` that counts a size's checkpoints as one size's evidence
+    (and a run's as one run's), as its three terms: ``B M_noise B`` (the item noise), ``B M_size B``
+    (the same-size blocks, per unit of size scatter) and ``B M_run B`` (the same-run blocks, per
+    unit of run scatter, :func:`run_scatter`), so that the covariance is
+    ``known + scatter * per_scatter + run_var * per_run``. ``jac`` (checkpoints x parameters) of the
+    link-space curve, the working bread ``B = (J'WJ)^-1`` (``W`` = ``weights``, default 1/noise) and
+    the meat ``M = J'W (noise + scatter in same-size blocks + run scatter in same-run blocks) W J``.
+    A singular information matrix raises NotPredictable."""
     w = 1.0 / noise if weights is None else np.asarray(weights, dtype=float)
     info = jac.T @ (w[:, None] * jac)
     if not np.all(np.isfinite(info)) or np.linalg.cond(info) > 1e12:
         raise NotPredictable("the data do not identify every parameter of the law (singular information matrix)")
     bread = np.linalg.inv(info)
     meat_noise = jac.T @ ((w**2 * noise)[:, None] * jac)
-    meat_size = np.zeros_like(meat_noise)
-    for s in np.unique(params):
-        g = (w[params == s, None] * jac[params == s]).sum(axis=0)
-        meat_size += np.outer(g, g)
-    return bread @ meat_noise @ bread, bread @ meat_size @ bread
 
+    def blocks(groups) -> np.ndarray:  # the meat of a deviation shared within each group, per unit
+        groups = np.asarray(groups, dtype=object)
+        meat = np.zeros_like(meat_noise)
+        for g in dict.fromkeys(groups.tolist()):
+            v = (w[groups == g, None] * jac[groups == g]).sum(axis=0)
+            meat += np.outer(v, v)
+        return bread @ meat @ bread
 
-def group_sandwich_part(jac: np.ndarray, noise: np.ndarray, groups: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-    """``B M_group B`` per unit of a variance shared within ``groups`` (e.g. runs): the parameter
-    covariance's part from checkpoints that share a deviation, with :func:`size_sandwich_parts`'
-    bread and weights."""
-    w = 1.0 / noise if weights is None else np.asarray(weights, dtype=float)
-    bread = np.linalg.pinv(jac.T @ (w[:, None] * jac))
-    groups = np.asarray(groups, dtype=object)
-    meat = np.zeros((jac.shape[1], jac.shape[1]))
-    for g in dict.fromkeys(groups.tolist()):
-        v = (w[groups == g, None] * jac[groups == g]).sum(axis=0)
-        meat += np.outer(v, v)
-    return bread @ meat @ bread
+    return bread @ meat_noise @ bread, blocks(params), blocks(runs)
 
 
 def link_noise_var(fit: CurveFit, score: np.ndarray, n_items: np.ndarray) -> np.ndarray:

@@ -28,7 +28,7 @@ from scipy.linalg import block_diag
 
 from capcast.laws.base import NotPredictable, Series, Target
 from capcast.laws.curve import (CurveFit, dersimonian_laird_var, numeric_jacobian,
-                               group_sandwich_part, run_scatter, size_sandwich_parts, size_scatter, to_z)
+                               run_scatter, size_sandwich_parts, size_scatter, to_z)
 from capcast.laws.loss_law import LossFit, fit_loss_law, pick_loss
 from capcast.laws.signal import drop_early_checkpoints, require_score_series, score_floor, subset
 from capcast.laws.sigmoid import binomial_weights
@@ -192,10 +192,10 @@ def chain(law: str, one: StepOne, theta2: np.ndarray, cov2: np.ndarray, names2: 
     # scatter, its covariance and the t's degrees of freedom from the fit's own link space.
     losses = np.asarray(one.loss, dtype=float)
     jac2 = numeric_jacobian(lambda th: to_z(score_fn(th, losses), floor), np.asarray(theta2, float))
-    runs = run_scatter(fit, one.series.value, np.asarray(fitted, dtype=float), params, one.series.runs, n_items)
-    scatter, noise, evidence = size_scatter(fit, one.series.value, np.asarray(fitted, dtype=float), params, n_items, dof, jac2, runs)
-    known2, per_scatter2 = size_sandwich_parts(jac2, noise, params, weights)
-    per_run2 = group_sandwich_part(jac2, noise, one.series.runs, weights)
+    fitted = np.asarray(fitted, dtype=float)
+    runs = run_scatter(fit, one.series.value, fitted, params, one.series.runs, n_items)
+    scatter, noise, evidence = size_scatter(fit, one.series.value, fitted, params, n_items, dof, jac2, runs)
+    known2, per_scatter2, per_run2 = size_sandwich_parts(jac2, noise, params, one.series.runs, weights)
     cov2 = known2 + scatter * per_scatter2 + runs.var * per_run2
     require_identified(cov2)
     return replace(fit, cov=block_diag(step1.cov, cov2), resid_var=scatter,
