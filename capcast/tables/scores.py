@@ -22,6 +22,7 @@ from capcast.errors import CapcastError, note
 from capcast.schema import CHECKPOINT_KEY as _CHECKPOINT_KEY
 from capcast.schema import SCORES_COLUMNS, SCORES_REQUIRED, default_flops
 from capcast.tables.series import Series
+from capcast.tasks.chance import CHANCE_OF_CHOICES, known_chance
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv", ".txt")
@@ -172,7 +173,6 @@ def build_series(frame: pd.DataFrame, task: str, metric: str) -> Series:
     if len(validation):
         for (vtask, vmetric), group in frame.iloc[validation].groupby(["task", "metric"]):
             extra[f"{vtask}:{vmetric}"] = _align(keys, group)
-    chance = rows["chance"].dropna()
     n_items = rows["n_items"].to_numpy(dtype=float)
     _note_item_counts(task, metric, n_items)
     return Series(
@@ -180,7 +180,7 @@ def build_series(frame: pd.DataFrame, task: str, metric: str) -> Series:
         params=rows["params"].to_numpy(float),
         tokens=rows["tokens"].to_numpy(float), flops=rows["flops"].to_numpy(float), value=rows["value"].to_numpy(float),
         n_items=n_items if np.isfinite(n_items).any() else None,
-        chance=float(chance.iloc[0]) if len(chance) else 0.0,
+        chance=series_chance(rows["chance"], task, metric),
         step=rows["step"].to_numpy(float), family=str(rows["family"].iloc[0]) if len(rows) else None, extra=extra,
     )
 
@@ -188,6 +188,25 @@ def build_series(frame: pd.DataFrame, task: str, metric: str) -> Series:
 def _codes(values: np.ndarray) -> np.ndarray:
     """Integer codes in the sort order of ``values`` (strings: numpy's lexsort takes numbers)."""
     return np.unique(np.asarray(values, dtype=str), return_inverse=True)[1] if len(values) else np.zeros(0, dtype=int)
+
+
+def series_chance(column: pd.Series, task: str, metric: str) -> float:
+    """The task's chance from the table's ``chance`` column; where it is empty, lm-eval's for a
+    task :mod:`capcast.tasks.chance` knows (lm-eval's results files carry none), with a note; else 0,
+    with a note for a metric whose chance a multiple-choice task would not leave at 0."""
+    given = column.dropna()
+    if len(given):
+        return float(given.iloc[0])
+    known = known_chance(task, metric)
+    if known is not None:
+        chance, why = known
+        if chance > 0:
+            note(f"task {task} ({metric}): no chance in the table; {chance:.4g} used ({why}); a chance column overrides it")
+        return chance
+    if metric.split("/", 1)[0] in CHANCE_OF_CHOICES:
+        note(f"task {task} ({metric}): no chance in the table and none known for this task: the floor is 0; a multiple-choice "
+             "task's chance is 1/choices (brier's 1 - 1/choices): give the table a chance column")
+    return 0.0
 
 
 def _note_item_counts(task: str, metric: str, n_items: np.ndarray) -> None:

@@ -56,3 +56,22 @@ def test_real_forecast_of_pythia_12b_arc_easy(pythia) -> None:
     assert arc.status == "ok" and abs(arc.forecast - 0.7024) < 0.03 and arc.lower <= 0.7024 <= arc.upper
     assert wsc.status == "not predictable yet"
 
+
+
+def test_pythia_without_a_chance_column_forecasts_as_with_it(pythia, monkeypatch) -> None:
+    """As from lm-eval's results files, which record no chance: lm-eval's chance levels
+    (capcast.tasks.chance) give the same forecasts as the recorded column; a floor of 0 would not."""
+    import numpy as np
+
+    import capcast.tables.scores as scores
+
+    fit = pythia[pythia.model.isin(["pythia-70m", "pythia-160m", "pythia-410m", "pythia-1b", "pythia-1.4b", "pythia-12b"])]
+    tasks = ["arc_easy", "piqa", "winogrande"]
+    recorded = forecast_scores(fit, "pythia-12b", tasks, method="sigmoid")
+    emptied = forecast_scores(fit.assign(chance=np.nan), "pythia-12b", tasks, method="sigmoid")
+    assert [r.status for r in recorded] == ["ok"] * 3
+    for a, b in zip(recorded, emptied):
+        assert (b.forecast, b.lower, b.upper) == pytest.approx((a.forecast, a.lower, a.upper), abs=1e-9)
+    monkeypatch.setattr(scores, "known_chance", lambda task, metric: None)
+    floor_0 = forecast_scores(fit.assign(chance=np.nan), "pythia-12b", tasks, method="sigmoid")
+    assert any(b.forecast is None or abs(b.forecast - a.forecast) > 0.005 for a, b in zip(recorded, floor_0))

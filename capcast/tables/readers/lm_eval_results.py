@@ -14,7 +14,8 @@ Rows, one per (checkpoint, task, metric, filter):
   values that are not numbers (lm-eval's ``"N/A"``) or NaN are skipped.
 - ``n_items``: the task's ``n-samples`` ``effective`` count (what ``--limit`` left); without it,
   ``sample_len``; else recovered from the stderr of a proportion (n = p(1-p)/se^2 + 1).
-- ``chance``: empty (lm-eval does not record it).
+- ``chance``: empty (lm-eval does not record it; a forecast takes the task's from
+  :mod:`capcast.tasks.chance` where it knows the task, with a note).
 - ``family``, ``run``, ``model`` (the checkpoint name), ``params``, ``tokens``, ``flops``,
   ``step``: from the family spec, since lm-eval records neither non-embedding parameters nor
   training tokens.
