@@ -41,6 +41,7 @@ import forecast_accuracy as fa  # noqa: E402
 from readers import read_pythia  # noqa: E402
 
 import capcast.laws.curve as curve  # noqa: E402
+import capcast.laws.scatter as scatter  # noqa: E402
 from capcast.forecasting.backtest import score_rows  # noqa: E402
 from capcast.laws.base import FIT_REFUSALS  # noqa: E402
 from capcast.tables.readers.pythia import BACKTEST_TASKS  # noqa: E402
@@ -54,7 +55,7 @@ ORACLE_SD = 0.15
 
 
 def pythia_scatter_evidence() -> list:
-    """Every Pythia (development) fit's :class:`capcast.laws.curve.ScatterEvidence`."""
+    """Every Pythia (development) fit's :class:`capcast.laws.scatter.ScatterEvidence`."""
     table = read_scores(read_pythia(deduped=True).query("family == 'pythia'"))
     registry = fa.REGISTRY
     out = []
@@ -111,22 +112,22 @@ def main() -> None:
     started = time.perf_counter()
     evidence = pythia_scatter_evidence()
     scale, totals = type_two_ml_scale(evidence)
-    rules = {"satterthwaite": ("satterthwaite", curve.SCATTER_PRIOR_SD),
-             "confidence-distribution": ("confidence-distribution", curve.SCATTER_PRIOR_SD),
+    rules = {"satterthwaite": ("satterthwaite", scatter.SCATTER_PRIOR_SD),
+             "confidence-distribution": ("confidence-distribution", scatter.SCATTER_PRIOR_SD),
              f"posterior, prior sd {scale:g} (Pythia)": ("posterior", scale),
              f"posterior, prior sd {ORACLE_SD:g} (oracle: the simulations' own)": ("posterior", ORACLE_SD)}
     measured, splits = {}, {}
-    default = curve.SCATTER_INTERVAL, curve.SCATTER_PRIOR_SD
+    default = curve.SCATTER_INTERVAL, scatter.SCATTER_PRIOR_SD
     for rule in rules.values():
         # a fresh pair of processes per rule, forked with it set: auto's fits (cached per process)
         # read the rule when its folds check each member's interval
-        curve.SCATTER_INTERVAL, curve.SCATTER_PRIOR_SD = rule
+        curve.SCATTER_INTERVAL, scatter.SCATTER_PRIOR_SD = rule
         with multiprocessing.get_context("fork").Pool(2) as pool:
             # the costliest shapes come first in SHAPES, so neither process is left alone at the end
             measured.update(pool.map(_condition, [(rule, shape, lof, regime) for shape in SHAPES for lof, regime in CONDITIONS],
                                      chunksize=1))
             splits.update(pool.map(_split, [(rule, s) for s in SPLITS], chunksize=1))
-    curve.SCATTER_INTERVAL, curve.SCATTER_PRIOR_SD = default
+    curve.SCATTER_INTERVAL, scatter.SCATTER_PRIOR_SD = default
     lines = ["# python benchmarks/scatter_interval.py: how forecasts account for the estimated size scatter, on the development data",
              f"# the posterior's prior scale by type-II maximum likelihood over {len(evidence)} Pythia fits: "
              + ", ".join(f"{s:g} {t:.1f}" for s, t in totals.items()) + f" (log marginal likelihood): {scale:g}",

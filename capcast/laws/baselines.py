@@ -14,7 +14,8 @@ import numpy as np
 import statsmodels.api as sm
 
 from capcast.laws.base import NotPredictable, Series
-from capcast.laws.curve import CurveFit, empirical_z, from_z, link_noise_var, with_size_uncertainty
+from capcast.laws.curve import CurveFit, from_z, with_size_uncertainty
+from capcast.laws.scatter import empirical_z, link_noise_var
 from capcast.laws.sigmoid import binomial_weights
 from capcast.laws.signal import final_checkpoints, require_score_series, score_floor, subset
 

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from capcast.laws.base import NotPredictable, Series
-from capcast.laws.curve import CurveFit, dersimonian_laird
+from capcast.laws.curve import CurveFit
+from capcast.laws.scatter import dersimonian_laird
 from capcast.laws.signal import final_checkpoints, items_of
 
 

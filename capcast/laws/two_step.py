@@ -27,9 +27,9 @@ import pandas as pd
 from scipy.linalg import block_diag
 
 from capcast.laws.base import NotPredictable, Series, Target
-from capcast.laws.curve import (CurveFit, dersimonian_laird_var, numeric_jacobian,
-                               run_scatter, size_sandwich_parts, size_scatter, to_z)
+from capcast.laws.curve import CurveFit, numeric_jacobian, size_sandwich_parts, to_z
 from capcast.laws.loss_law import LossFit, fit_loss_law, pick_loss
+from capcast.laws.scatter import dersimonian_laird_var, run_scatter, size_scatter
 from capcast.laws.signal import drop_early_checkpoints, require_score_series, score_floor, subset
 from capcast.laws.sigmoid import binomial_weights
 

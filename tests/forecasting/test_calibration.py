@@ -125,7 +125,7 @@ def test_the_scatter_estimate_nets_out_what_the_fit_absorbs_and_knows_its_own_va
     """On 5 sizes with a 3-parameter design and a known scatter, the meta-regression
     DerSimonian-Laird estimate is unbiased and varies as :func:`dersimonian_laird_var` says; the
     intercept-only estimate falls short by tr P (intercept) / tr P (design)."""
-    from capcast.laws.curve import _residual_projection, dersimonian_laird, dersimonian_laird_var
+    from capcast.laws.scatter import _residual_projection, dersimonian_laird, dersimonian_laird_var
 
     rng = np.random.default_rng(3)
     noise = np.array([0.02, 0.01, 0.005, 0.004, 0.003])

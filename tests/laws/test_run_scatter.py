@@ -9,7 +9,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from capcast.laws.curve import RUN_SCATTER_RANGE, from_z, run_scatter, to_z
+from capcast.laws.curve import from_z, to_z
+from capcast.laws.scatter import RUN_SCATTER_RANGE, run_scatter
 from capcast.laws.sigmoid import SigmoidLaw
 from capcast.tables.scores import build_series
 from capcast.testing.simulate import simulate_family

@@ -1,4 +1,4 @@
-"""The scatter's confidence distribution and posterior (``capcast.laws.curve.ScatterEvidence``)
+"""The scatter's confidence distribution and posterior (``capcast.laws.scatter.ScatterEvidence``)
 and the forecast distribution they give (``CurveFit.confidence_distribution_t``): the
 alternatives to Satterthwaite's t that benchmarks/scatter_interval.py measures."""
 
@@ -9,7 +9,8 @@ import pytest
 from scipy import stats
 
 import capcast.laws.curve as curve
-from capcast.laws.curve import ScatterEvidence
+import capcast.laws.scatter as scatter
+from capcast.laws.scatter import ScatterEvidence
 
 
 def _draw(rng, tau2: float, noise: np.ndarray, design: np.ndarray) -> ScatterEvidence:
@@ -53,12 +54,12 @@ def test_the_posterior_follows_the_data_where_they_measure_the_scatter_and_the_p
     rng = np.random.default_rng(3)
     design = np.ones((40, 1))
     precise = ScatterEvidence(rng.normal(0, np.sqrt(0.25 + 1e-4), 40), np.full(40, 1e-4), design, dof=39)
-    monkeypatch.setattr(curve, "SCATTER_PRIOR_SD", 0.1)
-    median = precise.posterior_quantiles[curve.CD_POINTS // 2]
+    monkeypatch.setattr(scatter, "SCATTER_PRIOR_SD", 0.1)
+    median = precise.posterior_quantiles[scatter.CD_POINTS // 2]
     assert np.sqrt(median) == pytest.approx(0.5, rel=0.25)  # 40 precise sizes: the prior's 0.1 does not hold it down
     vague = ScatterEvidence(np.array([2.0, -2.0, 1.0]), np.full(3, 100.0), np.ones((3, 1)), dof=2)
     prior_median = 0.1 * stats.halfnorm.ppf(0.5)
-    assert np.sqrt(vague.posterior_quantiles[curve.CD_POINTS // 2]) == pytest.approx(prior_median, rel=0.1)
+    assert np.sqrt(vague.posterior_quantiles[scatter.CD_POINTS // 2]) == pytest.approx(prior_median, rel=0.1)
 
 
 def test_the_confidence_distribution_t_matches_the_scale_mixture_at_its_90_percent_quantiles(monkeypatch):
