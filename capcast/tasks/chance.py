@@ -10,8 +10,10 @@ of choices of every document (``doc_to_choice``; checked against lm-eval 0.4.9's
 metrics whose chance follows from it, and 0 for generative tasks. A task it does not know keeps 0
 and the forecast says so (:mod:`capcast.tables.scores`).
 
-Names are lm-eval's: another harness's task of the same name may offer other choices (LLM Foundry's
-``commonsense_qa`` has 4, lm-eval's 5), so a table from elsewhere should carry its own column.
+Names are lm-eval's (and two of OLMES's, ``csqa`` and ``socialiqa``): another harness's task of the
+same name may offer other choices (LLM Foundry's ``commonsense_qa`` has 4, lm-eval's 5; its ``siqa``
+2, lm-eval's ``social_iqa`` 3, so ``siqa`` is left out), so a table from elsewhere should carry its
+own column.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ LM_EVAL_CHOICES: dict[str, int] = {
     "logiqa2": 4, "race": 4, "swag": 4, "prost": 4, "medmcqa": 4, "mutual": 4, "mutual_plus": 4,
     # 5 choices
     "commonsense_qa": 5, "mathqa": 5,
+    # the same tasks under OLMES's names (OLMo's evaluations): csqa is commonsense_qa, socialiqa social_iqa
+    "csqa": 5, "socialiqa": 3,
     # generative
     "lambada_openai": 0, "lambada_standard": 0, "gsm8k": 0, "triviaqa": 0, "nq_open": 0, "humaneval": 0, "mbpp": 0,
     "drop": 0, "coqa": 0,
@@ -41,6 +45,11 @@ PREFIX_CHOICES: tuple[tuple[str, int], ...] = (
 CHANCE_OF_CHOICES = {
     "acc": lambda k: 1.0 / k,
     "acc_norm": lambda k: 1.0 / k,
+    # the accuracies OLMES reports beside them (other normalisations of the choices' log-likelihoods)
+    "acc_per_char": lambda k: 1.0 / k,
+    "acc_per_token": lambda k: 1.0 / k,
+    "acc_raw": lambda k: 1.0 / k,
+    "acc_uncond": lambda k: 1.0 / k,
     "p_gold": lambda k: 1.0 / k,  # the gold choice's probability renormalised over k choices
     "brier": lambda k: 1.0 - 1.0 / k,  # uniform probabilities: (1 - 1/k)^2 + (k - 1) / k^2
 }

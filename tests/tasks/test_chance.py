@@ -19,6 +19,7 @@ from capcast.tasks.chance import choices_of, known_chance
     ("cb", "acc", 1 / 3), ("commonsense_qa", "acc", 0.2), ("mmlu_abstract_algebra", "acc", 0.25),
     ("blimp_anaphor_gender_agreement", "acc", 0.5), ("hellaswag", "brier", 0.75), ("hellaswag", "p_gold", 0.25),
     ("gsm8k", "exact_match/strict-match", 0.0), ("lambada_openai", "acc", 0.0),
+    ("csqa", "acc_per_char", 0.2), ("socialiqa", "acc_uncond", 1 / 3), ("siqa", "acc", None),
     ("hellaswag", "bpb_gold", None), ("lambada_openai", "perplexity", None), ("my_private_task", "acc", None),
 ])
 def test_known_chance_follows_the_number_of_choices(task, metric, chance):
