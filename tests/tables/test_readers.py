@@ -147,6 +147,8 @@ def test_real_lm_eval_results_import_then_forecast(lm_eval_run, tmp_path) -> Non
     forecast = run_cli("forecast", "--scores", str(scores), "--target-params", "1e5", "--target-tokens", "2e6", "--format", "csv", env=env)
     assert forecast.returncode == 0, forecast.stderr
     assert TASK in forecast.stdout
+    # lm-eval records no chance and capcast does not know this task: the forecast says its floor is 0
+    assert f"note: task {TASK} (acc): no chance in the table and none known for this task: the floor is 0" in forecast.stderr
 
 
 def test_lm_eval_results_without_spec_is_one_line_error(lm_eval_run, tmp_path) -> None:
