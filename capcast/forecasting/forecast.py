@@ -34,7 +34,7 @@ from capcast.laws.signal import check_loss_signal, check_signal
 from capcast.metrics import Metric, find_metric, infer_metric, resolve_metric
 from capcast.schema import default_run
 from capcast.progress import track
-from capcast.tables.scores import build_series, read_scores, tasks_with_metric
+from capcast.tables.scores import build_series, note_missing_chance, read_scores, tasks_with_metric
 
 STATUS_OK = "ok"
 STATUS_UNPREDICTABLE = "not predictable yet"
@@ -225,12 +225,14 @@ def check_metric(frame: pd.DataFrame, metric: str) -> None:
 
 
 def tasks_to_forecast(frame: pd.DataFrame, tasks: Iterable[str] | None, metric: str) -> list[str]:
-    """``tasks`` (default: every task with ``metric`` scores), each checked to have them."""
+    """``tasks`` (default: every task with ``metric`` scores), each checked to have them; one note
+    for those the table gives no chance (:func:`capcast.tables.scores.note_missing_chance`)."""
     all_tasks = tasks_with_metric(frame, metric)
     tasks = list(tasks) if tasks else all_tasks
     unknown = [t for t in tasks if t not in all_tasks]
     if unknown:
         raise CapcastError(f"task(s) {', '.join(unknown)} have no {metric!r} scores in the table; available: {', '.join(all_tasks[:20])}")
+    note_missing_chance(frame, tasks, metric)
     return tasks
 
 

@@ -192,21 +192,30 @@ def _codes(values: np.ndarray) -> np.ndarray:
 
 def series_chance(column: pd.Series, task: str, metric: str) -> float:
     """The task's chance from the table's ``chance`` column; where it is empty, lm-eval's for a
-    task :mod:`capcast.tasks.chance` knows (lm-eval's results files carry none), with a note; else 0,
-    with a note for a metric whose chance a multiple-choice task would not leave at 0."""
+    task :mod:`capcast.tasks.chance` knows (lm-eval's results files carry none), else 0
+    (:func:`note_missing_chance` says which)."""
     given = column.dropna()
     if len(given):
         return float(given.iloc[0])
     known = known_chance(task, metric)
-    if known is not None:
-        chance, why = known
-        if chance > 0:
-            note(f"task {task} ({metric}): no chance in the table; {chance:.4g} used ({why}); a chance column overrides it")
-        return chance
-    if metric.split("/", 1)[0] in CHANCE_OF_CHOICES:
-        note(f"task {task} ({metric}): no chance in the table and none known for this task: the floor is 0; a multiple-choice "
-             "task's chance is 1/choices (brier's 1 - 1/choices): give the table a chance column")
-    return 0.0
+    return known[0] if known is not None else 0.0
+
+
+def note_missing_chance(frame: pd.DataFrame, tasks: list[str], metric: str) -> None:
+    """One note for the ``tasks`` whose ``metric`` rows have no chance: those given lm-eval's
+    (:func:`series_chance`), and those left at 0 whose chance a multiple-choice task would not leave
+    there."""
+    rows = frame[(frame["metric"] == metric) & frame["task"].isin(tasks)]
+    empty = [t for t, c in rows.groupby("task")["chance"] if c.isna().all()]
+    known = {t: known_chance(t, metric) for t in empty}
+    used = [f"{t} {k[0]:.4g} ({k[1]})" for t, k in known.items() if k is not None and k[0] > 0]
+    unknown = [t for t, k in known.items() if k is None] if metric.split("/", 1)[0] in CHANCE_OF_CHOICES else []
+    if used:
+        note(f"no chance in the table for {len(used)} task(s) ({metric}), lm-eval's used: {', '.join(used)}; a chance column "
+             "overrides it")
+    if unknown:
+        note(f"no chance in the table for {len(unknown)} task(s) ({metric}) and none known: {', '.join(unknown)}: their floor is 0; "
+             "a multiple-choice task's chance is 1/choices (brier's 1 - 1/choices): give the table a chance column")
 
 
 def _note_item_counts(task: str, metric: str, n_items: np.ndarray) -> None:

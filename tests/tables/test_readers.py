@@ -148,7 +148,7 @@ def test_real_lm_eval_results_import_then_forecast(lm_eval_run, tmp_path) -> Non
     assert forecast.returncode == 0, forecast.stderr
     assert TASK in forecast.stdout
     # lm-eval records no chance and capcast does not know this task: the forecast says its floor is 0
-    assert f"note: task {TASK} (acc): no chance in the table and none known for this task: the floor is 0" in forecast.stderr
+    assert f"note: no chance in the table for 1 task(s) (acc) and none known: {TASK}: their floor is 0" in forecast.stderr
 
 
 def test_lm_eval_results_without_spec_is_one_line_error(lm_eval_run, tmp_path) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from capcast.tables.scores import build_series
+from capcast.tables.scores import build_series, note_missing_chance
 from capcast.tasks.chance import choices_of, known_chance
 
 
@@ -55,29 +55,29 @@ def _notes(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == "capcast"]
 
 
-def test_an_empty_chance_column_takes_lm_evals_with_a_note(caplog):
+def test_an_empty_chance_column_takes_lm_evals_and_a_chance_column_wins():
+    assert build_series(_table("hellaswag", "acc", np.nan), "hellaswag", "acc").chance == 0.25
+    assert build_series(_table("hellaswag", "acc", 0.2), "hellaswag", "acc").chance == 0.2
+    assert build_series(_table("my_private_task", "acc", np.nan), "my_private_task", "acc").chance == 0.0
+    assert build_series(_table("gsm8k", "exact_match/strict-match", np.nan), "gsm8k", "exact_match/strict-match").chance == 0.0
+
+
+def test_one_note_says_which_tasks_took_lm_evals_chance_and_which_kept_0(caplog):
+    frame = pd.concat([_table(t, "acc", c) for t, c in
+                       (("hellaswag", np.nan), ("piqa", np.nan), ("sciq", 0.25), ("my_private_task", np.nan), ("gsm8k", np.nan))])
     with caplog.at_level(logging.INFO, logger="capcast"):
-        series = build_series(_table("hellaswag", "acc", np.nan), "hellaswag", "acc")
-    assert series.chance == 0.25
-    assert any("no chance in the table; 0.25 used (lm-eval's hellaswag has 4 choices)" in n for n in _notes(caplog))
+        note_missing_chance(frame, ["hellaswag", "piqa", "sciq", "my_private_task", "gsm8k"], "acc")
+    notes = _notes(caplog)
+    assert notes == [
+        "no chance in the table for 2 task(s) (acc), lm-eval's used: hellaswag 0.25 (lm-eval's hellaswag has 4 choices), "
+        "piqa 0.5 (lm-eval's piqa has 2 choices); a chance column overrides it",
+        "no chance in the table for 1 task(s) (acc) and none known: my_private_task: their floor is 0; a multiple-choice "
+        "task's chance is 1/choices (brier's 1 - 1/choices): give the table a chance column"]
 
 
-def test_a_chance_column_wins_over_the_table(caplog):
+def test_a_table_with_every_chance_needs_no_note(caplog):
+    frame = pd.concat([_table("hellaswag", "acc", 0.25), _table("gsm8k", "exact_match", np.nan)])
     with caplog.at_level(logging.INFO, logger="capcast"):
-        series = build_series(_table("hellaswag", "acc", 0.2), "hellaswag", "acc")
-    assert series.chance == 0.2
-    assert not any("chance" in n for n in _notes(caplog))
-
-
-def test_an_unknown_multiple_choice_task_keeps_0_and_asks_for_the_column(caplog):
-    with caplog.at_level(logging.INFO, logger="capcast"):
-        series = build_series(_table("my_private_task", "acc", np.nan), "my_private_task", "acc")
-    assert series.chance == 0.0
-    assert any("none known for this task: the floor is 0" in n and "give the table a chance column" in n for n in _notes(caplog))
-
-
-def test_a_generative_task_needs_no_note(caplog):
-    with caplog.at_level(logging.INFO, logger="capcast"):
-        series = build_series(_table("gsm8k", "exact_match/strict-match", np.nan), "gsm8k", "exact_match/strict-match")
-    assert series.chance == 0.0
-    assert not any("chance" in n for n in _notes(caplog))
+        note_missing_chance(frame, ["hellaswag"], "acc")
+        note_missing_chance(frame, ["gsm8k"], "exact_match")
+    assert _notes(caplog) == []
