@@ -105,6 +105,18 @@ def forecast_command(
         err_console.print(f"wrote {len(rows)} forecast rows to {output}", highlight=False)
 
 
+def top_level_clauses(text: str) -> list[str]:
+    """``text`` split at the "; " that no parenthesis encloses (a reason's clauses)."""
+    clauses, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += (ch == "(") - (ch == ")")
+        if depth == 0 and text.startswith("; ", i):
+            clauses.append(text[start:i])
+            start = i + 2
+    clauses.append(text[start:])
+    return [c for c in clauses if c]
+
+
 @contextmanager
 def _output(output: Optional[Path]):
     """stdout, or the -o file (written whole, then closed)."""
@@ -129,9 +141,26 @@ def _render_forecast_table(rows, interval: float, file=None) -> None:
         table.add_row(r.family or "", r.task, r.metric, r.law, show(r.forecast), show(r.lower), show(r.upper), show(r.actual), r.status)
     wide = wide_console(150, file)
     wide.print(table)
-    for r in rows:  # why: the reason behind every answer, a number or not
-        if r.reason:
-            wide.print(f"{r.family or ''} {r.task}: {r.reason}".strip(), highlight=False, markup=False)
+    # why: the reason behind every answer, a number or not; what every reason says (auto's "ladder
+    # skipped (no loss metric ...)" on a table without losses) once, not once per task
+    reasons = [(r, top_level_clauses(r.reason)) for r in rows if r.reason]
+    for r, clauses in reasons:
+        own = [c for c in clauses if sum(c in other for _, other in reasons) < 2]
+        if own:
+            wide.print(f"{r.family or ''} {r.task}: {'; '.join(own)}".strip(), highlight=False, markup=False)
+    # a clause several rows share, once, with the rows it belongs to (in the rows' order)
+    shared: dict[str, list[str]] = {}
+    for r, clauses in reasons:
+        for c in clauses:
+            if sum(c in other for _, other in reasons) >= 2:
+                shared.setdefault(c, []).append(f"{r.family or ''} {r.task}".strip())
+    by_rows: dict[tuple, list[str]] = {}
+    for clause, names in shared.items():
+        by_rows.setdefault(tuple(dict.fromkeys(names)), []).append(clause)
+    for names, clauses in by_rows.items():
+        who = ("every task" if len(names) == len(rows) else ", ".join(names) if len(names) <= 8 else
+               f"{len(names)} tasks ({', '.join(names[:4])}, ...)")
+        wide.print(f"{who}: {'; '.join(clauses)}", highlight=False, markup=False)
     # what each fit saw: the checkpoints given to the law (one line per distinct set)
     for fitted in dict.fromkeys((r.family, r.fitted) for r in rows if r.fitted):
         family, names = fitted

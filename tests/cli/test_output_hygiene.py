@@ -112,3 +112,32 @@ def test_a_family_spec_refuses_infinite_params(tmp_path):
     spec.write_text("family: f\ncheckpoints:\n  - {name: a, model: org/a, params: .inf, tokens: 1e9}\n")
     with pytest.raises(CapcastError, match=r"checkpoints\[0\]\.params: .*finite"):
         load_family(spec)
+
+
+def test_a_reason_every_task_shares_prints_once_and_each_tasks_own_stays(tmp_path, capsys):
+    """A simulated family without a loss metric: auto's "ladder skipped (no loss metric ...)" is
+    the same for every task; the table's text says it once, and each task's weights on its own line.
+    The CSV keeps every row's whole reason."""
+    from capcast.testing.simulate import simulate_family
+
+    frames = []
+    for i, task in enumerate(("task_a", "task_b", "task_c")):
+        frames.append(simulate_family(np.random.default_rng(i), n_sizes=5, task=task).scores)
+    scores = tmp_path / "scores.csv"
+    pd.concat(frames).to_csv(scores, index=False)
+    code, out, err = run_in_process(["forecast", "--scores", str(scores), "--target", "target"], capsys)
+    assert code == 0, err
+    assert out.count("ladder skipped (no loss metric in the table") == 1
+    assert "every task: ladder skipped (no loss metric in the table" in out
+    for task in ("task_a", "task_b", "task_c"):
+        assert f"sim {task}: auto weighted" in out
+    code, csv_out, err = run_in_process(["forecast", "--scores", str(scores), "--target", "target", "--format", "csv"], capsys)
+    assert code == 0, err
+    assert csv_out.count("ladder skipped (no loss metric in the table") == 3
+
+
+def test_top_level_clauses_split_only_outside_parentheses():
+    from capcast.cli.forecasting import top_level_clauses
+
+    assert top_level_clauses("a (b; c); d; e (f (g; h))") == ["a (b; c)", "d", "e (f (g; h))"]
+    assert top_level_clauses("one") == ["one"]
