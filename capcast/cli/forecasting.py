@@ -141,8 +141,8 @@ def _render_forecast_table(rows, interval: float, file=None) -> None:
         table.add_row(r.family or "", r.task, r.metric, r.law, show(r.forecast), show(r.lower), show(r.upper), show(r.actual), r.status)
     wide = wide_console(150, file)
     wide.print(table)
-    # why: the reason behind every answer, a number or not; what every reason says (auto's "ladder
-    # skipped (no loss metric ...)" on a table without losses) once, not once per task
+    # why: the reason behind every answer, a number or not; a part several reasons share (auto's
+    # "ladder skipped (no loss metric ...)" on a table without losses) once, with the tasks it is for
     reasons = [(r, top_level_clauses(r.reason)) for r in rows if r.reason]
     for r, clauses in reasons:
         own = [c for c in clauses if sum(c in other for _, other in reasons) < 2]
