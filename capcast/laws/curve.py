@@ -28,11 +28,13 @@ from typing import Callable
 
 import numpy as np
 from scipy import stats
+from scipy.linalg import block_diag
 from scipy.optimize import brentq
 from scipy.special import expit, logit, stdtr, stdtrit
 
 from capcast.laws.base import NotPredictable, Prediction, Target
-from capcast.laws.scatter import ScatterEvidence, dersimonian_laird_var, link_noise_var, run_scatter, size_scatter
+from capcast.laws.scatter import (RunScatter, ScatterEvidence, dersimonian_laird_var, link_noise_var, run_scatter,
+                                  size_scatter)
 
 Z_CLIP = 1e-4  # keep logit finite for scores at the floor or at 1
 MAX_DOF = 10**6  # a t on this many degrees of freedom is the normal
@@ -349,15 +351,47 @@ def with_size_uncertainty(fit: CurveFit, series, n_params: int, n_items: np.ndar
     targets = [Target(params=float(n), tokens=float(d), flops=float(c)) for n, d, c in zip(series.params, series.tokens, series.flops)]
     fitted = np.array([fit.mean(t) for t in targets])
     jac = link_jacobian(fit, targets)
-    runs = run_scatter(fit, series.value, fitted, params, series.runs, n_items)
-    scatter, noise, evidence = size_scatter(fit, series.value, fitted, params, n_items, dof, jac, runs)
+    measured = size_uncertainty(fit, series.value, fitted, params, series.runs, n_items, dof, jac, weights)
+    return replace(fit, cov=measured.cov, dof=dof, target_items=float(np.median(n_items)), **measured.fields())
+
+
+@dataclass(frozen=True)
+class SizeUncertainty:
+    """What :func:`size_uncertainty` measured: the size scatter (``scatter``, its sampling variance
+    and evidence), the run scatter (``runs``) and the size-honest parameter covariance ``cov``,
+    ``known + scatter * cov_per_scatter + runs.var * cov_per_run``."""
+
+    cov: np.ndarray
+    scatter: float
+    scatter_var: float
+    cov_per_scatter: np.ndarray
+    cov_per_run: np.ndarray
+    evidence: ScatterEvidence
+    runs: RunScatter
+
+    def fields(self, pad: int = 0) -> dict:
+        """The :class:`CurveFit` fields they set but ``cov`` (whose caller may join it to another),
+        each per-unit covariance after ``pad`` zero rows and columns for parameters fitted before (a
+        two-step law's step 1, which has its own)."""
+        def padded(cov: np.ndarray) -> np.ndarray:
+            return block_diag(np.zeros((pad, pad)), cov) if pad else cov
+
+        return {"resid_var": self.scatter, "resid_var_var": self.scatter_var, "cov_per_scatter": padded(self.cov_per_scatter),
+                "scatter_evidence": self.evidence, **self.runs.fields(padded(self.cov_per_run))}
+
+
+def size_uncertainty(fit: CurveFit, value: np.ndarray, fitted: np.ndarray, params: np.ndarray, runs: np.ndarray,
+                     n_items: np.ndarray, dof: int, jac: np.ndarray, weights: np.ndarray | None = None) -> SizeUncertainty:
+    """The scatters a new size and a new run bring (:func:`capcast.laws.scatter.run_scatter`,
+    :func:`capcast.laws.scatter.size_scatter`) and the parameter covariance that counts sizes
+    (:func:`size_sandwich_parts`), in ``fit``'s link space; ``jac`` (checkpoints x parameters) and
+    ``weights`` the fit's design and estimator weights (see :func:`with_size_uncertainty`)."""
+    run = run_scatter(fit, value, fitted, params, runs, n_items)
+    scatter, noise, evidence = size_scatter(fit, value, fitted, params, n_items, dof, jac, run)
     # the sandwich is linear in the scatters: its known part and its parts per unit of each
-    cov_known, cov_per_scatter, cov_per_run = size_sandwich_parts(jac, noise, params, series.runs, weights)
-    return replace(fit, cov=cov_known + scatter * cov_per_scatter + runs.var * cov_per_run, resid_var=scatter, dof=dof,
-                   target_items=float(np.median(n_items)),
-                   resid_var_var=dersimonian_laird_var(evidence.noise, scatter, evidence.design),
-                   cov_per_scatter=cov_per_scatter, scatter_evidence=evidence,
-                   **runs.fields(cov_per_run))
+    known, per_scatter, per_run = size_sandwich_parts(jac, noise, params, runs, weights)
+    return SizeUncertainty(known + scatter * per_scatter + run.var * per_run, scatter,
+                           dersimonian_laird_var(evidence.noise, scatter, evidence.design), per_scatter, per_run, evidence, run)
 
 
 def link_jacobian(fit: CurveFit, targets: list[Target]) -> np.ndarray:

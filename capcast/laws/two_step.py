@@ -27,9 +27,8 @@ import pandas as pd
 from scipy.linalg import block_diag
 
 from capcast.laws.base import NotPredictable, Series, Target
-from capcast.laws.curve import CurveFit, numeric_jacobian, size_sandwich_parts, to_z
+from capcast.laws.curve import CurveFit, numeric_jacobian, size_uncertainty, to_z
 from capcast.laws.loss_law import LossFit, fit_loss_law, pick_loss
-from capcast.laws.scatter import dersimonian_laird_var, run_scatter, size_scatter
 from capcast.laws.signal import drop_early_checkpoints, require_score_series, score_floor, subset
 from capcast.laws.sigmoid import binomial_weights
 
@@ -192,13 +191,7 @@ def chain(law: str, one: StepOne, theta2: np.ndarray, cov2: np.ndarray, names2: 
     # scatter, its covariance and the t's degrees of freedom from the fit's own link space.
     losses = np.asarray(one.loss, dtype=float)
     jac2 = numeric_jacobian(lambda th: to_z(score_fn(th, losses), floor), np.asarray(theta2, float))
-    fitted = np.asarray(fitted, dtype=float)
-    runs = run_scatter(fit, one.series.value, fitted, params, one.series.runs, n_items)
-    scatter, noise, evidence = size_scatter(fit, one.series.value, fitted, params, n_items, dof, jac2, runs)
-    known2, per_scatter2, per_run2 = size_sandwich_parts(jac2, noise, params, one.series.runs, weights)
-    cov2 = known2 + scatter * per_scatter2 + runs.var * per_run2
-    require_identified(cov2)
-    return replace(fit, cov=block_diag(step1.cov, cov2), resid_var=scatter,
-                   resid_var_var=dersimonian_laird_var(evidence.noise, scatter, evidence.design),
-                   cov_per_scatter=block_diag(np.zeros((k1, k1)), per_scatter2), estimated_var_fn=step1_estimated,
-                   scatter_evidence=evidence, **runs.fields(block_diag(np.zeros((k1, k1)), per_run2)))
+    measured = size_uncertainty(fit, one.series.value, np.asarray(fitted, dtype=float), params, one.series.runs, n_items, dof,
+                                jac2, weights)
+    require_identified(measured.cov)
+    return replace(fit, cov=block_diag(step1.cov, measured.cov), estimated_var_fn=step1_estimated, **measured.fields(pad=k1))
