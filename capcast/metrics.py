@@ -133,13 +133,18 @@ BUILTIN_METRICS: tuple[Metric, ...] = (
 BUILTIN_BY_NAME: dict[str, Metric] = {m.name: m for m in BUILTIN_METRICS}
 
 
+def base_metric(name: str) -> str:
+    """The metric before a filter suffix: ``exact_match/strict-match`` is ``exact_match``."""
+    return name.split(FILTER_SEPARATOR, 1)[0]
+
+
 def find_metric(name: str, known: Mapping[str, Metric] | None = None) -> Metric | None:
     """The description of ``name`` in ``known`` (default: the built-ins), else of the metric
     before a filter suffix (``exact_match/strict-match`` is ``exact_match``), else None."""
     known = BUILTIN_BY_NAME if known is None else known
     if name in known:
         return known[name]
-    base = name.split(FILTER_SEPARATOR, 1)[0]
+    base = base_metric(name)
     if base != name and base in known:
         return replace(known[base], name=name)
     return None

@@ -143,20 +143,20 @@ def _render_forecast_table(rows, interval: float, file=None) -> None:
     wide.print(table)
     # why: the reason behind every answer, a number or not; a part several reasons share (auto's
     # "ladder skipped (no loss metric ...)" on a table without losses) once, with the tasks it is for
-    reasons = [(r, top_level_clauses(r.reason)) for r in rows if r.reason]
-    for r, clauses in reasons:
-        own = [c for c in clauses if sum(c in other for _, other in reasons) < 2]
+    reasons = [(f"{r.family or ''} {r.task}".strip(), top_level_clauses(r.reason)) for r in rows if r.reason]
+    rows_of: dict[str, list[str]] = {}  # each clause -> the rows whose reason has it, in the rows' order
+    for name, clauses in reasons:
+        for c in dict.fromkeys(clauses):
+            rows_of.setdefault(c, []).append(name)
+    for name, clauses in reasons:
+        own = [c for c in clauses if len(rows_of[c]) < 2]
         if own:
-            wide.print(f"{r.family or ''} {r.task}: {'; '.join(own)}".strip(), highlight=False, markup=False)
-    # a clause several rows share, once, with the rows it belongs to (in the rows' order)
-    shared: dict[str, list[str]] = {}
-    for r, clauses in reasons:
-        for c in clauses:
-            if sum(c in other for _, other in reasons) >= 2:
-                shared.setdefault(c, []).append(f"{r.family or ''} {r.task}".strip())
+            wide.print(f"{name}: {'; '.join(own)}", highlight=False, markup=False)
+    # a clause several rows share, once, with the rows it belongs to
     by_rows: dict[tuple, list[str]] = {}
-    for clause, names in shared.items():
-        by_rows.setdefault(tuple(dict.fromkeys(names)), []).append(clause)
+    for clause, names in rows_of.items():
+        if len(names) >= 2:
+            by_rows.setdefault(tuple(dict.fromkeys(names)), []).append(clause)
     for names, clauses in by_rows.items():
         who = ("every task" if len(names) == len(rows) else ", ".join(names) if len(names) <= 8 else
                f"{len(names)} tasks ({', '.join(names[:4])}, ...)")

@@ -112,11 +112,11 @@ class Registry:
         """The description of metric ``name``: registered (a filtered ``exact_match/strict-match``
         is ``exact_match``), built in, or inferred from ``values`` (a score in [0, 1]); a metric
         that is none of these is a one-line :class:`CapcastError` asking for a Metric."""
-        from capcast.metrics import resolve_metric
+        from capcast.metrics import base_metric, resolve_metric
 
         self._check_conflict("metric", name)
         if name not in self.metrics:  # a filtered name reads its base metric's description
-            self._check_conflict("metric", name.split("/", 1)[0])
+            self._check_conflict("metric", base_metric(name))
         return resolve_metric(name, () if values is None else values, self.metrics)
 
 

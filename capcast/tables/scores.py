@@ -22,7 +22,7 @@ from capcast.errors import CapcastError, note
 from capcast.schema import CHECKPOINT_KEY as _CHECKPOINT_KEY
 from capcast.schema import SCORES_COLUMNS, SCORES_REQUIRED, default_flops
 from capcast.tables.series import Series
-from capcast.tasks.chance import CHANCE_OF_CHOICES, known_chance
+from capcast.tasks.chance import chance_follows_choices, known_chance
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv", ".txt")
@@ -209,7 +209,7 @@ def note_missing_chance(frame: pd.DataFrame, tasks: list[str], metric: str) -> N
     empty = [t for t, c in rows.groupby("task")["chance"] if c.isna().all()]
     known = {t: known_chance(t, metric) for t in empty}
     used = [f"{t} {k[0]:.4g} ({k[1]})" for t, k in known.items() if k is not None and k[0] > 0]
-    unknown = [t for t, k in known.items() if k is None] if metric.split("/", 1)[0] in CHANCE_OF_CHOICES else []
+    unknown = [t for t, k in known.items() if k is None] if chance_follows_choices(metric) else []
     if used:
         note(f"no chance in the table for {len(used)} task(s) ({metric}), lm-eval's used: {', '.join(used)}; a chance column "
              "overrides it")

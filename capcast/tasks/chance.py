@@ -18,6 +18,8 @@ own column.
 
 from __future__ import annotations
 
+from capcast.metrics import base_metric
+
 # lm-eval task -> choices per document (0: generative; the score of a random guess is 0)
 LM_EVAL_CHOICES: dict[str, int] = {
     # 2 choices
@@ -67,11 +69,16 @@ def choices_of(task: str) -> int | None:
     return None
 
 
+def chance_follows_choices(metric: str) -> bool:
+    """Whether ``metric``'s chance is fixed by the number of choices (:data:`CHANCE_OF_CHOICES`)."""
+    return base_metric(metric) in CHANCE_OF_CHOICES
+
+
 def known_chance(task: str, metric: str) -> tuple[float, str] | None:
     """(the chance of ``metric`` on lm-eval's ``task``, where it comes from), or None where the
     task or the metric's chance is not known."""
     k = choices_of(task)
-    base = metric.split("/", 1)[0]  # a filtered metric (exact_match/strict-match) is its metric's
+    base = base_metric(metric)  # a filtered metric (exact_match/strict-match) is its metric's
     if k is None:
         return None
     if k == 0:
