@@ -14,6 +14,14 @@ Splits (each a backtest: whole runs held out, nothing of a target's run or size 
 4. pythia-deduped (validation): as 1, independent training runs.
 5. OpenLM (validation; Gadre et al.): per training set, fit on runs up to 1.4B, forecast the 6.9B
    run on all 46 tasks (138 forecasts); the paper's relative errors beside ours.
+6. Pythia, wide (development data): as 1, on the tasks the headline leaves out: MMLU's 57 subjects
+   one by one (zero-shot) and the 9 tasks five-shot (132 forecasts). Most sit near chance, as
+   most of OpenLM's tasks do, so it is the development data for persistence and the signal test.
+
+Beside each split's auto MAE: its item-noise floor, the mean absolute error a forecast of each
+answered target's true rate would still have against the measured score (binomial noise of the
+target's own item count, sqrt(2/pi) * sqrt(p(1-p)/n)), so a reader sees how much of an error is
+the law's and how much the benchmark's.
 
 Per method: MAE (points), mean relative error (|forecast - actual| / actual, as Krajewski et al.
 report it), max error, 90% coverage, median interval width, answered share; then the same on the
@@ -261,6 +269,36 @@ def gadre_table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+def pythia_wide_rows(laws=METHODS) -> list[dict]:
+    """Pythia (standard runs) fitted on 70m-1.4b, forecasting 6.9b and 12b on MMLU's 57 subjects
+    (zero-shot, acc) and on the 9 headline tasks five-shot."""
+    frame = read_pythia(deduped=False, five_shot=True, subjects=True)
+    zero_shot = frame[(frame["family"] == "pythia") & frame["task"].str.startswith("mmlu_")]
+    zero_shot = zero_shot[zero_shot["model"].isin([f"pythia-{s}" for s in PYTHIA_FIT + PYTHIA_TARGETS])]
+    rows = backtest_scores(zero_shot, holdout_largest=len(PYTHIA_TARGETS), methods=laws, metric="acc", registry=REGISTRY).rows
+    return rows + pythia_rows(frame, "pythia-5shot", PYTHIA_FIT, PYTHIA_TARGETS, laws)
+
+
+def target_items(frame: pd.DataFrame) -> dict[tuple, float]:
+    """(model, task, metric) -> the item count of the model's last evaluation (NaN where unknown)."""
+    last = frame[frame.groupby(["model", "task", "metric"])["tokens"].transform("max") == frame["tokens"]]
+    return {(m, t, k): float(n) for m, t, k, n in last[["model", "task", "metric", "n_items"]].itertuples(index=False)}
+
+
+def noise_floor_line(rows: list[dict], items: dict[tuple, float], law: str = "auto") -> str:
+    """``law``'s MAE beside its item-noise floor (the docstring's), on the answered forecasts whose
+    target's item count is known."""
+    ok = [r for r in rows if r["method"] == law and r["status"] == "ok" and r["actual"] is not None
+          and np.isfinite(items.get((r["model"], r["task"], r["metric"]), np.nan))]
+    if not ok:
+        return f"{law}'s item-noise floor: no answered forecast with a known item count."
+    floor = [np.sqrt(2 / np.pi) * np.sqrt(r["actual"] * (1 - r["actual"]) / items[(r["model"], r["task"], r["metric"])]) for r in ok]
+    mae = np.mean([abs(r["forecast"] - r["actual"]) for r in ok])
+    return (f"{law}'s item-noise floor on its {len(ok)} answered forecasts with a known item count: {100 * np.mean(floor):.2f} pts "
+            f"(a forecast of each target's true rate would still miss its measured score by this much on average); "
+            f"{law}'s MAE on them {100 * mae:.2f}.")
+
+
 def final_checkpoints(frame: pd.DataFrame) -> pd.DataFrame:
     """Each run's final checkpoint only: the shape of most public results (OpenLM's among them)."""
     return frame[frame.groupby(["family", "model"])["step"].transform("max") == frame["step"]]
@@ -286,6 +324,8 @@ def _job(job: tuple) -> tuple[tuple, list[dict], float]:
         rows = openlm_rows(arg)
     elif kind == "miniladder":
         rows = miniladder_rows()
+    elif kind == "pythia-wide":
+        rows = pythia_wide_rows()
     else:
         rows = pythia_split_rows(*arg, final_only=kind == "pythia-final")
     return job, rows, time.perf_counter() - started
@@ -322,10 +362,12 @@ def targets(results: dict) -> list[str]:
 def main(out: Path) -> None:
     started = time.perf_counter()
     jobs = [("pythia", ("pythia", c)) for c in ("1.4b", "410m", "1b", "2.8b")] + [("pythia", ("pythia-deduped", "1.4b"))]
-    jobs += [("openlm", s) for s in OPENLM_SETS] + [("miniladder", None), ("pythia-final", ("pythia", "1.4b"))]
+    jobs += [("openlm", s) for s in OPENLM_SETS] + [("miniladder", None), ("pythia-final", ("pythia", "1.4b")), ("pythia-wide", None)]
     assert PYTHIA_FIT == SIZES[:5]
     with multiprocessing.get_context("fork").Pool(2) as pool:
         results = {job: (rows, secs) for job, rows, secs in pool.imap_unordered(_job, jobs)}
+    items = {**target_items(read_pythia(deduped=True, five_shot=True, subjects=True)), **target_items(read_openlm()),
+             **target_items(pd.read_csv(MINILADDER_SCORES))}
     auto_candidates = [name for name, law in REGISTRY.base.laws.items() if getattr(law, "auto_candidate", False)]
     parts = ["# Forecast accuracy on real results", "",
              "Written by `python benchmarks/forecast_accuracy.py` (protocol: the script's docstring; reads `../shared/data` "
@@ -346,12 +388,12 @@ def main(out: Path) -> None:
              "kept although they lower both validation figures.", ""]
     headline = results[("pythia", ("pythia", "1.4b"))][0]
     parts += ["## Pythia (development): fit 70m-1.4b (all checkpoints), forecast 6.9b and 12b at step 143000, 9 tasks", "",
-              tables(headline), "", refusal_tally(headline), "", "Per forecast (auto):", "", detail_table(headline), "",
+              tables(headline), "", noise_floor_line(headline, items), "", refusal_tally(headline), "", "Per forecast (auto):", "", detail_table(headline), "",
               "Naive baselines on all 18 forecasts (no signal check, no width rule; the data README's protocol): " +
               ", ".join(f"{law} {naive_mae(read_pythia(deduped=False), law):.2f}" for law in ("linear", "logit-linear")), ""]
     mini = results[("miniladder", None)][0]
     parts += ["## The mini-ladder (development): fit xs..sm3, forecast both runs of m and l (final checkpoints), 7 tasks", "",
-              tables(mini), "", refusal_tally(mini), "", "Per forecast (auto):", "", detail_table(mini), ""]
+              tables(mini), "", noise_floor_line(mini, items), "", refusal_tally(mini), "", "Per forecast (auto):", "", detail_table(mini), ""]
     parts += ["## Error vs extrapolation distance (Pythia, forecast 6.9b and 12b; MAE / coverage / answered)", "",
               "| fit up to | decades of params to 12b | " + " | ".join(METHODS) + " |", "|---|---|" + "---|" * len(METHODS)]
     for cutoff in CUTOFFS:
@@ -364,13 +406,17 @@ def main(out: Path) -> None:
         parts.append(f"| {cutoff} | {np.log10(11_327_027_200 / PARAMS[cutoff]):.2f} | " + " | ".join(row_cells) + " |")
     final = results[("pythia-final", ("pythia", "1.4b"))][0]
     parts += ["", "## Pythia, final checkpoints only (development): as above, one checkpoint per run (as most public "
-              "results, OpenLM's among them, come)", "", tables(final), "", refusal_tally(final), ""]
+              "results, OpenLM's among them, come)", "", tables(final), "", noise_floor_line(final, items), "", refusal_tally(final), ""]
+    wide = results[("pythia-wide", None)][0]
+    parts += ["## Pythia, wide (development): as the headline split, on MMLU's 57 subjects one by one (zero-shot) and the "
+              "9 tasks five-shot, 132 forecasts, most near chance (as most of OpenLM's tasks are)", "", tables(wide), "",
+              noise_floor_line(wide, items), "", refusal_tally(wide), ""]
     deduped = results[("pythia", ("pythia-deduped", "1.4b"))][0]
     parts += ["## pythia-deduped (validation): same protocol, independent training runs", "", tables(deduped), "",
-              refusal_tally(deduped), ""]
+              noise_floor_line(deduped, items), "", refusal_tally(deduped), ""]
     openlm = [r for s in OPENLM_SETS for r in results[("openlm", s)][0]]
     parts += ["## OpenLM (validation; Gadre et al. 2024): per training set fit runs up to 1.4B, forecast the 6.9B run, "
-              "46 tasks x 3 sets", "", tables(openlm), "", refusal_tally(openlm), "",
+              "46 tasks x 3 sets", "", tables(openlm), "", noise_floor_line(openlm, items), "", refusal_tally(openlm), "",
               "Relative error on top-1 error, as Gadre et al. report it (their numbers: 17-task average C4 0.14%, RedPajama "
               "0.05%, RefinedWeb 2.94%; single tasks 1.92% (OpenBookQA, RefinedWeb) to 81.96% (HellaSwag, RefinedWeb)):", "",
               gadre_table(openlm), ""]

@@ -37,12 +37,12 @@ def shared_data_dir() -> Path:
     return Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
 
-def read_pythia(data_dir: Path | None = None, deduped: bool = True, five_shot: bool = False) -> pd.DataFrame:
-    """The Pythia v1 suite (standard runs, optionally deduped and five-shot) as a scores table."""
+def read_pythia(data_dir: Path | None = None, deduped: bool = True, five_shot: bool = False, subjects: bool = False) -> pd.DataFrame:
+    """The Pythia v1 suite (standard runs, optionally deduped, five-shot and MMLU's subjects) as a scores table."""
     root = (data_dir or shared_data_dir()) / "pythia"
     if _pythia.suite_root(root) is None:
         raise FileNotFoundError(f"{root / _pythia.SUITE_FOLDER} not found; set {DATA_ENV} to the shared data folder")
-    return _read_pythia(root, deduped=deduped, five_shot=five_shot)
+    return _read_pythia(root, deduped=deduped, five_shot=five_shot, subjects=subjects)
 
 
 def read_openlm(data_dir: Path | None = None) -> pd.DataFrame:

@@ -269,6 +269,28 @@ def test_pythia_and_openlm_through_capcast_import(tmp_path) -> None:
     assert float(c4["value"].iloc[0]) == pytest.approx(2.4547, abs=1e-4)
 
 
+@pytest.mark.skipif(not (SHARED_DATA / "pythia").is_dir(), reason="shared data folder absent (../shared/data)")
+def test_pythia_mmlu_subjects_as_tasks_of_their_own() -> None:
+    """``subjects=True`` (the wide development split of benchmarks/forecast_accuracy.py) keeps each
+    of MMLU's 57 subjects as ``mmlu_<subject>``; ``mmlu`` stays their mean, its items their sum."""
+    from capcast.tables.readers.pythia import read_pythia
+    from capcast.tasks.chance import known_chance
+
+    frame = read_pythia(SHARED_DATA / "pythia", deduped=False, subjects=True)
+    final = frame[(frame.model == "pythia-12b") & (frame.step == 143000) & (frame.metric == "acc")]
+    subjects = final[final.task.str.startswith("mmlu_")]
+    assert len(subjects) == 57 and subjects.task.is_unique and "mmlu_abstract_algebra" in set(subjects.task)
+    mean = final[final.task == "mmlu"].iloc[0]
+    assert mean["value"] == pytest.approx(subjects["value"].mean(), abs=1e-12)
+    assert mean["n_items"] == subjects["n_items"].sum()
+    assert subjects["n_items"].min() >= 100 and (subjects["chance"] == 0.25).all()
+    assert all(known_chance(task, "acc")[0] == 0.25 for task in subjects.task)  # the lm-eval table agrees
+    plain = read_pythia(SHARED_DATA / "pythia", deduped=False)
+    assert not plain.task.str.startswith("mmlu_").any()
+    evaluations = plain.groupby(["model", "step"]).ngroups  # each adds 57 subjects x (acc, acc_norm)
+    assert len(frame) == len(plain) + 2 * 57 * evaluations
+
+
 def test_third_party_reader_from_a_plugins_dir(tmp_path) -> None:
     plugins = tmp_path / "plugins"
     plugins.mkdir()

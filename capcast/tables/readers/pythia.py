@@ -10,7 +10,8 @@ one training run, its checkpoints told apart by ``tokens`` and ``step``). One ro
 (step, task, metric). ``params`` are the paper's non-embedding counts, ``tokens`` = step x
 2,097,152. ``n_items`` is recovered from the reported binomial stderr (n = p(1-p)/se^2 + 1, exact
 for lm-eval's sample stderr). ``mmlu`` is the mean of the 57 ``hendrycksTest-*`` subjects
-(n_items = their sum). LAMBADA's perplexity is kept as metric ``ppl``: a loss the two-step laws
+(n_items = their sum); with ``subjects=True`` each subject is also a task of its own,
+``mmlu_<subject>`` (lm-eval 0.4's name). LAMBADA's perplexity is kept as metric ``ppl``: a loss the two-step laws
 can use. :func:`pythia_schedules` gives every run's learning-rate schedule (for ``ladder-schedule``).
 """
 
@@ -74,6 +75,7 @@ def pythia_schedules(sizes=tuple(PYTHIA_PARAMS), family: str = "pythia") -> dict
     suffix = family.removeprefix("pythia")
     return {f"pythia-{size}{suffix}": dict(PYTHIA_SCHEDULE) for size in sizes}
 SETTINGS = (("zero-shot", ""), ("five-shot", "-5shot"))
+MMLU_PREFIX = "hendrycksTest-"  # lm-eval v0.3's name of an MMLU subject
 
 
 def n_from_stderr(p: float, se: float | None) -> float:
@@ -102,7 +104,7 @@ def suite_root(source: Path) -> Optional[Path]:
     return None
 
 
-def _rows(path: Path, family: str, size: str, step: int) -> list[dict]:
+def _rows(path: Path, family: str, size: str, step: int, subjects: bool = False) -> list[dict]:
     try:
         results = json.loads(path.read_text())["results"]
     except (OSError, ValueError, KeyError, TypeError):
@@ -126,19 +128,23 @@ def _rows(path: Path, family: str, size: str, step: int) -> list[dict]:
         if "ppl" in res:
             rows.append({**base, "task": task, "metric": "ppl", "value": float(res["ppl"]),
                          "n_items": math.nan, "chance": math.nan})
-    subjects = [v for k, v in results.items() if k.startswith("hendrycksTest-")]
-    if len(subjects) == 57:
+    by_subject = {k.removeprefix(MMLU_PREFIX): v for k, v in results.items() if k.startswith(MMLU_PREFIX)}
+    if len(by_subject) == 57:
         for metric in ("acc", "acc_norm"):
-            values = [s[metric] for s in subjects]
-            ns = [n_from_stderr(s[metric], s.get(f"{metric}_stderr")) for s in subjects]
+            values = [s[metric] for s in by_subject.values()]
+            ns = [n_from_stderr(s[metric], s.get(f"{metric}_stderr")) for s in by_subject.values()]
             rows.append({**base, "task": "mmlu", "metric": metric, "value": sum(values) / len(values),
                          "n_items": float(sum(ns)), "chance": 0.25})
+            if subjects:
+                rows.extend({**base, "task": f"mmlu_{name}", "metric": metric, "value": float(value), "n_items": n, "chance": 0.25}
+                            for name, value, n in zip(by_subject, values, ns))
     return rows
 
 
-def read_pythia(source: Path, deduped: bool = True, five_shot: bool = False) -> pd.DataFrame:
+def read_pythia(source: Path, deduped: bool = True, five_shot: bool = False, subjects: bool = False) -> pd.DataFrame:
     """The Pythia v1 suite under ``source`` (the ``pythia`` folder or its ``evals/pythia-v1``):
-    the standard runs, optionally the deduped ones and the five-shot evaluations."""
+    the standard runs, optionally the deduped ones, the five-shot evaluations and MMLU's 57
+    subjects as tasks of their own (``mmlu_<subject>``; ``mmlu`` is their mean either way)."""
     root = suite_root(Path(source))
     if root is None:
         raise CapcastError(f"{source}: not the Pythia suite's results; pass the pythia data folder or its {SUITE_FOLDER} folder "
@@ -150,7 +156,7 @@ def read_pythia(source: Path, deduped: bool = True, five_shot: bool = False) -> 
             for setting, suffix in SETTINGS[: 2 if five_shot else 1]:
                 for path in sorted((root / _run_folder(size, family) / setting).glob("*_step*.json")):
                     step = int(re.search(r"_step(\d+)\.json$", path.name).group(1))
-                    rows.extend(_rows(path, family + suffix, size, step))
+                    rows.extend(_rows(path, family + suffix, size, step, subjects=subjects))
     return pd.DataFrame(rows)
 
 
