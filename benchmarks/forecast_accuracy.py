@@ -14,6 +14,10 @@ Splits (each a backtest: whole runs held out, nothing of a target's run or size 
 4. pythia-deduped (validation): as 1, independent training runs.
 5. OpenLM (validation; Gadre et al.): per training set, fit on runs up to 1.4B, forecast the 6.9B
    run on all 46 tasks (138 forecasts); the paper's relative errors beside ours.
+7. OPT and BLOOM (validation, added at stop 34 and run once, after every constant was frozen: no
+   session had forecast them before): the Pythia paper's baselines, each model's final checkpoint,
+   the 9 tasks. OPT: fit 125m-2.7b (4 sizes), forecast 6.7b, 13b, 30b and 66b (36 forecasts);
+   BLOOM: fit 560m-3b (4 sizes), forecast 7b1 (9 forecasts).
 6. Pythia, wide (development data): as 1, on the tasks the headline leaves out: MMLU's 57 subjects
    one by one (zero-shot) and the 9 tasks five-shot (132 forecasts). Most sit near chance, as
    most of OpenLM's tasks do, so it is the development data for persistence and the signal test.
@@ -47,7 +51,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from readers import read_openlm, read_pythia  # noqa: E402
+from readers import read_openlm, read_pythia, read_pythia_baselines  # noqa: E402
 
 from capcast.forecasting.backtest import (backtest_scores, common_forecasts, forecast_key,  # noqa: E402
                                          paired_difference, score_rows)
@@ -279,6 +283,23 @@ def pythia_wide_rows(laws=METHODS) -> list[dict]:
     return rows + pythia_rows(frame, "pythia-5shot", PYTHIA_FIT, PYTHIA_TARGETS, laws)
 
 
+# OPT and BLOOM: the fitting sizes (every larger model is forecast)
+BASELINE_SPLITS = {"opt": ("125m", "350m", "1.3b", "2.7b"), "bloom": ("560m", "1b1", "1b7", "3b")}
+
+
+def baseline_rows(family: str, laws=METHODS) -> list[dict]:
+    """OPT or BLOOM: fit BASELINE_SPLITS' sizes, forecast every larger model on the 9 tasks."""
+    frame = read_pythia_baselines()
+    frame = frame[frame["family"] == family]
+    held = frame["params"].gt(frame[frame["model"].isin([f"{family}-{s}" for s in BASELINE_SPLITS[family]])]["params"].max())
+    rows: list[dict] = []
+    for metric in sorted(set(PYTHIA_TASKS.values())):
+        tasks = [t for t, m in PYTHIA_TASKS.items() if m == metric]
+        rows += backtest_scores(frame, holdout_largest=int(frame.loc[held, "model"].nunique()), methods=laws, tasks=tasks,
+                                metric=metric, registry=REGISTRY).rows
+    return rows
+
+
 def target_items(frame: pd.DataFrame) -> dict[tuple, float]:
     """(model, task, metric) -> the item count of the model's last evaluation (NaN where unknown)."""
     last = frame[frame.groupby(["model", "task", "metric"])["tokens"].transform("max") == frame["tokens"]]
@@ -324,6 +345,8 @@ def _job(job: tuple) -> tuple[tuple, list[dict], float]:
         rows = openlm_rows(arg)
     elif kind == "miniladder":
         rows = miniladder_rows()
+    elif kind == "baseline":
+        rows = baseline_rows(arg)
     elif kind == "pythia-wide":
         rows = pythia_wide_rows()
     else:
@@ -363,11 +386,12 @@ def main(out: Path) -> None:
     started = time.perf_counter()
     jobs = [("pythia", ("pythia", c)) for c in ("1.4b", "410m", "1b", "2.8b")] + [("pythia", ("pythia-deduped", "1.4b"))]
     jobs += [("openlm", s) for s in OPENLM_SETS] + [("miniladder", None), ("pythia-final", ("pythia", "1.4b")), ("pythia-wide", None)]
+    jobs += [("baseline", family) for family in BASELINE_SPLITS]
     assert PYTHIA_FIT == SIZES[:5]
     with multiprocessing.get_context("fork").Pool(2) as pool:
         results = {job: (rows, secs) for job, rows, secs in pool.imap_unordered(_job, jobs)}
     items = {**target_items(read_pythia(deduped=True, five_shot=True, subjects=True)), **target_items(read_openlm()),
-             **target_items(pd.read_csv(MINILADDER_SCORES))}
+             **target_items(pd.read_csv(MINILADDER_SCORES)), **target_items(read_pythia_baselines())}
     auto_candidates = [name for name, law in REGISTRY.base.laws.items() if getattr(law, "auto_candidate", False)]
     parts = ["# Forecast accuracy on real results", "",
              "Written by `python benchmarks/forecast_accuracy.py` (protocol: the script's docstring; reads `../shared/data` "
@@ -420,6 +444,11 @@ def main(out: Path) -> None:
               "Relative error on top-1 error, as Gadre et al. report it (their numbers: 17-task average C4 0.14%, RedPajama "
               "0.05%, RefinedWeb 2.94%; single tasks 1.92% (OpenBookQA, RefinedWeb) to 81.96% (HellaSwag, RefinedWeb)):", "",
               gadre_table(openlm), ""]
+    for family, title in (("opt", "OPT: fit 125m-2.7b, forecast 6.7b, 13b, 30b and 66b"), ("bloom", "BLOOM: fit 560m-3b, forecast 7b1")):
+        rows = results[("baseline", family)][0]
+        parts += [f"## {title} (validation; the Pythia paper's baselines, final checkpoints, 9 tasks; first run at stop 34, "
+                  "after every constant was frozen)", "", tables(rows), "", noise_floor_line(rows, items), "",
+                  refusal_tally(rows), "", "Per forecast (auto):", "", detail_table(rows), ""]
     parts += [f"Total time: {time.perf_counter() - started:.0f} s wall on this machine (2 processes; per split: "
               + ", ".join(f"{k[0]}{'' if k[1] is None else ' ' + (k[1] if isinstance(k[1], str) else '-'.join(k[1]))} {v[1]:.0f} s"
                           for k, v in results.items()) + ")."]

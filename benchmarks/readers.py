@@ -23,6 +23,7 @@ import pandas as pd
 from capcast.tables.readers import openlm as _openlm
 from capcast.tables.readers import pythia as _pythia
 from capcast.tables.readers.openlm import read_openlm as _read_openlm
+from capcast.tables.readers.pythia_baselines import read_pythia_baselines as _read_pythia_baselines
 from capcast.tables.readers.pythia import PYTHIA_CHANCE, PYTHIA_PARAMS, PYTHIA_TASKS, TOKENS_PER_STEP  # noqa: F401
 from capcast.tables.readers.pythia import read_pythia as _read_pythia
 
@@ -43,6 +44,14 @@ def read_pythia(data_dir: Path | None = None, deduped: bool = True, five_shot: b
     if _pythia.suite_root(root) is None:
         raise FileNotFoundError(f"{root / _pythia.SUITE_FOLDER} not found; set {DATA_ENV} to the shared data folder")
     return _read_pythia(root, deduped=deduped, five_shot=five_shot, subjects=subjects)
+
+
+def read_pythia_baselines(data_dir: Path | None = None) -> pd.DataFrame:
+    """OPT and BLOOM (the Pythia paper's baselines; final checkpoints, zero-shot) as a scores table."""
+    root = (data_dir or shared_data_dir()) / "pythia"
+    if not (root / "evals" / "opt").is_dir():
+        raise FileNotFoundError(f"{root / 'evals' / 'opt'} not found; set {DATA_ENV} to the shared data folder")
+    return _read_pythia_baselines(root)
 
 
 def read_openlm(data_dir: Path | None = None) -> pd.DataFrame:

@@ -291,6 +291,37 @@ def test_pythia_mmlu_subjects_as_tasks_of_their_own() -> None:
     assert len(frame) == len(plain) + 2 * 57 * evaluations
 
 
+@pytest.mark.skipif(not (SHARED_DATA / "pythia").is_dir(), reason="shared data folder absent (../shared/data)")
+def test_pythia_baselines_opt_and_bloom_through_capcast_import(tmp_path) -> None:
+    """OPT and BLOOM (the Pythia paper's baselines, one final checkpoint per size): read from the
+    pythia data folder by name, detected on evals/opt itself, and --spec refused in one line."""
+    env = clean_env(tmp_path)
+    out = tmp_path / "baselines.csv"
+    proc = run_cli("import", str(SHARED_DATA / "pythia"), "--reader", "pythia-baselines", "-o", str(out), env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "(13 checkpoints," in proc.stderr  # 8 OPT sizes, 5 BLOOM sizes
+    table = pd.read_csv(out)
+    assert set(table["family"]) == {"opt", "bloom"} and (table["run"] == table["model"]).all() and table["step"].isna().all()
+    acc = table[table.metric == "acc"].set_index(["model", "task"])["value"]
+    assert acc[("opt-1.3b", "arc_easy")] == pytest.approx(0.5702862, abs=1e-7)  # evals/opt/opt-1.3b.json
+    facts = table.drop_duplicates("model").set_index("model")
+    assert facts.loc["opt-1.3b", "params"] == 12 * 24 * 2048**2 == 1_207_959_552
+    assert facts.loc["bloom-7b1", "params"] == 12 * 30 * 4096**2 and facts.loc["bloom-7b1", "tokens"] == 350e9
+    assert (facts.loc[facts.index.str.startswith("opt-"), "tokens"] == 180e9).all()
+    assert facts.loc["opt-66b", "flops"] == pytest.approx(6 * facts.loc["opt-66b", "params"] * 180e9)
+    assert set(table["task"]) >= {"arc_easy", "arc_challenge", "lambada_openai", "piqa", "sciq", "winogrande", "wsc", "logiqa", "mmlu"}
+
+    detected = tmp_path / "opt.csv"
+    proc = run_cli("import", str(SHARED_DATA / "pythia" / "evals" / "opt"), "-o", str(detected), env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert set(pd.read_csv(detected)["family"]) == {"opt"}
+
+    proc = run_cli("import", str(SHARED_DATA / "pythia"), "--reader", "pythia-baselines", "--spec", str(out), "-o",
+                   str(tmp_path / "x.csv"), env=env)
+    assert proc.returncode == 2 and "takes no --spec" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
 def test_third_party_reader_from_a_plugins_dir(tmp_path) -> None:
     plugins = tmp_path / "plugins"
     plugins.mkdir()

@@ -12,6 +12,8 @@ LAZY_READERS = (
      "a folder of lm-eval results*.json (lm_eval --output_path); needs --spec FAMILY.yaml for params and tokens"),
     ("capcast.tables.readers.pythia", "pythia",
      "Pythia suite evals (the pythia data folder or its evals/pythia-v1): standard, deduped, zero- and five-shot"),
+    ("capcast.tables.readers.pythia_baselines", "pythia-baselines",
+     "OPT and BLOOM final checkpoints from the Pythia suite's evals (the pythia data folder, or evals/opt, evals/bloom)"),
     ("capcast.tables.readers.openlm", "openlm",
      "Gadre et al.'s OpenLM over-training runs (the openlm-overtraining folder or its exp_data)"),
 )

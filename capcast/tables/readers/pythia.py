@@ -104,17 +104,20 @@ def suite_root(source: Path) -> Optional[Path]:
     return None
 
 
-def _rows(path: Path, family: str, size: str, step: int, subjects: bool = False) -> list[dict]:
+def load_results(path: Path) -> dict:
+    """The ``results`` mapping of one lm-eval v0.3 JSON; a one-line error for anything else."""
     try:
         results = json.loads(path.read_text())["results"]
+        if not isinstance(results, dict):
+            raise TypeError
+        return results
     except (OSError, ValueError, KeyError, TypeError):
         raise CapcastError(f"{path}: not an lm-eval results JSON with a 'results' mapping; restore the file from the Pythia repository") from None
-    params = PYTHIA_PARAMS[size]
-    tokens = float(step * TOKENS_PER_STEP)
-    # model names are unique across families (pythia-1b, pythia-1b-deduped, pythia-1b-5shot, ...)
-    model = f"pythia-{size}" + family.removeprefix("pythia")
-    base = {"family": family, "run": model, "model": model, "params": params, "tokens": tokens,
-            "flops": 6.0 * params * tokens, "step": step}
+
+
+def result_rows(results: dict, base: dict, subjects: bool = False) -> list[dict]:
+    """Rows (``base`` plus task, metric, value, n_items, chance) of one evaluation's ``results``:
+    the suite's tasks, LAMBADA's ``ppl``, ``mmlu`` (and with ``subjects`` each subject)."""
     rows = []
     for task in PYTHIA_TASKS:
         if task == "mmlu" or task not in results:
@@ -139,6 +142,16 @@ def _rows(path: Path, family: str, size: str, step: int, subjects: bool = False)
                 rows.extend({**base, "task": f"mmlu_{name}", "metric": metric, "value": float(value), "n_items": n, "chance": 0.25}
                             for name, value, n in zip(by_subject, values, ns))
     return rows
+
+
+def _rows(path: Path, family: str, size: str, step: int, subjects: bool = False) -> list[dict]:
+    params = PYTHIA_PARAMS[size]
+    tokens = float(step * TOKENS_PER_STEP)
+    # model names are unique across families (pythia-1b, pythia-1b-deduped, pythia-1b-5shot, ...)
+    model = f"pythia-{size}" + family.removeprefix("pythia")
+    base = {"family": family, "run": model, "model": model, "params": params, "tokens": tokens,
+            "flops": 6.0 * params * tokens, "step": step}
+    return result_rows(load_results(path), base, subjects)
 
 
 def read_pythia(source: Path, deduped: bool = True, five_shot: bool = False, subjects: bool = False) -> pd.DataFrame:
