@@ -14,13 +14,15 @@ Splits (each a backtest: whole runs held out, nothing of a target's run or size 
 4. pythia-deduped (validation): as 1, independent training runs.
 5. OpenLM (validation; Gadre et al.): per training set, fit on runs up to 1.4B, forecast the 6.9B
    run on all 46 tasks (138 forecasts); the paper's relative errors beside ours.
-7. OPT and BLOOM (validation, added at stop 34 and run once, after every constant was frozen: no
-   session had forecast them before): the Pythia paper's baselines, each model's final checkpoint,
-   the 9 tasks. OPT: fit 125m-2.7b (4 sizes), forecast 6.7b, 13b, 30b and 66b (36 forecasts);
-   BLOOM: fit 560m-3b (4 sizes), forecast 7b1 (9 forecasts).
 6. Pythia, wide (development data): as 1, on the tasks the headline leaves out: MMLU's 57 subjects
    one by one (zero-shot) and the 9 tasks five-shot (132 forecasts). Most sit near chance, as
    most of OpenLM's tasks do, so it is the development data for persistence and the signal test.
+7. OPT and BLOOM (validation, added at stop 34 after every constant was frozen: no session had
+   forecast them before): the Pythia paper's baselines, each model's final checkpoint, the 9
+   tasks. OPT: fit 125m-2.7b (4 sizes), forecast 6.7b, 13b, 30b and 66b (36 forecasts); BLOOM:
+   fit 560m-3b (4 sizes), forecast 7b1 (9 forecasts). Stop 35 added the trend check's slope test
+   (chosen on simulations, benchmarks/trend_test.py) after OPT's SciQ showed the rank test's
+   blindness over 4 sizes: OPT is not untouched for that rule.
 
 Beside each split's auto MAE: its item-noise floor, the mean absolute error a forecast of each
 answered target's true rate would still have against the measured score (binomial noise of the
@@ -89,6 +91,8 @@ CONSTANTS = [
      "simulated families (benchmarks/calibration.py)"),
     ("signal test: 2.5 binomial standard errors above chance; chance floor lowered only > 3 SE below chance",
      "Pythia (development) and simulated families"),
+    ("signal test's trend check: Spearman p <= 0.2, or with >= 4 sizes a noise-weighted slope at one-sided p <= 0.1 (capcast.laws.signal.SLOPE_P)",
+     "simulated families (benchmarks/trend_test.py); looked for after OPT's SciQ (validation)"),
     ("width rule: a 90% interval wider than 50% of the metric's range is 'not predictable yet'",
      "Pythia (development): lambada intervals of 40-47 points covered"),
     ("logacc-power: Q' > 0.05 rule, Huber delta 1e-3, grid starts", "Krajewski et al. (the paper)"),
@@ -447,7 +451,7 @@ def main(out: Path) -> None:
     for family, title in (("opt", "OPT: fit 125m-2.7b, forecast 6.7b, 13b, 30b and 66b"), ("bloom", "BLOOM: fit 560m-3b, forecast 7b1")):
         rows = results[("baseline", family)][0]
         parts += [f"## {title} (validation; the Pythia paper's baselines, final checkpoints, 9 tasks; first run at stop 34, "
-                  "after every constant was frozen)", "", tables(rows), "", noise_floor_line(rows, items), "",
+                  "after every constant was frozen; the trend check's slope test added at stop 35 after OPT's SciQ)", "", tables(rows), "", noise_floor_line(rows, items), "",
                   refusal_tally(rows), "", "Per forecast (auto):", "", detail_table(rows), ""]
     parts += [f"Total time: {time.perf_counter() - started:.0f} s wall on this machine (2 processes; per split: "
               + ", ".join(f"{k[0]}{'' if k[1] is None else ' ' + (k[1] if isinstance(k[1], str) else '-'.join(k[1]))} {v[1]:.0f} s"

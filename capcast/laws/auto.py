@@ -158,9 +158,9 @@ class AutoLaw:
         from capcast.laws.signal import require_score_series, rises_with_compute
 
         series = require_score_series(series)
-        rising, rho, pvalue = rises_with_compute(series)
-        if rising:  # near chance but climbing: when it leaves chance is what no flat line can tell
-            raise NotPredictable(f"{why}, but scores rise with compute (Spearman rho {rho:.2f}, p {pvalue:.2f}): "
+        trend = rises_with_compute(series)
+        if trend.rising:  # near chance but climbing: when it leaves chance is what no flat line can tell
+            raise NotPredictable(f"{why}, but scores rise with compute ({trend.text}): "
                                  "persistence would ignore that trend")
         if not float(series.chance) > 0:  # a pass rate at 0: the floor hides any trend below it
             raise NotPredictable(f"{why}; at a floor of 0 greedy decoding cannot show a trend: measure the pass rates "

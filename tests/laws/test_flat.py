@@ -99,7 +99,36 @@ def test_the_trend_test_reads_the_checkpoints_the_laws_fit_not_the_first_tenth_o
     series = Series(task="arc_challenge", metric="acc_norm", model=np.array([f"m{n:g}-{t:g}" for n, t in zip(params, tokens)], dtype=object),
                     params=params, tokens=tokens, flops=6 * params * tokens, value=value, n_items=np.full(15, 1172), chance=0.25,
                     run=np.array([f"m{n:g}" for n in params], dtype=object))
-    rising, rho, _ = rises_with_compute(series)
-    assert rising and rho > 0.5
+    trend = rises_with_compute(series)
+    assert trend.rising and trend.rho > 0.5
     with pytest.raises(NotPredictable, match="but scores rise with compute"):
         AutoLaw(candidates=()).without_trend(series, "no signal above chance")
+
+
+def test_a_rise_over_four_sizes_is_read_from_the_item_noise_not_from_ranks_alone() -> None:
+    """OPT's SciQ at 125m-2.7b (1,000 items, one final checkpoint a size): 0.751, 0.748, 0.845,
+    0.858. One swap within noise at the bottom leaves Spearman rho 0.8, p 0.20, which over 4 points
+    read as "scores do not rise", and persistence forecast 85.8 for 6.7b-66b (actual 90-93). The
+    slope over the sizes' item noise sees the rise; four sizes within noise of one level stay flat."""
+    from capcast.laws.signal import check_signal, rises_with_compute
+    from capcast.plugins.registry import load_registry
+
+    params = np.array([8.5e7, 3.0e8, 1.2e9, 2.5e9])
+
+    def sizes(value):
+        names = np.array([f"opt-{n:g}" for n in params], dtype=object)
+        return Series(task="sciq", metric="acc", model=names, run=names, params=params, tokens=np.full(4, 1.8e11),
+                      flops=6 * params * 1.8e11, value=np.array(value), n_items=np.full(4, 1000), chance=0.25)
+
+    sciq = sizes([0.751, 0.748, 0.845, 0.858])
+    trend = rises_with_compute(sciq)
+    assert trend.rho == pytest.approx(0.8) and trend.pvalue >= 0.2  # the rank test alone said no
+    assert trend.rising and trend.slope_pvalue < 0.05
+    check_signal(sciq)  # no refusal: the laws fit it
+    assert load_registry().law("auto").fit(sciq).law != "auto:flat"
+
+    level = sizes([0.601, 0.590, 0.612, 0.598])  # within 1.4 binomial standard errors of 0.60
+    trend = rises_with_compute(level)
+    assert not trend.rising and trend.slope_pvalue > 0.1
+    with pytest.raises(NotPredictable, match=r"scores do not rise with compute \(Spearman rho .*slope over the sizes' item noise p"):
+        check_signal(level)
