@@ -1,6 +1,7 @@
 """How often the signal test's trend check (``capcast.laws.signal.rises_with_compute``) calls a
-family's scores rising, with the rank test alone (Spearman, the rule before stop 35) and with the
-noise-weighted slope test beside it (the rule now), on simulated families of final checkpoints:
+family's scores rising, with the rank test alone (Spearman over one point per compute: seeds
+averaged) and with the noise-weighted slope test beside it (the rule since stop 35), on simulated
+families of final checkpoints:
 
 * 4 or 5 sizes half a decade of compute apart, 1 or 2 runs (seeds, scored on the same items) a
   size, 500 or 1,000 items, a per-size lack of fit of sd 0 or 0.15 in logit;

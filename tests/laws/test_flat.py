@@ -132,3 +132,23 @@ def test_a_rise_over_four_sizes_is_read_from_the_item_noise_not_from_ranks_alone
     assert not trend.rising and trend.slope_pvalue > 0.1
     with pytest.raises(NotPredictable, match=r"scores do not rise with compute \(Spearman rho .*slope over the sizes' item noise p"):
         check_signal(level)
+
+
+def test_seeds_at_one_compute_are_one_point_of_the_rank_test() -> None:
+    """Two seeds a size share the size's lack of fit and the items: counted as 8 points, four flat
+    sizes whose seeds agree read as a rank correlation (p < 0.2); as 4 points (the seeds' means)
+    they do not, and the slope over the item noise sees no rise either."""
+    from scipy import stats
+
+    from capcast.laws.signal import rises_with_compute
+
+    params = np.repeat([8.5e7, 3.0e8, 1.2e9, 2.5e9], 2)
+    value = np.array([0.598, 0.602, 0.588, 0.592, 0.608, 0.612, 0.603, 0.607])
+    runs = np.array([f"m{n:g}-s{i % 2}" for i, n in enumerate(params)], dtype=object)
+    series = Series(task="sciq", metric="acc", model=runs, run=runs, params=params, tokens=np.full(8, 1.8e11),
+                    flops=6 * params * 1.8e11, value=value, n_items=np.full(8, 1000), chance=0.25)
+    as_eight = stats.spearmanr(np.log10(series.flops), value)
+    assert as_eight.statistic > 0 and as_eight.pvalue < 0.2  # what the rank test read before
+    trend = rises_with_compute(series)
+    assert trend.rho == pytest.approx(0.6) and trend.pvalue > 0.2
+    assert not trend.rising and trend.slope_pvalue > 0.1
