@@ -21,8 +21,14 @@ from capcast.cli.common import (
     check_output_file, check_output_folder, console, err_console, pct, progress_bars, registry, split_list, wide_console,
 )
 from capcast.errors import CapcastError
+from capcast.plugins.builtin.laws import BUILTIN_LAWS
 
 FORMATS = ("table", "json", "csv")
+# --method's help names every built-in law from the built-in plugin's own table (light: its laws are
+# registered by reference), so that a new built-in is listed without anyone editing this line.
+METHOD_HELP = ("Law: " + ", ".join(law.name for law in BUILTIN_LAWS) +
+               ", passuntil_instance (--samples), cod (per-instance records: --samples or FAMILY.yaml's store) "
+               "or a plugin's (`capcast plugins` lists them).")
 
 
 def _check_format(fmt: str) -> None:
@@ -41,7 +47,7 @@ def forecast_command(
     target_flops: Optional[float] = typer.Option(None, "--target-flops", help="Target training compute (FLOPs)."),
     tasks: Optional[str] = typer.Option(None, "--tasks", "-t", help="Comma-separated tasks (default: every task with --metric, or every task without it)."),
     metric: Optional[str] = typer.Option(None, "--metric", help="Score metric to forecast (default: each task's own, e.g. acc_norm for HellaSwag, pass_rate for generative tasks; noted on stderr)."),
-    method: str = typer.Option("auto", "--method", help="Law: auto, sigmoid, ladder, loss-error, linear, logit-linear, passuntil, passuntil_compute, passuntil_instance (--samples), cod (per-instance records: --samples or FAMILY.yaml's store) or a plugin's."),
+    method: str = typer.Option("auto", "--method", help=METHOD_HELP),
     interval: float = typer.Option(0.9, "--interval", help="Prediction interval level."),
     max_step: Optional[int] = typer.Option(None, "--max-step", help="Fit only checkpoints up to this training step."),
     fmt: str = typer.Option("table", "--format", "-f", help="table, json or csv."),

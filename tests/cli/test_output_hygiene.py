@@ -141,3 +141,14 @@ def test_top_level_clauses_split_only_outside_parentheses():
 
     assert top_level_clauses("a (b; c); d; e (f (g; h))") == ["a (b; c)", "d", "e (f (g; h))"]
     assert top_level_clauses("one") == ["one"]
+
+
+def test_forecast_help_names_every_registered_law(capsys):
+    # the help once listed six laws by hand and missed logacc-power, saturating-power and ladder-schedule
+    from capcast.plugins.registry import load_registry
+
+    code, out, err = run_in_process(["forecast", "--help"], capsys)
+    assert code == 0, err
+    flat = " ".join(out.replace("│", " ").split())
+    for name in load_registry().laws:
+        assert f" {name}," in flat or f" {name} " in flat, name
