@@ -150,12 +150,16 @@ def find_metric(name: str, known: Mapping[str, Metric] | None = None) -> Metric 
     return None
 
 
+# The description of a metric read from its values alone (:func:`infer_metric`): a forecast says so.
+INFERRED = "not described; read as a score in [0, 1], higher is better"
+
+
 def infer_metric(name: str, values: Iterable[float]) -> Metric:
     """A metric no one described: a higher-is-better score in [0, 1] when every value lies there;
     anything else is refused (one line) rather than guessed."""
     finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
     if finite and all(0.0 <= v <= 1.0 for v in finite):
-        return Metric(name, True, 0.0, 1.0, "score", "not described; read as a score in [0, 1], higher is better", "table")
+        return Metric(name, True, 0.0, 1.0, "score", INFERRED, "table")
     shown = f" (values {min(finite):g} to {max(finite):g})" if finite else ""
     raise CapcastError(f"metric {name!r} is not described{shown} and is not a score in [0, 1]; describe its direction, bounds "
                        "and scale with a capcast.metrics.Metric registered by a plugin's register_metrics hook")

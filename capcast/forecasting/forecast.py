@@ -26,12 +26,12 @@ import pandas as pd
 
 from scipy import stats
 
-from capcast.errors import CapcastError, describe
+from capcast.errors import CapcastError, describe, note
 from capcast.forecasting.orient import orientation_for, relabel
 from capcast.laws.base import LawFit, NotPredictable, Prediction, Series, Target
 from capcast.laws.schedule import attach_areas, stretched
 from capcast.laws.signal import check_loss_signal, check_signal
-from capcast.metrics import Metric, find_metric, infer_metric, resolve_metric
+from capcast.metrics import INFERRED, Metric, find_metric, infer_metric, resolve_metric
 from capcast.schema import default_run
 from capcast.progress import track
 from capcast.tables.scores import build_series, note_missing_chance, read_scores, tasks_with_metric
@@ -411,7 +411,11 @@ def metric_of(frame: pd.DataFrame, name: str, registry=None) -> Metric:
     inferred from its values (a score in [0, 1]); else one :class:`CapcastError` line."""
     values = frame.loc[frame["metric"] == name, "value"].to_numpy(dtype=float)
     lookup = getattr(registry, "metric", None)
-    return lookup(name, values) if callable(lookup) else resolve_metric(name, values)
+    described = lookup(name, values) if callable(lookup) else resolve_metric(name, values)
+    if described.description == INFERRED:  # a lower-is-better metric in [0, 1] (an error rate) would be forecast upside down
+        note(f"metric {name!r} is not one capcast or a plugin describes: read as a score in [0, 1], higher is better; "
+             "if lower is better, describe it with a capcast.metrics.Metric from a plugin's register_metrics hook")
+    return described
 
 
 COD_METHOD = "cod"  # fits per-instance records, so it is bound to them here, not looked up (capcast.cod.law)

@@ -242,6 +242,19 @@ def test_an_undescribed_metric_outside_zero_one_is_one_error_line(tmp_path, caps
     assert "Traceback" not in err
 
 
+def test_an_undescribed_metric_in_zero_one_is_forecast_as_a_score_with_a_note(tmp_path, capsys) -> None:
+    # an error rate in [0, 1] no one described would be forecast upside down: the user is told how it was read
+    path = tmp_path / "rates.csv"
+    family(extra={"my_rate": lambda c, rng: float(0.2 + 0.6 * expit(1.2 * (np.log10(c) - 18.8)))}).to_csv(path, index=False)
+    code, out, err = run_cli(["forecast", "--scores", str(path), "--target", "big", "--metric", "my_rate", "--format", "json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["rows"][0]["forecast"] is not None
+    notes = [line for line in err.splitlines() if "'my_rate' is not one capcast or a plugin describes" in line]
+    assert len(notes) == 1 and "higher is better" in notes[0] and "register_metrics" in notes[0], err
+    code, _, err = run_cli(["forecast", "--scores", str(path), "--target", "big", "--metric", "brier", "--format", "json"], capsys)
+    assert code == 0 and "describes" not in err, err  # a built-in metric: no such note
+
+
 def test_a_plugin_metric_is_used(tmp_path, capsys) -> None:
     path = tmp_path / "widgets.csv"
     frame = family(extra=WIDGETS)
