@@ -20,7 +20,7 @@ import pandas as pd
 
 from capcast.errors import CapcastError, note
 from capcast.schema import CHECKPOINT_KEY as _CHECKPOINT_KEY
-from capcast.schema import SCORES_COLUMNS, SCORES_REQUIRED, default_flops
+from capcast.schema import FLOPS_PER_PARAM_TOKEN, SCORES_COLUMNS, SCORES_REQUIRED, default_flops
 from capcast.tables.series import Series
 from capcast.tasks.chance import chance_follows_choices, known_chance
 
@@ -61,9 +61,11 @@ def read_table_file(path: Path, unreadable: Callable[[Exception], str]) -> pd.Da
 
 
 def validate_scores(frame: pd.DataFrame, where: str = "scores table") -> pd.DataFrame:
+    frame = _tokens_from_flops(frame, where)
     missing = [c for c in SCORES_REQUIRED if c not in frame.columns]
     if missing:
-        raise CapcastError(f"{where}: missing column(s) {', '.join(missing)}; a scores table needs {', '.join(SCORES_REQUIRED)}")
+        hint = " (or a flops column: tokens are then flops / (6 * params))" if "tokens" in missing else ""
+        raise CapcastError(f"{where}: missing column(s) {', '.join(missing)}; a scores table needs {', '.join(SCORES_REQUIRED)}{hint}")
     if frame.empty:
         raise CapcastError(f"{where}: the table has no rows")
     frame = frame.copy()
@@ -106,6 +108,18 @@ def validate_scores(frame: pd.DataFrame, where: str = "scores table") -> pd.Data
         raise CapcastError(f"{where}: duplicate rows for run {row['run']} model {row['model']} tokens {row['tokens']:g} task {row['task']} "
                            f"metric {row['metric']}; keep one value per checkpoint")
     return frame[list(SCORES_COLUMNS)]
+
+
+def _tokens_from_flops(frame: pd.DataFrame, where: str) -> pd.DataFrame:
+    """A table that gives training compute but no tokens (as many papers' tables do): tokens are
+    flops / (6 params), with a note; a flops value that is not a number is left to the checks below."""
+    if "tokens" in frame.columns or "flops" not in frame.columns or "params" not in frame.columns:
+        return frame
+    flops, params = pd.to_numeric(frame["flops"], errors="coerce"), pd.to_numeric(frame["params"], errors="coerce")
+    if flops.isna().any() or params.isna().any() or (params <= 0).any():
+        return frame
+    note(f"{where}: no tokens column; tokens read as flops / (6 * params)")
+    return frame.assign(tokens=flops / (FLOPS_PER_PARAM_TOKEN * params))
 
 
 def _check_bounds(frame: pd.DataFrame, where: str) -> None:

@@ -84,6 +84,17 @@ def test_scores_tables_refuse_out_of_range_values_in_one_line(change, words):
     assert "\n" not in str(err.value)
 
 
+def test_a_table_with_flops_and_no_tokens_reads_tokens_from_flops(caplog):
+    given = _scores()
+    given["flops"] = 6 * given["params"] * given["tokens"]
+    with caplog.at_level(logging.INFO, logger="capcast"):
+        frame = validate_scores(given.drop(columns="tokens"), "t.csv")
+    assert np.allclose(frame["tokens"], given["tokens"]) and np.allclose(frame["flops"], given["flops"])
+    assert any(r.getMessage() == "t.csv: no tokens column; tokens read as flops / (6 * params)" for r in caplog.records)
+    with pytest.raises(CapcastError, match=r"missing column\(s\) tokens; .*or a flops column"):
+        validate_scores(_scores().drop(columns="tokens"))
+
+
 def test_different_item_counts_across_checkpoints_get_a_note(caplog):
     frame = validate_scores(_scores(n_items=5))
     with caplog.at_level(logging.INFO, logger="capcast"):
