@@ -29,7 +29,7 @@ answered target's true rate would still have against the measured score (binomia
 target's own item count, sqrt(2/pi) * sqrt(p(1-p)/n)), so a reader sees how much of an error is
 the law's and how much the benchmark's.
 
-Per method: MAE (points), mean relative error (|forecast - actual| / actual, as Krajewski et al.
+Per method: MAE (points), bias (mean signed error, points), mean relative error (|forecast - actual| / actual, as Krajewski et al.
 report it), max error, 90% coverage, median interval width, answered share; then the same on the
 common set (the forecasts every compared method answered), and ``auto`` against ``logacc-power``
 on the forecasts both answered. ``auto-select`` is ``auto``'s earlier rule (one law chosen on the
@@ -172,13 +172,13 @@ def cells(rows: list[dict]) -> list[str]:
     s = score_rows(rows)
     ok = [r for r in rows if r["status"] == "ok" and r["actual"]]
     rel = np.mean([abs(r["forecast"] - r["actual"]) / r["actual"] for r in ok]) if ok else None
-    return [_fmt(s.mae, "{:.2f}"), _fmt(None if rel is None else 100 * rel, "{:.1f}%"), _fmt(s.max_error, "{:.1f}"),
+    return [_fmt(s.mae, "{:.2f}"), _fmt(s.bias, "{:+.2f}"), _fmt(None if rel is None else 100 * rel, "{:.1f}%"), _fmt(s.max_error, "{:.1f}"),
             _fmt(None if s.coverage is None else 100 * s.coverage, "{:.0f}%"), _fmt(s.median_width, "{:.1f}"),
             f"{s.n}/{len(rows)}"]
 
 
-HEAD = ("| method | MAE (pts) | mean rel. error | max error | 90% coverage | median width (pts) | answered |\n"
-        "|---|---|---|---|---|---|---|")
+HEAD = ("| method | MAE (pts) | bias (pts) | mean rel. error | max error | 90% coverage | median width (pts) | answered |\n"
+        "|---|---|---|---|---|---|---|---|")
 
 
 # The laws that need nothing but the score (the two-step laws need a loss most tables lack, so the
@@ -399,7 +399,8 @@ def main(out: Path) -> None:
     auto_candidates = [name for name, law in REGISTRY.base.laws.items() if getattr(law, "auto_candidate", False)]
     parts = ["# Forecast accuracy on real results", "",
              "Written by `python benchmarks/forecast_accuracy.py` (protocol: the script's docstring; reads `../shared/data` "
-             "in place, `CAPCAST_SHARED_DATA` overrides). MAE and max error in accuracy points; mean relative error is "
+             "in place, `CAPCAST_SHARED_DATA` overrides). MAE and max error in accuracy points; bias is the mean signed error "
+             "(forecast - actual, points: above 0 the method forecasts too high); mean relative error is "
              "|forecast - actual| / actual; coverage is the share of numeric forecasts whose 90% interval holds the actual "
              "score; median width is the median 90% interval width in points; answered is numeric forecasts / forecasts "
              "asked (the rest: \"not predictable yet\", with the reason). `auto` combines " + ", ".join(auto_candidates) +

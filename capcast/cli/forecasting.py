@@ -217,7 +217,7 @@ def _render_backtest(report, fmt: str, holdout_largest: int, interval: float, ou
         report.frame().to_csv(out, index=False)
         return
     table = Table(title=f"backtest: {holdout_largest} largest size(s) held out, {int(interval * 100)}% intervals")
-    for col in ("method", "MAE (pts)", "max error", "coverage", "median width", "forecasts", "not predictable", "failed"):
+    for col in ("method", "MAE (pts)", "bias", "max error", "coverage", "median width", "forecasts", "not predictable", "failed"):
         table.add_column(col, justify="left" if col == "method" else "right")
     for name, s in report.methods.items():
         table.add_row(name, *_score_cells(s), str(s.n), str(s.unpredictable), str(s.failed))
@@ -231,7 +231,7 @@ def _render_backtest(report, fmt: str, holdout_largest: int, interval: float, ou
     first = next(iter(report.methods))
     versus = report.against_first()
     table = Table(title=f"common set: the {len(keys)} forecasts every method answered")
-    for col in ("method", "MAE (pts)", "max error", "coverage", "median width", f"vs {first} (pts, ± s.e. over fits)"):
+    for col in ("method", "MAE (pts)", "bias", "max error", "coverage", "median width", f"vs {first} (pts, ± s.e. over fits)"):
         table.add_column(col, justify="left" if col == "method" else "right")
     for name, s in common.items():
         diff = versus.get(name)
@@ -240,7 +240,9 @@ def _render_backtest(report, fmt: str, holdout_largest: int, interval: float, ou
     shown.print(table)
 
 
-def _score_cells(s) -> tuple[str, str, str, str]:
-    """MAE, max error, coverage and median width of a :class:`capcast.forecasting.backtest.MethodScore`."""
-    return ("" if s.mae is None else f"{s.mae:.2f}", "" if s.max_error is None else f"{s.max_error:.2f}",
+def _score_cells(s) -> tuple[str, str, str, str, str]:
+    """MAE, bias (mean signed error), max error, coverage and median width of a
+    :class:`capcast.forecasting.backtest.MethodScore`."""
+    return ("" if s.mae is None else f"{s.mae:.2f}", "" if s.bias is None else f"{s.bias:+.2f}",
+            "" if s.max_error is None else f"{s.max_error:.2f}",
             "" if s.coverage is None else f"{100 * s.coverage:.0f}%", "" if s.median_width is None else f"{s.median_width:.1f}")

@@ -53,6 +53,9 @@ class MethodScore:
     unpredictable: int
     failed: int
     median_width: float | None = None  # points (score x 100), over the numeric forecasts
+    # mean signed error, forecast - actual, in points: above 0 the method forecasts too high (for a
+    # lower-is-better metric, too high a loss); an MAE alone does not say which way it misses
+    bias: float | None = None
 
     @property
     def answered(self) -> float | None:
@@ -157,7 +160,8 @@ class BacktestReport:
 def score_rows(rows: Iterable[dict]) -> MethodScore:
     rows = list(rows)
     ok = [r for r in rows if r["status"] == STATUS_OK and r["actual"] is not None]
-    errors = np.array([abs(r["forecast"] - r["actual"]) for r in ok]) * 100
+    signed = np.array([r["forecast"] - r["actual"] for r in ok]) * 100
+    errors = np.abs(signed)
     covered = [r["lower"] <= r["actual"] <= r["upper"] for r in ok]
     return MethodScore(
         mae=float(errors.mean()) if len(ok) else None, max_error=float(errors.max()) if len(ok) else None,
@@ -165,6 +169,7 @@ def score_rows(rows: Iterable[dict]) -> MethodScore:
         unpredictable=sum(r["status"] == STATUS_UNPREDICTABLE for r in rows),
         failed=sum(r["status"] == STATUS_FAILED for r in rows),
         median_width=float(np.median([(r["upper"] - r["lower"]) * 100 for r in ok])) if ok else None,
+        bias=float(signed.mean()) if len(ok) else None,
     )
 
 

@@ -40,6 +40,9 @@ def test_the_common_set_is_what_every_method_answered_and_each_is_scored_on_it(r
         assert score.n == len(keys)
         errors = [abs(r["forecast"] - r["actual"]) * 100 for r in report.rows if r["method"] == m and forecast_key(r) in keys]
         assert score.mae == pytest.approx(np.mean(errors))
+        signed = [(r["forecast"] - r["actual"]) * 100 for r in report.rows if r["method"] == m and forecast_key(r) in keys]
+        assert score.bias == pytest.approx(np.mean(signed))  # which way it misses, which the MAE does not say
+    assert len({round(s.bias, 6) for s in common.values()}) > 1 and any(abs(s.bias) < s.mae for s in common.values())
 
 
 def test_the_paired_difference_averages_within_fits_then_over_fits(report):
@@ -80,6 +83,8 @@ def test_the_cli_prints_and_exports_the_common_set(frame, tmp_path, capsys):
     assert code == 0, err
     assert f"common set: the {len(keys)} forecasts every method answered" in out
     assert f"{report.against_first()['sigmoid'].mean:+.2f} ± " in out
+    assert "bias" in out and f"{report.methods['sigmoid'].bias:+.2f}" in out
+    assert json.loads(run_in_process(base + ["-f", "json"], capsys)[1])["methods"]["auto"]["bias"] == pytest.approx(report.methods["auto"].bias)
     # one method: nothing to compare, no second table
     code, out, _ = run_in_process(base[:-1] + ["auto"], capsys)
     assert code == 0 and "common set" not in out and "common_set" not in json.dumps(backtest_scores(
