@@ -61,6 +61,13 @@ FOLD_REFUSAL_RULES = {
     "point-only": "as too-wide, and a fold forecast with no interval (a fold fit on too few sizes for one)",
 }
 
+# How far a fold forecasts (``AutoLaw.fold_horizon``): the default and the rule measured against it
+# (benchmarks/fold_horizon.py; docs/forecasting.md).
+FOLD_HORIZONS = {
+    "next": "each fold forecasts the next size only",
+    "every-later": "each fold also forecasts every larger size, so the weights see extrapolations as long as the target's",
+}
+
 # The smallest mean fold error a weight is computed from (score units): below half a point the
 # folds' own item noise decides, so no candidate takes over on a lucky fold. Chosen on Pythia.
 ERROR_FLOOR = 0.005
@@ -71,23 +78,30 @@ class Fold:
     train: Series
     targets: tuple[tuple[Target, float], ...]  # (each held-out run's final checkpoint, its score)
     size: float
+    later: tuple[tuple[Target, float], ...] = ()  # the same for every run of every larger size
+
+
+def _final_checkpoints(series: Series, rows: np.ndarray) -> list[tuple[Target, float]]:
+    """(Target, score) of the final checkpoint of each run among ``rows``."""
+    runs = series.runs
+    out = []
+    for run in dict.fromkeys(runs[rows]):
+        mine = rows[runs[rows] == run]
+        last = mine[np.argmax(series.tokens[mine])]
+        out.append((Target(name=str(series.model[last]), params=float(series.params[last]),
+                           tokens=float(series.tokens[last]), flops=float(series.flops[last])), float(series.value[last])))
+    return out
 
 
 def forward_chaining_folds(series: Series, first: int = 3) -> list[Fold]:
     """One fold per size from the ``first``-th up: fit the smaller sizes, forecast this one."""
     sizes = np.unique(series.params)
-    runs = series.runs
     folds = []
     for j in range(first - 1, len(sizes)):
         train = subset(series, series.params < sizes[j])
-        held = np.flatnonzero(series.params == sizes[j])
-        targets = []
-        for run in dict.fromkeys(runs[held]):
-            rows = held[runs[held] == run]
-            last = rows[np.argmax(series.tokens[rows])]
-            targets.append((Target(name=str(series.model[last]), params=float(series.params[last]),
-                                   tokens=float(series.tokens[last]), flops=float(series.flops[last])), float(series.value[last])))
-        folds.append(Fold(train=train, targets=tuple(targets), size=float(sizes[j])))
+        targets = _final_checkpoints(series, np.flatnonzero(series.params == sizes[j]))
+        later = _final_checkpoints(series, np.flatnonzero(series.params > sizes[j]))
+        folds.append(Fold(train=train, targets=tuple(targets), size=float(sizes[j]), later=tuple(later)))
     return folds
 
 
@@ -139,8 +153,12 @@ class AutoLaw:
     wide_members: str = "lone"
     # which fold forecasts are refusals: one of FOLD_REFUSAL_RULES (benchmarks/fold_rules.py compares them)
     fold_refusals: str = "too-wide"
+    # how far each fold forecasts: one of FOLD_HORIZONS (benchmarks/fold_horizon.py compares them)
+    fold_horizon: str = "next"
 
     def __post_init__(self) -> None:
+        if self.fold_horizon not in FOLD_HORIZONS:
+            raise ValueError(f"fold_horizon {self.fold_horizon!r} is not one of {', '.join(FOLD_HORIZONS)}")
         if self.weighting not in WEIGHTINGS:
             raise ValueError(f"weighting {self.weighting!r} is not one of {', '.join(WEIGHTINGS)}")
         if self.fold_refusals not in FOLD_REFUSAL_RULES:
@@ -180,7 +198,7 @@ class AutoLaw:
                 entry["fit"] = law.fit(series)
             except NotPredictable as exc:
                 entry["reason"] = str(exc)
-            errors = []
+            errors, later = [], []
             for fold in folds:
                 try:
                     fold_fit = law.fit(fold.train)
@@ -190,11 +208,23 @@ class AutoLaw:
                         preds.append((point, actual, spread))
                 except FIT_REFUSALS:
                     errors.append(None)
+                    later.append(None)
                     continue
                 errors.append(preds if all(np.isfinite(p) for p, _, _ in preds) else None)
+                later.append(self._later_predictions(fold_fit, fold) if self.fold_horizon == "every-later" else [])
             entry["fold_predictions"] = errors
+            # (point, actual) at every larger size ("every-later"; None: refused): the weights only,
+            # not the variance check, whose ratios would repeat one fold fit's error many times
+            entry["fold_later_predictions"] = later
             report[law.name] = entry
         return report
+
+    def _later_predictions(self, fold_fit, fold: Fold) -> list[tuple[float, float]] | None:
+        try:
+            preds = [(_fold_forecast(fold_fit, t, self.fold_refusals)[0], actual) for t, actual in fold.later]
+        except FIT_REFUSALS:
+            return None
+        return preds if all(np.isfinite(p) for p, _ in preds) else None
 
     def fit(self, series: Series) -> CurveFit | MixtureFit:
         report = self.evaluate(series)
@@ -306,10 +336,15 @@ def _fold_errors(report: dict[str, dict], names: list[str]) -> np.ndarray:
     """Absolute fold errors, candidates x answered folds; a refusal scores the fold's worst error."""
     columns = []
     for f in _answered_folds(report, names):
-        per = {}
+        per, nearest = {}, {}
         for name in names:
             preds = report[name]["fold_predictions"][f]
-            per[name] = None if preds is None else float(np.mean([abs(p - a) for p, a, _ in preds]))
+            later = report[name].get("fold_later_predictions", [[]] * (f + 1))[f]
+            nearest[name] = None if preds is None else [abs(p - a) for p, a, _ in preds]
+            per[name] = None if preds is None or later is None else float(np.mean(nearest[name] + [abs(p - a) for p, a in later]))
+            nearest[name] = None if preds is None else float(np.mean(nearest[name]))
+        if all(v is None for v in per.values()):  # every candidate refused the larger sizes: the next size alone
+            per = nearest
         worst = max(v for v in per.values() if v is not None)
         columns.append([worst if per[name] is None else per[name] for name in names])
     return np.array(columns, dtype=float).T if columns else np.zeros((len(names), 0))

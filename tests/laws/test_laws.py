@@ -125,6 +125,31 @@ def test_interval_widens_with_extrapolation_distance() -> None:
     assert far.upper - far.lower > near.upper - near.lower
 
 
+def test_every_later_folds_score_each_fold_fit_at_every_larger_size() -> None:
+    from capcast.laws.auto import _fold_errors, forward_chaining_folds
+
+    series, _ = ladder_case(np.random.default_rng(4))
+    sizes = np.unique(series.params)
+    folds = forward_chaining_folds(series)
+    for fold in folds:  # the later targets: each run of every larger size, its final checkpoint
+        assert {t.params for t, _ in fold.later} == set(sizes[sizes > fold.size])
+    assert folds[-1].later == ()
+    candidates = (SigmoidLaw(), LadderLaw())
+    nearest = AutoLaw(candidates=candidates).evaluate(series)
+    every = AutoLaw(candidates=candidates, fold_horizon="every-later").evaluate(series)
+    names = list(every)
+    assert all(later == [] if preds is not None else later is None  # "next": nothing forecast beyond the next size
+               for preds, later in zip(nearest["sigmoid"]["fold_predictions"], nearest["sigmoid"]["fold_later_predictions"]))
+    # the first fold's sigmoid error is the mean over its next size and every larger one
+    first = every["sigmoid"]
+    assert first["fold_predictions"][0] is not None and first["fold_later_predictions"][0] is not None
+    errors = [abs(p - a) for p, a, _ in first["fold_predictions"][0]] + [abs(p - a) for p, a in first["fold_later_predictions"][0]]
+    assert _fold_errors(every, names)[0, 0] == pytest.approx(np.mean(errors))
+    assert _fold_errors(every, names)[0, 0] != pytest.approx(_fold_errors(nearest, names)[0, 0])
+    with pytest.raises(ValueError, match="fold_horizon 'far' is not one of next, every-later"):
+        AutoLaw(candidates=candidates, fold_horizon="far")
+
+
 def test_auto_selects_on_forward_chaining_folds_only_beyond_noise_and_says_why() -> None:
     from capcast.laws.auto import _fold_errors, forward_chaining_folds
 
