@@ -1,5 +1,6 @@
 """The figures a leaderboard ranks by: MAE with a bootstrap 95% interval over forecasts, the
-probability of being best, answered fraction, interval coverage and median interval width.
+probability of being best, bias (mean signed error), answered fraction, interval coverage and
+median interval width.
 
 Errors are in score points (x100 the metric's units), as ``capcast backtest`` reports them. The
 bootstrap resamples *forecast targets* (family, model, task, metric, step) with replacement, the
@@ -33,6 +34,7 @@ class MethodFigures:
     coverage: float | None
     median_width: float | None
     max_error: float | None
+    bias: float | None = None  # mean signed error (forecast - actual, points): above 0, too high
 
     @property
     def answered_fraction(self) -> float | None:
@@ -79,6 +81,7 @@ def method_figures(rows: list[dict], family: str | None = None, draws: int = DRA
             coverage=float(np.mean([r["lower"] <= r["actual"] <= r["upper"] for r in scored])) if scored else None,
             median_width=float(np.median(widths)) if len(widths) else None,
             max_error=float(errs.max()) if len(scored) else None,
+            bias=float(np.mean([(r["forecast"] - r["actual"]) * 100 for r in scored])) if scored else None,
         ))
     return sorted(out, key=lambda f: (f.mae is None, f.mae if f.mae is not None else 0.0, f.method))
 

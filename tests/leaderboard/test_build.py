@@ -42,6 +42,11 @@ def test_build_writes_every_page_with_the_backtest_ranking(tmp_path, inputs):
     shown = {row[1]: float(row[2]) for row in _cells(index.read_text(), "ranking-table") if row[2]}
     for method, mae in shown.items():
         assert mae == pytest.approx(report["methods"][method]["mae"], abs=0.006)
+    # and its bias, signed, beside it (the 6th cell: rank, method, MAE, its interval, P(best), bias)
+    assert "bias (pts)" in index.read_text()
+    biased = {row[1]: row[5] for row in _cells(index.read_text(), "ranking-table") if row[2]}
+    for method, cell in biased.items():
+        assert re.fullmatch(r"[+-]\d+\.\d\d", cell) and float(cell) == pytest.approx(report["methods"][method]["bias"], abs=0.006)
     page = family_pages[0].read_text()
     assert page.count("<svg") == 2 and page.count('class="sortable task-table"') == 2  # one chart and table per task
     # every asset is local: no http(s) reference anywhere in the site
@@ -68,6 +73,8 @@ def test_bootstrap_figures_are_seeded_and_sensible():
     assert good.p_best > 0.99 and good.p_best + bad.p_best == pytest.approx(1.0)
     assert bad.answered_fraction == pytest.approx(40 / 41) and good.answered_fraction == 1.0
     assert good.median_width == pytest.approx(10.0) and 0 < bad.coverage < good.coverage <= 1
+    signed = [(r["forecast"] - r["actual"]) * 100 for r in rows if r["method"] == "bad" and r["forecast"] is not None]
+    assert bad.bias == pytest.approx(np.mean(signed)) and abs(bad.bias) < bad.mae  # errors of both signs: bias is not the MAE
 
 
 def test_registration_resolution_and_a_changed_forecast(tmp_path, inputs, run_cli):
