@@ -148,9 +148,16 @@ def report(script: str, title: str, draws: int, lines_for) -> None:
     print("\n".join(lines))
 
 
+def option_benchmark(script: str, title: str, option: str, rules, shapes: tuple[str, ...], what: str = "rule",
+                     draws: int = 30, more_lines=None) -> None:
+    """A benchmark of ``auto`` under each of ``rules`` for one ``AutoLaw`` keyword ``option``: its
+    command line and report (:func:`report`, :func:`compare`), plus ``more_lines(variants)``."""
+    variants = {rule: {option: rule} for rule in rules}
+    report(script, title, draws, lambda n: compare(variants, shapes, n, what) + (more_lines(variants) if more_lines else []))
+
+
 def main() -> None:
-    report("auto_weighting", "auto's weighting rules on the development data", 30,
-           lambda draws: compare({rule: {"weighting": rule} for rule in RULES}, SHAPES, draws, "rule"))
+    option_benchmark("auto_weighting", "auto's weighting rules on the development data", "weighting", RULES, SHAPES)
 
 
 if __name__ == "__main__":

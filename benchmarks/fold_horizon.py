@@ -28,9 +28,8 @@ SHAPES = ("law", "saturating", "loss-exp", "loss")
 
 
 def main() -> None:
-    auto_weighting.report("fold_horizon", "how far auto's folds forecast, on the development data", 30,
-                          lambda draws: auto_weighting.compare({rule: {"fold_horizon": rule} for rule in FOLD_HORIZONS},
-                                                               SHAPES, draws, "fold horizon"))
+    auto_weighting.option_benchmark("fold_horizon", "how far auto's folds forecast, on the development data", "fold_horizon",
+                                    FOLD_HORIZONS, SHAPES, "fold horizon")
 
 
 if __name__ == "__main__":

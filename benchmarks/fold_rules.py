@@ -63,9 +63,8 @@ def validation_lines(variants: dict[str, dict]) -> list[str]:
 
 
 def main() -> None:
-    variants = {rule: {"fold_refusals": rule} for rule in FOLD_REFUSAL_RULES}
-    auto_weighting.report("fold_rules", "which of auto's fold forecasts are refusals", 25,
-                          lambda draws: auto_weighting.compare(variants, SHAPES, draws, "rule") + validation_lines(variants))
+    auto_weighting.option_benchmark("fold_rules", "which of auto's fold forecasts are refusals", "fold_refusals",
+                                    FOLD_REFUSAL_RULES, SHAPES, draws=25, more_lines=validation_lines)
 
 
 if __name__ == "__main__":

@@ -29,9 +29,8 @@ SHAPES = ("loss-exp", "loss", "law", "saturating")
 
 
 def main() -> None:
-    auto_weighting.report("member_width", "when auto's wide members vote, on the development data", 30,
-                          lambda draws: auto_weighting.compare({rule: {"wide_members": rule} for rule in WIDE_MEMBER_RULES},
-                                                               SHAPES, draws, "wide members"))
+    auto_weighting.option_benchmark("member_width", "when auto's wide members vote, on the development data", "wide_members",
+                                    WIDE_MEMBER_RULES, SHAPES, "wide members")
 
 if __name__ == "__main__":
     main()
