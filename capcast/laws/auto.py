@@ -6,6 +6,8 @@ below size ``j`` and forecasts the final checkpoint of each of size ``j``'s runs
 is scored on the same folds; a candidate that refuses a fold (not predictable, its fit fails, or
 its fold forecast's interval is too wide to mean anything, as a forecast row's would be) is scored
 as a failure: that fold's worst answered error. Folds no candidate answers are dropped.
+With ``fold_horizon="every-later"`` (measured, not the default: :data:`FOLD_HORIZONS`) each fold
+fit also forecasts every larger size, and a candidate's fold error is the mean over all of them.
 Candidates come in the registry's order: the built-ins ``sigmoid``, ``ladder``, ``loss-error``,
 ``logacc-power``, ``saturating-power``, ``ladder-schedule``, then plugins that declare
 ``auto_candidate = True``.
@@ -340,9 +342,9 @@ def _fold_errors(report: dict[str, dict], names: list[str]) -> np.ndarray:
         for name in names:
             preds = report[name]["fold_predictions"][f]
             later = report[name].get("fold_later_predictions", [[]] * (f + 1))[f]
-            nearest[name] = None if preds is None else [abs(p - a) for p, a, _ in preds]
-            per[name] = None if preds is None or later is None else float(np.mean(nearest[name] + [abs(p - a) for p, a in later]))
-            nearest[name] = None if preds is None else float(np.mean(nearest[name]))
+            near = None if preds is None else [abs(p - a) for p, a, _ in preds]
+            nearest[name] = None if near is None else float(np.mean(near))
+            per[name] = None if near is None or later is None else float(np.mean(near + [abs(p - a) for p, a in later]))
         if all(v is None for v in per.values()):  # every candidate refused the larger sizes: the next size alone
             per = nearest
         worst = max(v for v in per.values() if v is not None)
