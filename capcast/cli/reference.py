@@ -111,7 +111,7 @@ def backtest_lines(summary) -> list[str]:
     lines = [f"the same method (auto), fitted on {sizes} ({len(summary.fitted)} checkpoints), forecasting the held-out "
              f"{', '.join(summary.held_out)} on {len({r['task'] for r in summary.rows})} tasks:"]
     total = score.n + score.unpredictable + score.failed
-    numbers = (f"MAE {score.mae:.1f} points, coverage of the 90% intervals {100 * score.coverage:.0f}%, median width "
+    numbers = (f"MAE {score.mae:.1f} points (bias {score.bias:+.1f}), coverage of the 90% intervals {100 * score.coverage:.0f}%, median width "
                f"{score.median_width:.1f} points" if score.n else "no numeric forecast to score")
     lines.append(f"  answered {score.n} of {total}; {numbers}")
     refusals = [r for r in summary.rows if r["status"] != "ok"]
