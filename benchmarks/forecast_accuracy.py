@@ -43,7 +43,6 @@ processes (the machine's 2 cores).
 
 from __future__ import annotations
 
-import collections
 import multiprocessing
 import sys
 import time
@@ -234,9 +233,8 @@ def paired_text(rows: list[dict], a: str, b: str, keys: set[tuple]) -> str:
 
 def refusal_tally(rows: list[dict], law: str = "auto") -> str:
     """Why ``law`` refused: the count of each reason's kind (its text before the first colon)."""
-    kinds = collections.Counter((r["reason"] or r["status"]).split(":")[0].split(" (")[0] for r in rows
-                                if r["method"] == law and r["status"] != "ok")
-    return f"Why {law} refused: " + "; ".join(f"{kind} ({n})" for kind, n in kinds.most_common()) if kinds else f"{law} refused none"
+    kinds = score_rows([r for r in rows if r["method"] == law]).refusals
+    return f"Why {law} refused: " + "; ".join(f"{kind} ({n})" for kind, n in kinds.items()) if kinds else f"{law} refused none"
 
 
 def detail_table(rows: list[dict], law: str = "auto") -> str:

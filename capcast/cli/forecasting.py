@@ -223,6 +223,10 @@ def _render_backtest(report, fmt: str, holdout_largest: int, interval: float, ou
         table.add_row(name, *_score_cells(s), str(s.n), str(s.unpredictable), str(s.failed))
     shown = wide_console(150, out) if to_file else console
     shown.print(table)
+    for name, s in report.methods.items():  # the counts say how many; this says why
+        if s.refusals:
+            shown.print(f"{name} gave no number for {sum(s.refusals.values())}: "
+                        + "; ".join(f"{kind} ({n})" for kind, n in s.refusals.items()), highlight=False, soft_wrap=True)
     if len(report.methods) < 2:
         return
     # Methods compared on the same forecasts: on its own answered set, a method that abstains on

@@ -56,6 +56,9 @@ class MethodScore:
     # mean signed error, forecast - actual, in points: above 0 the method forecasts too high (for a
     # lower-is-better metric, too high a loss); an MAE alone does not say which way it misses
     bias: float | None = None
+    # why the other forecasts got no number: each reason's kind (its text before the first colon or
+    # parenthesis, e.g. "no signal above chance") and how many forecasts it refused, most common first
+    refusals: dict[str, int] = field(default_factory=dict)
 
     @property
     def answered(self) -> float | None:
@@ -170,7 +173,18 @@ def score_rows(rows: Iterable[dict]) -> MethodScore:
         failed=sum(r["status"] == STATUS_FAILED for r in rows),
         median_width=float(np.median([(r["upper"] - r["lower"]) * 100 for r in ok])) if ok else None,
         bias=float(signed.mean()) if len(ok) else None,
+        refusals=refusal_kinds(r for r in rows if r["status"] != STATUS_OK),
     )
+
+
+def refusal_kinds(rows: Iterable[dict]) -> dict[str, int]:
+    """How many of ``rows`` (forecasts without a number) each kind of reason refused, most common
+    first; a reason's kind is its text before the first colon or parenthesis."""
+    counts: dict[str, int] = {}
+    for r in rows:
+        kind = (r.get("reason") or r["status"]).split(":")[0].split(" (")[0].strip()
+        counts[kind] = counts.get(kind, 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: -item[1]))
 
 
 def held_out_sizes(family_frame: pd.DataFrame, holdout_largest: int, family: str) -> np.ndarray:

@@ -84,7 +84,15 @@ def test_the_cli_prints_and_exports_the_common_set(frame, tmp_path, capsys):
     assert f"common set: the {len(keys)} forecasts every method answered" in out
     assert f"{report.against_first()['sigmoid'].mean:+.2f} ± " in out
     assert "bias" in out and f"{report.methods['sigmoid'].bias:+.2f}" in out
-    assert json.loads(run_in_process(base + ["-f", "json"], capsys)[1])["methods"]["auto"]["bias"] == pytest.approx(report.methods["auto"].bias)
+    # why the forecasts without a number got none, per method: the reasons' kinds and their counts
+    refused = report.methods["sigmoid"].refusals
+    assert refused and sum(refused.values()) == report.methods["sigmoid"].unpredictable + report.methods["sigmoid"].failed
+    assert "no signal above chance" in refused  # the family at chance
+    flat = " ".join(out.split())
+    assert f"sigmoid gave no number for {sum(refused.values())}: " + "; ".join(f"{k} ({n})" for k, n in refused.items()) in flat
+    exported_methods = json.loads(run_in_process(base + ["-f", "json"], capsys)[1])["methods"]
+    assert exported_methods["auto"]["bias"] == pytest.approx(report.methods["auto"].bias)
+    assert exported_methods["sigmoid"]["refusals"] == report.methods["sigmoid"].refusals
     # one method: nothing to compare, no second table
     code, out, _ = run_in_process(base[:-1] + ["auto"], capsys)
     assert code == 0 and "common set" not in out and "common_set" not in json.dumps(backtest_scores(
