@@ -86,6 +86,8 @@ CONSTANTS = [
      "weights and stacking on Pythia, the mini-ladder and simulated families in benchmarks/auto_weighting.txt"),
     ("auto: forward-chaining folds, every size from the third up; a refused fold (or one whose interval is too wide to mean anything) scores the fold's worst error",
      "simulated families (benchmarks/calibration.py)"),
+    ("auto: each fold forecasts the next size only (fold_horizon='next'), each task's own folds (not pooled over the family's tasks)",
+     "Pythia and the mini-ladder (development): benchmarks/fold_horizon.txt, benchmarks/family_pooling.txt (stop 36)"),
     ("interval construction (size scatter, size sandwich, t on sizes - params dof) and the folds' variance check",
      "simulated families (benchmarks/calibration.py)"),
     ("signal test: 2.5 binomial standard errors above chance; chance floor lowered only > 3 SE below chance",
