@@ -95,15 +95,16 @@ def _final_checkpoints(series: Series, rows: np.ndarray) -> list[tuple[Target, f
     return out
 
 
-def forward_chaining_folds(series: Series, first: int = 3) -> list[Fold]:
-    """One fold per size from the ``first``-th up: fit the smaller sizes, forecast this one."""
+def forward_chaining_folds(series: Series, first: int = 3, later: bool = False) -> list[Fold]:
+    """One fold per size from the ``first``-th up: fit the smaller sizes, forecast this one (and,
+    with ``later``, every larger size: ``Fold.later``, for ``fold_horizon="every-later"``)."""
     sizes = np.unique(series.params)
     folds = []
     for j in range(first - 1, len(sizes)):
         train = subset(series, series.params < sizes[j])
         targets = _final_checkpoints(series, np.flatnonzero(series.params == sizes[j]))
-        later = _final_checkpoints(series, np.flatnonzero(series.params > sizes[j]))
-        folds.append(Fold(train=train, targets=tuple(targets), size=float(sizes[j]), later=tuple(later)))
+        larger = _final_checkpoints(series, np.flatnonzero(series.params > sizes[j])) if later else []
+        folds.append(Fold(train=train, targets=tuple(targets), size=float(sizes[j]), later=tuple(larger)))
     return folds
 
 
@@ -192,7 +193,7 @@ class AutoLaw:
 
     def evaluate(self, series: Series) -> dict[str, dict]:
         """Per candidate: its full fit (or why not) and its error on every fold (None: refused)."""
-        folds = forward_chaining_folds(series)
+        folds = forward_chaining_folds(series, later=self.fold_horizon == "every-later")
         report: dict[str, dict] = {}
         for law in self.candidates:
             entry: dict = {"law": law, "folds": folds}
@@ -341,7 +342,7 @@ def _fold_errors(report: dict[str, dict], names: list[str]) -> np.ndarray:
         per, nearest = {}, {}
         for name in names:
             preds = report[name]["fold_predictions"][f]
-            later = report[name].get("fold_later_predictions", [[]] * (f + 1))[f]
+            later = report[name]["fold_later_predictions"][f]
             near = None if preds is None else [abs(p - a) for p, a, _ in preds]
             nearest[name] = None if near is None else float(np.mean(near))
             per[name] = None if near is None or later is None else float(np.mean(near + [abs(p - a) for p, a in later]))
